@@ -1,0 +1,155 @@
+// Minimal JSON for the control protocol, usable inside the preload: nothing here allocates.
+//
+// - json_validate: strict RFC 8259 check of a whole document (depth-limited), so a malformed
+//   request is refused before anything reads it.
+// - json_get: looks up one member of the top-level object and returns its raw text.
+// - JsonWriter: appends JSON to any string-like buffer with append(const char*, size_t); the
+//   preload gives it a buffer on its private heap, rsrmemctl a std::string.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <string_view>
+
+namespace rsr::json {
+
+inline constexpr int kMaxDepth = 32;
+
+// True when `doc` is exactly one valid JSON value (surrounding whitespace allowed).
+bool json_validate(std::string_view doc);
+
+enum class Type { kNone, kString, kNumber, kBool, kNull, kObject, kArray };
+
+struct Value {
+  Type type = Type::kNone;
+  std::string_view raw;  // the value's text as written (strings keep their quotes)
+};
+
+// Finds member `key` of the top-level object `doc` (which must already be valid).
+Value json_get(std::string_view doc, std::string_view key);
+
+// Decodes a string value into `out` (NUL-terminated). False when it is not a string, does not
+// fit, or holds a NUL.
+bool json_string(const Value& v, char* out, size_t cap);
+// Parses an integer value. False when it is not an integer or is out of range.
+bool json_int(const Value& v, int64_t* out);
+bool json_bool(const Value& v, bool* out);
+
+template <class Buffer>
+class JsonWriter {
+ public:
+  explicit JsonWriter(Buffer& out) : out_(out) {}
+
+  JsonWriter& begin_object() { return open('{'); }
+  JsonWriter& end_object() { return close('}'); }
+  JsonWriter& begin_array() { return open('['); }
+  JsonWriter& end_array() { return close(']'); }
+
+  JsonWriter& key(std::string_view k) {
+    separator();
+    quoted(k);
+    out_.append(":", 1);
+    after_key_ = true;
+    return *this;
+  }
+  JsonWriter& value(std::string_view s) {
+    separator();
+    quoted(s);
+    return *this;
+  }
+  JsonWriter& value(const char* s) { return s ? value(std::string_view(s)) : null(); }
+  JsonWriter& value(bool b) { return raw(b ? "true" : "false"); }
+  JsonWriter& value(int v) { return value(static_cast<int64_t>(v)); }
+  JsonWriter& value(unsigned v) { return value(static_cast<uint64_t>(v)); }
+  JsonWriter& value(long long v) { return value(static_cast<int64_t>(v)); }
+  JsonWriter& value(unsigned long long v) { return value(static_cast<uint64_t>(v)); }
+  JsonWriter& value(int64_t v) {
+    char buf[24];
+    int n = snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
+    return raw(std::string_view(buf, static_cast<size_t>(n)));
+  }
+  JsonWriter& value(uint64_t v) {
+    char buf[24];
+    int n = snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(v));
+    return raw(std::string_view(buf, static_cast<size_t>(n)));
+  }
+  JsonWriter& value(double v) {
+    if (v != v || v > 1e300 || v < -1e300) return null();  // JSON has no NaN or infinity
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%.17g", v);
+    return raw(std::string_view(buf, static_cast<size_t>(n)));
+  }
+  JsonWriter& null() { return raw("null"); }
+  // Writes `text`, which must itself be valid JSON, as one value.
+  JsonWriter& raw(std::string_view text) {
+    separator();
+    out_.append(text.data(), text.size());
+    return *this;
+  }
+  template <class T>
+  JsonWriter& field(std::string_view k, const T& v) {
+    key(k);
+    return value(v);
+  }
+
+ private:
+  JsonWriter& open(char c) {
+    separator();
+    out_.append(&c, 1);
+    if (depth_ < kMaxDepth) first_[depth_] = true;
+    ++depth_;
+    return *this;
+  }
+  JsonWriter& close(char c) {
+    out_.append(&c, 1);
+    if (depth_ > 0) --depth_;
+    if (depth_ > 0 && depth_ <= kMaxDepth) first_[depth_ - 1] = false;
+    return *this;
+  }
+  void separator() {
+    if (after_key_) {
+      after_key_ = false;
+      return;
+    }
+    if (depth_ > 0 && depth_ <= kMaxDepth) {
+      if (!first_[depth_ - 1]) out_.append(",", 1);
+      first_[depth_ - 1] = false;
+    }
+  }
+  void quoted(std::string_view s) {
+    out_.append("\"", 1);
+    size_t start = 0;
+    for (size_t i = 0; i < s.size(); ++i) {
+      const unsigned char c = static_cast<unsigned char>(s[i]);
+      const char* esc = nullptr;
+      char ubuf[8];
+      switch (c) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default:
+          if (c < 0x20) {
+            snprintf(ubuf, sizeof ubuf, "\\u%04x", c);
+            esc = ubuf;
+          }
+      }
+      if (esc) {
+        out_.append(s.data() + start, i - start);
+        out_.append(esc, std::string_view(esc).size());
+        start = i + 1;
+      }
+    }
+    out_.append(s.data() + start, s.size() - start);
+    out_.append("\"", 1);
+  }
+
+  Buffer& out_;
+  int depth_ = 0;
+  bool after_key_ = false;
+  bool first_[kMaxDepth] = {};
+};
+
+}  // namespace rsr::json

@@ -1,0 +1,301 @@
+// Request handlers of the control protocol (see common/protocol.md for every reply's fields)
+// and the once-a-second tick. Run on the control thread with g_cold.mutex held.
+#include "handlers.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "../../common/json.h"
+#include "../hot/stack.h"
+#include "../hot/tables.h"
+#include "modules.h"
+#include "private_libs.h"
+#include "proc.h"
+#include "state.h"
+
+namespace rsr::cold {
+namespace {
+
+using Writer = json::JsonWriter<String>;
+constexpr const char* kVersion = "0.1.0";
+
+void hex_address(Writer& w, uintptr_t a) {
+  char buf[24];
+  snprintf(buf, sizeof buf, "0x%lx", static_cast<unsigned long>(a));
+  w.value(buf);
+}
+
+void common_fields(Writer& w) {
+  w.field("ok", true)
+      .field("pid", static_cast<int64_t>(g_cold.pid))
+      .field("program", g_cold.program)
+      .field("service", g_cold.service)
+      .field("version", kVersion)
+      .field("protocol", static_cast<int>(proto::kProtocolVersion));
+}
+
+double uptime_s() { return static_cast<double>(monotonic_ms() - g_cold.start_mono_ms) / 1000.0; }
+
+void identity(Writer& w) {
+  common_fields(w);
+  char cmdline[8192];
+  const size_t n = read_cmdline(cmdline, sizeof cmdline);
+  w.key("cmdline").begin_array();
+  for (size_t i = 0; i < n;) {
+    const size_t len = strnlen(cmdline + i, n - i);
+    w.value(std::string_view(cmdline + i, len));
+    i += len + 1;
+  }
+  w.end_array();
+  w.field("start_time", g_cold.start_ms / 1000)
+      .field("uptime_s", uptime_s())
+      .field("socket", g_cold.socket_path)
+      .field("mode", mode_name());
+}
+
+void sampling(Writer& w) {
+  const hot::Tables& t = hot::g_tables;
+  w.key("sampling").begin_object()
+      .field("mode", mode_name())
+      .field("interval_bytes", g_cold.config.memory_detailed_tracking ? uint64_t{0} : hot::g_engine.interval)
+      .field("stack_depth", hot::g_stack.depth)
+      .field("samples", t.samples.load())
+      .field("tracked_blocks", t.block_count.load())
+      .field("max_tracked_blocks", t.max_blocks)
+      .field("sites", t.site_count.load())
+      .field("max_sites", t.max_sites)
+      .field("dropped_samples", t.dropped_samples.load())
+      .field("dropped_sites", t.dropped_sites.load())
+      .end_object();
+}
+
+void tracker(Writer& w) {
+  const size_t heap = private_heap_bytes();
+  const size_t tables = hot::tables_resident_bytes();
+  w.key("tracker").begin_object()
+      .field("bytes", static_cast<uint64_t>(heap + tables))
+      .field("heap_bytes", static_cast<uint64_t>(heap))
+      .field("tables_bytes", static_cast<uint64_t>(tables))
+      .end_object();
+}
+
+void handle_status(Writer& w) {
+  identity(w);
+  w.key("config").begin_object();
+  size_t count = 0;
+  const SettingInfo* rows = settings(&count);
+  for (size_t i = 0; i < count; ++i) {
+    char value[kPathMax];
+    format_setting(g_cold.config, rows[i].env, value, sizeof value);
+    w.field(rows[i].env, value);
+  }
+  w.end_object();
+  w.key("config_warnings").begin_array();
+  for (int i = 0; i < g_cold.warning_count; ++i) w.value(g_cold.warnings[i]);
+  w.end_array();
+  sampling(w);
+  tracker(w);
+  w.key("profilers").begin_array().end_array();
+  w.field("threads", static_cast<uint64_t>(hot::read_totals().threads));
+}
+
+void component(Writer& w, const char* name, const char* status, const char* detail) {
+  w.key(name).begin_object().field("status", status).field("detail", detail).end_object();
+}
+
+void handle_health(Writer& w) {
+  common_fields(w);
+  const bool active = hot::g_engine.mode.load() == hot::kActive;
+  const bool healthy = active && g_cold.heap_ok && g_cold.unwinder_ok && g_cold.socket_ok;
+  w.field("status", healthy ? "healthy" : "degraded");
+  w.key("components").begin_object();
+  component(w, "tracking", active ? "ok" : "degraded",
+            active ? "exact counters and sampler running" : "engine is not active");
+  component(w, "stack_capture", g_cold.unwinder_ok ? "ok" : "degraded",
+            g_cold.unwinder_ok ? "libunwind loaded" : "libunwind.so.8 could not be loaded");
+  component(w, "private_heap", g_cold.heap_ok ? "ok" : "degraded",
+            g_cold.heap_ok ? "mimalloc loaded" : "libmimalloc.so.2 could not be loaded");
+  component(w, "control_socket", "ok", g_cold.socket_path);
+  w.end_object();
+}
+
+struct SiteRow {
+  uint32_t index;
+  int64_t live_bytes;
+  int64_t growth;
+};
+
+void write_site(Writer& w, uint32_t index, double window_s) {
+  const hot::Site& s = hot::site_at(index);
+  const int64_t live = s.live_bytes.load(std::memory_order_relaxed);
+  const int64_t growth = live - s.baseline_live_bytes;
+  const auto blocks = [](int64_t fp) { return (fp + static_cast<int64_t>(hot::kBlockScale) / 2) /
+                                              static_cast<int64_t>(hot::kBlockScale); };
+  w.begin_object()
+      .field("id", static_cast<uint64_t>(index))
+      .field("live_bytes", live)
+      .field("live_blocks", blocks(s.live_blocks_fp.load(std::memory_order_relaxed)))
+      .field("alloc_bytes", s.alloc_bytes.load(std::memory_order_relaxed))
+      .field("alloc_blocks", blocks(static_cast<int64_t>(s.alloc_blocks_fp.load(std::memory_order_relaxed))))
+      .field("samples", s.samples.load(std::memory_order_relaxed))
+      .field("live_samples", s.live_samples.load(std::memory_order_relaxed))
+      .field("growth_bytes", growth)
+      .field("growth_bytes_per_s", window_s > 0 ? static_cast<double>(growth) / window_s : 0.0);
+  w.key("frames").begin_array();
+  if (index != hot::kNoSite && s.ready.load(std::memory_order_acquire)) {
+    const uintptr_t* f = hot::g_tables.pool + s.frames_at;
+    for (uint32_t i = 0; i < s.depth; ++i) hex_address(w, f[i]);
+  }
+  w.end_array().end_object();
+}
+
+Vector<SiteRow> collect_sites() {
+  Vector<SiteRow> rows;
+  const hot::Tables& t = hot::g_tables;
+  if (!t.sites) return rows;
+  rows.reserve(t.site_count.load());
+  for (uint64_t i = 0; i < hot::site_slots(); ++i) {
+    const hot::Site& s = t.sites[i];
+    if (s.hash.load(std::memory_order_relaxed) == 0 || !s.ready.load(std::memory_order_acquire)) continue;
+    const int64_t live = s.live_bytes.load(std::memory_order_relaxed);
+    rows.push_back({static_cast<uint32_t>(i), live, live - s.baseline_live_bytes});
+  }
+  return rows;
+}
+
+void write_rates(Writer& w) {
+  w.key("rates").begin_object();
+  if (g_cold.rate_count < 2) {
+    w.field("window_s", 0).field("allocations_per_s", 0.0).field("frees_per_s", 0.0)
+        .field("allocated_bytes_per_s", 0.0).field("live_bytes_per_s", 0.0);
+  } else {
+    const RatePoint& newest = g_cold.rates[(g_cold.rate_next + kRateWindow - 1) % kRateWindow];
+    const RatePoint& oldest =
+        g_cold.rates[g_cold.rate_count < kRateWindow ? 0 : g_cold.rate_next % kRateWindow];
+    const double dt = static_cast<double>(newest.t_ms - oldest.t_ms) / 1000.0;
+    const auto per_s = [dt](uint64_t a, uint64_t b) { return dt > 0 ? static_cast<double>(a - b) / dt : 0.0; };
+    const double live_new = static_cast<double>(newest.totals.alloc_bytes) - static_cast<double>(newest.totals.free_bytes);
+    const double live_old = static_cast<double>(oldest.totals.alloc_bytes) - static_cast<double>(oldest.totals.free_bytes);
+    w.field("window_s", dt)
+        .field("allocations_per_s", per_s(newest.totals.allocs, oldest.totals.allocs))
+        .field("frees_per_s", per_s(newest.totals.frees, oldest.totals.frees))
+        .field("allocated_bytes_per_s", per_s(newest.totals.alloc_bytes, oldest.totals.alloc_bytes))
+        .field("live_bytes_per_s", dt > 0 ? (live_new - live_old) / dt : 0.0);
+  }
+  w.end_object();
+}
+
+void write_modules(Writer& w) {
+  refresh_modules();
+  w.key("modules").begin_array();
+  for (const Module& m : modules()) {
+    w.begin_object().field("path", std::string_view(m.path)).field("build_id", std::string_view(m.build_id));
+    w.key("base");
+    hex_address(w, m.base);
+    w.key("start");
+    hex_address(w, m.start);
+    w.key("end");
+    hex_address(w, m.end);
+    w.field("loaded", m.loaded).end_object();
+  }
+  w.end_array();
+}
+
+void handle_summary(std::string_view req, Writer& w) {
+  int64_t top = 20;
+  json::json_int(json::json_get(req, "top"), &top);
+  top = std::clamp<int64_t>(top, 0, 1000);
+  common_fields(w);
+  const MemoryFacts mem = read_memory_facts();
+  const hot::Totals t = hot::read_totals();
+  w.field("rss_bytes", mem.rss_bytes).field("peak_rss_bytes", mem.peak_rss_bytes).field("uptime_s", uptime_s());
+  w.key("heap").begin_object()
+      .field("live_bytes", t.alloc_bytes - t.free_bytes)
+      .field("live_blocks", t.allocs - t.frees)
+      .field("peak_live_bytes", t.peak_live_bytes)
+      .field("allocations", t.allocs)
+      .field("frees", t.frees)
+      .field("allocated_bytes", t.alloc_bytes)
+      .field("freed_bytes", t.free_bytes)
+      .end_object();
+  write_rates(w);
+  sampling(w);
+  tracker(w);
+  const double window_s = static_cast<double>(now_ms() - g_cold.growth_baseline_ms) / 1000.0;
+  w.field("growth_window_s", window_s);
+
+  Vector<SiteRow> rows = collect_sites();
+  const size_t n = std::min<size_t>(static_cast<size_t>(top), rows.size());
+  std::partial_sort(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(n), rows.end(),
+                    [](const SiteRow& a, const SiteRow& b) { return a.live_bytes > b.live_bytes; });
+  w.key("top_live").begin_array();
+  for (size_t i = 0; i < n && rows[i].live_bytes > 0; ++i) write_site(w, rows[i].index, window_s);
+  w.end_array();
+  std::partial_sort(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(n), rows.end(),
+                    [](const SiteRow& a, const SiteRow& b) { return a.growth > b.growth; });
+  w.key("top_growth").begin_array();
+  for (size_t i = 0; i < n && rows[i].growth > 0; ++i) write_site(w, rows[i].index, window_s);
+  w.end_array();
+  write_modules(w);
+}
+
+void handle_update_metrics(Writer& w) {
+  common_fields(w);
+  tick();
+  const uint64_t sites = reset_growth_baseline();
+  w.field("updated_at", now_ms() / 1000).field("sites", sites);
+}
+
+}  // namespace
+
+proto::Kind handle_request(std::string_view req, String& out) {
+  char cmd[64];
+  Writer w(out);
+  if (!json::json_string(json::json_get(req, "cmd"), cmd, sizeof cmd)) cmd[0] = '\0';
+  w.begin_object();
+  if (std::strcmp(cmd, "hello") == 0) identity(w);
+  else if (std::strcmp(cmd, "status") == 0) handle_status(w);
+  else if (std::strcmp(cmd, "health") == 0) handle_health(w);
+  else if (std::strcmp(cmd, "summary") == 0) handle_summary(req, w);
+  else if (std::strcmp(cmd, "update_metrics") == 0) handle_update_metrics(w);
+  else {
+    out.clear();
+    Writer e(out);
+    char msg[128];
+    snprintf(msg, sizeof msg, "unknown command \"%.64s\"", cmd);
+    e.begin_object().field("ok", false).field("error", msg).end_object();
+    return proto::Kind::kError;
+  }
+  w.end_object();
+  return proto::Kind::kResponse;
+}
+
+void tick() {
+  RatePoint& p = g_cold.rates[g_cold.rate_next];
+  p.t_ms = monotonic_ms();
+  p.totals = hot::read_totals();
+  g_cold.rate_next = (g_cold.rate_next + 1) % kRateWindow;
+  if (g_cold.rate_count < kRateWindow) ++g_cold.rate_count;
+  refresh_modules();
+  const int64_t interval_ms = g_cold.config.memory_metrics_update_interval * 1000;
+  if (p.t_ms - g_cold.last_baseline_mono_ms >= interval_ms) reset_growth_baseline();
+}
+
+uint64_t reset_growth_baseline() {
+  hot::Tables& t = hot::g_tables;
+  uint64_t n = 0;
+  g_cold.growth_baseline_ms = now_ms();
+  g_cold.last_baseline_mono_ms = monotonic_ms();
+  if (!t.sites) return 0;
+  for (uint64_t i = 0; i < hot::site_slots(); ++i) {
+    hot::Site& s = t.sites[i];
+    if (s.hash.load(std::memory_order_relaxed) == 0) continue;
+    s.baseline_live_bytes = s.live_bytes.load(std::memory_order_relaxed);
+    s.baseline_time_ms = g_cold.growth_baseline_ms;
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace rsr::cold

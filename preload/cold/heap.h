@@ -1,0 +1,35 @@
+// Standard containers on the engine's private heap. Everything under preload/cold/ allocates
+// only through these (or g_heap directly) and runs with the thread's guard held, so a stray libc
+// allocation passes through uncounted rather than recursing into the engine.
+#pragma once
+
+#include <cstddef>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "private_libs.h"
+
+namespace rsr::cold {
+
+template <class T>
+struct HeapAllocator {
+  using value_type = T;
+  HeapAllocator() noexcept = default;
+  template <class U>
+  HeapAllocator(const HeapAllocator<U>&) noexcept {}
+  T* allocate(size_t n) {
+    void* p = heap_alloc(n * sizeof(T));
+    if (!p) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) noexcept { heap_free(p); }
+  template <class U>
+  bool operator==(const HeapAllocator<U>&) const noexcept { return true; }
+};
+
+using String = std::basic_string<char, std::char_traits<char>, HeapAllocator<char>>;
+template <class T>
+using Vector = std::vector<T, HeapAllocator<T>>;
+
+}  // namespace rsr::cold

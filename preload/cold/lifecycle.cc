@@ -1,0 +1,173 @@
+// Start-up, fork, exec and exit. Runs outside allocation hooks, with the guard held.
+//
+// Start-up order matters: the next allocator is resolved first (hooks work from the very first
+// call, before this constructor), then the configuration, the private libraries, the tables;
+// only then does the engine turn active and start sampling stacks. Any failure leaves the
+// service running with the library passing calls through, after one log line.
+#include <dlfcn.h>
+#include <pthread.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "../hot/stack.h"
+#include "../hot/tables.h"
+#include "../real.h"
+#include "log.h"
+#include "modules.h"
+#include "private_libs.h"
+#include "proc.h"
+#include "state.h"
+
+namespace rsr::cold {
+
+constinit ColdState g_cold;
+
+const char* mode_name() {
+  switch (hot::g_engine.mode.load(std::memory_order_relaxed)) {
+    case hot::kActive: return g_cold.config.memory_detailed_tracking ? "detailed" : "sampled";
+    case hot::kStarting: return "starting";
+    default: return "passthrough";
+  }
+}
+
+namespace {
+
+void record_warning(const char* name, const char* value, const char* used, void*) {
+  char line[320];
+  snprintf(line, sizeof line, "%s=\"%.120s\" is not valid; using %s", name, value, used);
+  log(Level::kWarn, "%s", line);
+  if (g_cold.warning_count < kMaxWarnings) {
+    snprintf(g_cold.warnings[g_cold.warning_count++], sizeof g_cold.warnings[0], "%s", line);
+  }
+}
+
+// RSR_FOLLOW_CHILDREN=false: programs this one executes start without the library.
+void drop_from_ld_preload() {
+  const char* cur = getenv("LD_PRELOAD");
+  if (!cur) return;
+  char out[kPathMax] = "";
+  char buf[kPathMax];
+  snprintf(buf, sizeof buf, "%s", cur);
+  char* save = nullptr;
+  for (char* tok = strtok_r(buf, ": ", &save); tok; tok = strtok_r(nullptr, ": ", &save)) {
+    if (strstr(tok, "librsrmem")) continue;
+    if (out[0]) strncat(out, ":", sizeof out - strlen(out) - 1);
+    strncat(out, tok, sizeof out - strlen(out) - 1);
+  }
+  if (out[0]) setenv("LD_PRELOAD", out, 1);
+  else unsetenv("LD_PRELOAD");
+}
+
+void set_identity() {
+  g_cold.pid = getpid();
+  g_cold.start_ms = now_ms();
+  g_cold.start_mono_ms = monotonic_ms();
+  read_program(g_cold.program, sizeof g_cold.program);
+  if (g_cold.config.service_name[0]) {
+    snprintf(g_cold.service, sizeof g_cold.service, "%s", g_cold.config.service_name);
+  } else {
+    const char* slash = strrchr(g_cold.program, '/');
+    snprintf(g_cold.service, sizeof g_cold.service, "%s", slash ? slash + 1 : g_cold.program);
+  }
+}
+
+void fork_prepare() {
+  pthread_mutex_lock(&g_cold.mutex);
+  hot::threads_atfork_prepare();
+}
+
+void fork_parent() {
+  hot::threads_atfork_parent();
+  pthread_mutex_unlock(&g_cold.mutex);
+}
+
+// The child has one thread and its own pid: it gets its own socket and control thread. The
+// parent's socket file stays where it is (it belongs to the parent).
+void fork_child() {
+  hot::GuardScope guard;
+  hot::threads_atfork_child();
+  pthread_mutex_init(&g_cold.mutex, nullptr);
+  if (g_cold.listen_fd >= 0) close(g_cold.listen_fd);
+  g_cold.listen_fd = -1;
+  g_cold.socket_path[0] = '\0';
+  g_cold.rate_count = g_cold.rate_next = 0;
+  set_identity();
+  if (!start_control_thread()) log(Level::kWarn, "child %d: control thread did not start", static_cast<int>(getpid()));
+}
+
+void init_engine() {
+  const Config& c = g_cold.config;
+  if (!load_private_heap()) {
+    log(Level::kError, "libmimalloc.so.2 could not be loaded: monitoring is off, calls pass through");
+    hot::g_passthrough = true;
+    hot::g_engine.mode.store(hot::kFailed);
+    return;
+  }
+  g_cold.heap_ok = true;
+  g_cold.unwinder_ok = load_unwinder();
+  if (!g_cold.unwinder_ok) log(Level::kWarn, "libunwind.so.8 could not be loaded: samples carry no stacks");
+  const uint64_t blocks = static_cast<uint64_t>(c.max_tracked_blocks) * (c.memory_detailed_tracking ? 32 : 1);
+  if (!hot::tables_init(static_cast<uint64_t>(c.max_sites), blocks, static_cast<int>(c.stack_depth))) {
+    log(Level::kError, "cannot map the tracking tables: monitoring is off, calls pass through");
+    hot::g_passthrough = true;
+    hot::g_engine.mode.store(hot::kFailed);
+    return;
+  }
+  g_cold.tables_ok = true;
+  hot::g_stack.depth = static_cast<int>(c.stack_depth);
+  module_range_of(reinterpret_cast<const void*>(&init_engine), &hot::g_stack.self_lo, &hot::g_stack.self_hi);
+  hot::g_engine.interval = c.memory_detailed_tracking ? 0 : static_cast<uint64_t>(c.sample_interval_bytes);
+  refresh_modules();
+  reset_growth_baseline();
+  hot::g_engine.mode.store(hot::kActive, std::memory_order_release);
+}
+
+__attribute__((constructor)) void rsrmem_start() {
+  real::resolve();
+  hot::GuardScope guard;
+  parse_config([](const char* name) -> const char* { return getenv(name); }, record_warning, nullptr,
+               &g_cold.config);
+  set_log_level(g_cold.config.log_level);
+  if (getauxval(AT_SECURE)) {  // setuid/setgid: open nothing, read nothing the user controls
+    hot::g_passthrough = true;
+    hot::g_engine.mode.store(hot::kPassthrough);
+    return;
+  }
+  if (!g_cold.config.follow_children) drop_from_ld_preload();
+  if (!g_cold.config.memory_monitoring_enabled) {
+    hot::g_passthrough = true;
+    hot::g_engine.mode.store(hot::kPassthrough);
+    return;
+  }
+  set_identity();
+  init_engine();
+  if (hot::g_engine.mode.load() != hot::kActive) return;
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  if (!start_control_thread()) log(Level::kWarn, "control thread did not start: no socket");
+  log(Level::kInfo, "monitoring %s (socket %s)", g_cold.program, g_cold.socket_path);
+}
+
+__attribute__((destructor)) void rsrmem_stop() { close_socket_at_exit(); }
+
+}  // namespace
+}  // namespace rsr::cold
+
+// dlclose() is wrapped so the module map learns about a library before it disappears: samples
+// taken in it stay symbolizable.
+extern "C" __attribute__((visibility("default"))) int dlclose(void* handle) {
+  using Fn = int (*)(void*);
+  static Fn next = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "dlclose"));
+  if (!next) return -1;
+  if (rsr::hot::g_engine.mode.load(std::memory_order_acquire) == rsr::hot::kActive &&
+      !rsr::hot::t_state.guard) {
+    rsr::hot::GuardScope guard;
+    pthread_mutex_lock(&rsr::cold::g_cold.mutex);
+    rsr::cold::refresh_modules();
+    pthread_mutex_unlock(&rsr::cold::g_cold.mutex);
+  }
+  return next(handle);
+}

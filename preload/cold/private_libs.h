@@ -1,0 +1,36 @@
+// Libraries the engine uses privately, loaded with dlopen(RTLD_LOCAL) and called through
+// pointers so that none of their exported symbols become the process's:
+// - mimalloc, the engine's own heap. Debian's libmimalloc.so is an override build that exports
+//   malloc, free and operator new; linked normally it would capture the service's allocations.
+//   Nothing else in the process calls mi_*, so every byte it holds is the engine's.
+// - libunwind, for stack capture. It exports _Unwind_* and backtrace, which would otherwise
+//   replace the process's own (libgcc's) exception unwinder.
+// Loaded once at start-up, outside any allocation hook, with the guard held.
+#pragma once
+
+#include <cstddef>
+
+namespace rsr::cold {
+
+struct PrivateHeap {
+  void* (*malloc)(size_t) = nullptr;
+  void* (*calloc)(size_t, size_t) = nullptr;
+  void* (*realloc)(void*, size_t) = nullptr;
+  void (*free)(void*) = nullptr;
+  size_t (*usable_size)(const void*) = nullptr;
+};
+extern PrivateHeap g_heap;
+
+// Allocation on the private heap, counted so the engine can report what it holds.
+void* heap_alloc(size_t n);
+void heap_free(void* p);
+
+// Loads mimalloc into g_heap. False (and g_heap unusable) when it cannot be loaded.
+bool load_private_heap();
+// Loads libunwind and installs its unw_backtrace into the stack capture. False when missing.
+bool load_unwinder();
+
+// Bytes the engine holds on its private heap now (usable sizes of its live blocks).
+size_t private_heap_bytes();
+
+}  // namespace rsr::cold

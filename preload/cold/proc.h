@@ -1,0 +1,23 @@
+// Facts about this process from /proc/self, read without allocating.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace rsr::cold {
+
+struct MemoryFacts {
+  uint64_t rss_bytes = 0;       // VmRSS
+  uint64_t peak_rss_bytes = 0;  // VmHWM
+};
+MemoryFacts read_memory_facts();
+
+// The executable's path (readlink /proc/self/exe), or "" when unreadable.
+void read_program(char* out, size_t cap);
+// /proc/self/cmdline: NUL-separated arguments; returns the byte count written.
+size_t read_cmdline(char* out, size_t cap);
+
+int64_t now_ms();       // CLOCK_REALTIME in milliseconds
+int64_t monotonic_ms();  // CLOCK_MONOTONIC in milliseconds
+
+}  // namespace rsr::cold

@@ -1,0 +1,60 @@
+// The control side's state: configuration, identity, socket, rates. Owned by the control
+// thread; request handlers and the periodic tick run with `mutex` held.
+#pragma once
+
+#include <pthread.h>
+#include <sys/types.h>
+
+#include <cstdint>
+
+#include "../../common/config.h"
+#include "../hot/engine.h"
+
+namespace rsr::cold {
+
+inline constexpr int kMaxWarnings = 16;
+inline constexpr int kRateWindow = 60;  // seconds of per-second totals kept for rates
+
+struct RatePoint {
+  int64_t t_ms = 0;
+  hot::Totals totals{};
+};
+
+struct ColdState {
+  Config config{};
+  char warnings[kMaxWarnings][320]{};
+  int warning_count = 0;
+
+  pid_t pid = 0;
+  char program[kPathMax]{};
+  char service[kNameMax]{};
+  char socket_path[kPathMax]{};
+  int listen_fd = -1;
+  int64_t start_ms = 0;       // realtime
+  int64_t start_mono_ms = 0;  // monotonic
+
+  bool heap_ok = false;
+  bool unwinder_ok = false;
+  bool socket_ok = false;
+  bool tables_ok = false;
+
+  pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+  RatePoint rates[kRateWindow]{};
+  int rate_count = 0;
+  int rate_next = 0;
+  int64_t growth_baseline_ms = 0;
+  int64_t last_baseline_mono_ms = 0;
+};
+extern ColdState g_cold;
+
+const char* mode_name();
+
+// Control thread (server.cc).
+bool start_control_thread();
+void close_socket_at_exit();
+// Periodic work (handlers.cc), once a second with the mutex held.
+void tick();
+// Refreshes per-site growth baselines (handlers.cc), with the mutex held.
+uint64_t reset_growth_baseline();
+
+}  // namespace rsr::cold

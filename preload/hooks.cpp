@@ -1,0 +1,203 @@
+// The only file that defines the allocation API. Each hook forwards to the next allocator
+// (real.h) and reports to the engine (hot/engine.h): an allocation after the next allocator
+// returned it, a free before the block is handed back, so its address cannot be reused by
+// another thread in between.
+//
+// operator new/delete are implemented here on top of the next allocator's malloc, with the
+// standard's semantics (new-handler loop, std::bad_alloc, nothrow), so a C++ allocation is one
+// hook and one call, and a C program that later dlopen()s C++ code is tracked the same way.
+#include <malloc.h>
+#include <stdlib.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <new>
+
+#include "hot/engine.h"
+#include "real.h"
+
+using rsr::real::fn;
+
+namespace {
+
+[[gnu::always_inline]] inline void track(void* p) {
+  if (p != nullptr && !rsr::hot::g_passthrough) rsr::hot::on_alloc(p, fn.malloc_usable_size(p));
+}
+
+[[gnu::always_inline]] inline void release(void* p) {
+  if (p == nullptr) return;
+  if (rsr::real::is_bootstrap(p)) [[unlikely]] return;  // handed out before dlsym returned
+  if (!rsr::hot::g_passthrough) rsr::hot::on_free(p, fn.malloc_usable_size(p));
+  fn.free(p);
+}
+
+// A free that did not happen after all (realloc failed and kept the block).
+void undo_free(size_t usable) {
+  rsr::hot::ThreadState& t = rsr::hot::t_state;
+  if (t.guard) return;
+  if (t.registered == rsr::hot::kRegistered) {
+    rsr::hot::add_relaxed(t.frees, static_cast<uint64_t>(-1));
+    rsr::hot::add_relaxed(t.free_bytes, -static_cast<uint64_t>(usable));
+    t.pending += static_cast<int64_t>(usable);
+  } else {
+    rsr::hot::count_slow(t, static_cast<int64_t>(usable), true);
+  }
+}
+
+void* new_or_throw(size_t n) {
+  if (n == 0) n = 1;
+  for (;;) {
+    if (void* p = fn.malloc(n)) [[likely]] {
+      track(p);
+      return p;
+    }
+    std::new_handler h = std::get_new_handler();
+    if (!h) throw std::bad_alloc();
+    h();
+  }
+}
+
+void* aligned_new_or_throw(size_t n, std::align_val_t al) {
+  size_t align = static_cast<size_t>(al);
+  if (align < sizeof(void*)) align = sizeof(void*);
+  if (n == 0) n = 1;
+  for (;;) {
+    void* p = nullptr;
+    if (fn.posix_memalign(&p, align, n) == 0) [[likely]] {
+      track(p);
+      return p;
+    }
+    std::new_handler h = std::get_new_handler();
+    if (!h) throw std::bad_alloc();
+    h();
+  }
+}
+
+void* new_nothrow(size_t n) noexcept {
+  try {
+    return new_or_throw(n);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void* aligned_new_nothrow(size_t n, std::align_val_t al) noexcept {
+  try {
+    return aligned_new_or_throw(n, al);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+}  // namespace
+
+#define RSR_EXPORT extern "C" __attribute__((visibility("default")))
+
+RSR_EXPORT void* malloc(size_t n) {
+  void* p = fn.malloc(n);
+  track(p);
+  return p;
+}
+
+RSR_EXPORT void free(void* p) { release(p); }
+
+RSR_EXPORT void* calloc(size_t n, size_t size) {
+  void* p = fn.calloc(n, size);
+  track(p);
+  return p;
+}
+
+RSR_EXPORT void* realloc(void* p, size_t n) {
+  if (p == nullptr || rsr::hot::g_passthrough) {
+    void* q = fn.realloc(p, n);
+    if (p == nullptr) track(q);
+    return q;
+  }
+  if (rsr::real::is_bootstrap(p)) [[unlikely]] {
+    void* q = fn.malloc(n);
+    if (q) {
+      const size_t old = rsr::real::bootstrap_usable_size(p);
+      __builtin_memcpy(q, p, old < n ? old : n);
+    }
+    track(q);
+    return q;
+  }
+  const size_t old = fn.malloc_usable_size(p);
+  rsr::hot::on_free(p, old);
+  void* q = fn.realloc(p, n);
+  if (q) track(q);
+  else if (n != 0) undo_free(old);
+  return q;
+}
+
+RSR_EXPORT void* reallocarray(void* p, size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return realloc(p, total);
+}
+
+RSR_EXPORT int posix_memalign(void** out, size_t align, size_t n) {
+  const int rc = fn.posix_memalign(out, align, n);
+  if (rc == 0) track(*out);
+  return rc;
+}
+
+RSR_EXPORT void* aligned_alloc(size_t align, size_t n) {
+  void* p = fn.aligned_alloc(align, n);
+  track(p);
+  return p;
+}
+
+RSR_EXPORT void* memalign(size_t align, size_t n) {
+  void* p = fn.memalign(align, n);
+  track(p);
+  return p;
+}
+
+RSR_EXPORT void* valloc(size_t n) {
+  void* p = fn.valloc(n);
+  track(p);
+  return p;
+}
+
+RSR_EXPORT void* pvalloc(size_t n) {
+  void* p = fn.pvalloc(n);
+  track(p);
+  return p;
+}
+
+RSR_EXPORT size_t malloc_usable_size(void* p) {
+  if (p == nullptr) return 0;
+  if (rsr::real::is_bootstrap(p)) [[unlikely]] return rsr::real::bootstrap_usable_size(p);
+  return fn.malloc_usable_size(p);
+}
+
+// operator new / delete, every variant of C++17.
+#define RSR_NEW __attribute__((visibility("default")))
+RSR_NEW void* operator new(size_t n) { return new_or_throw(n); }
+RSR_NEW void* operator new[](size_t n) { return new_or_throw(n); }
+RSR_NEW void* operator new(size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n); }
+RSR_NEW void* operator new[](size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n); }
+RSR_NEW void* operator new(size_t n, std::align_val_t a) { return aligned_new_or_throw(n, a); }
+RSR_NEW void* operator new[](size_t n, std::align_val_t a) { return aligned_new_or_throw(n, a); }
+RSR_NEW void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return aligned_new_nothrow(n, a);
+}
+RSR_NEW void* operator new[](size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return aligned_new_nothrow(n, a);
+}
+RSR_NEW void operator delete(void* p) noexcept { release(p); }
+RSR_NEW void operator delete[](void* p) noexcept { release(p); }
+RSR_NEW void operator delete(void* p, const std::nothrow_t&) noexcept { release(p); }
+RSR_NEW void operator delete[](void* p, const std::nothrow_t&) noexcept { release(p); }
+RSR_NEW void operator delete(void* p, size_t) noexcept { release(p); }
+RSR_NEW void operator delete[](void* p, size_t) noexcept { release(p); }
+RSR_NEW void operator delete(void* p, std::align_val_t) noexcept { release(p); }
+RSR_NEW void operator delete[](void* p, std::align_val_t) noexcept { release(p); }
+RSR_NEW void operator delete(void* p, size_t, std::align_val_t) noexcept { release(p); }
+RSR_NEW void operator delete[](void* p, size_t, std::align_val_t) noexcept { release(p); }
+RSR_NEW void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { release(p); }
+RSR_NEW void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { release(p); }

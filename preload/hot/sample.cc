@@ -1,0 +1,66 @@
+// Sampled allocations and frees: stack capture, site interning, block tracking.
+// May run inside malloc; runs with the thread's guard held, so anything it calls (libunwind)
+// that allocates passes straight through.
+#include <cerrno>
+
+#include "engine.h"
+#include "stack.h"
+#include "tables.h"
+
+namespace rsr::hot {
+
+constinit StackCapture g_stack;
+
+namespace {
+
+// The library's own frames (the hook, this file) are at the top of every stack; drop them so
+// the first frame is the caller of the allocation function.
+int capture(uintptr_t* out, int depth) {
+  const StackCapture& sc = g_stack;
+  if (!sc.backtrace) return 0;
+  void* raw[kMaxDepth + 16];
+  int want = depth + 16;
+  if (want > static_cast<int>(sizeof raw / sizeof raw[0])) want = sizeof raw / sizeof raw[0];
+  const int n = sc.backtrace(raw, want);
+  int first = 0;
+  while (first < n) {
+    const auto ip = reinterpret_cast<uintptr_t>(raw[first]);
+    if (ip < sc.self_lo || ip >= sc.self_hi) break;
+    ++first;
+  }
+  int m = 0;
+  for (int i = first; i < n && m < depth; ++i) out[m++] = reinterpret_cast<uintptr_t>(raw[i]);
+  return m;
+}
+
+}  // namespace
+
+[[gnu::noinline]] void sample_slow(ThreadState& t, void* p, size_t usable) {
+  const uint64_t interval = g_engine.interval;
+  if (!sampler_redraw(t.sampler, interval, usable)) return;
+  if (g_engine.mode.load(std::memory_order_acquire) != kActive) return;
+  const int saved_errno = errno;
+  ++t.guard;
+  uintptr_t frames[kMaxDepth];
+  const int n = capture(frames, g_stack.depth);
+  const uint32_t site = site_intern(frames, n);
+  const SampleWeight w = sample_weight(usable, interval);
+  Site& s = site_at(site);
+  g_tables.samples.fetch_add(1, std::memory_order_relaxed);
+  s.samples.fetch_add(1, std::memory_order_relaxed);
+  s.alloc_bytes.fetch_add(w.bytes, std::memory_order_relaxed);
+  s.alloc_blocks_fp.fetch_add(w.blocks_fp, std::memory_order_relaxed);
+  if (block_insert(p, site, w)) {
+    s.live_bytes.fetch_add(static_cast<int64_t>(w.bytes), std::memory_order_relaxed);
+    s.live_blocks_fp.fetch_add(static_cast<int64_t>(w.blocks_fp), std::memory_order_relaxed);
+    s.live_samples.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    g_tables.dropped_samples.fetch_add(1, std::memory_order_relaxed);
+  }
+  --t.guard;
+  errno = saved_errno;
+}
+
+[[gnu::noinline]] void forget_slow(void* p) { block_remove(p); }
+
+}  // namespace rsr::hot

@@ -1,0 +1,19 @@
+// Stack capture for sampled allocations. May run inside malloc.
+//
+// libunwind is loaded privately (dlopen RTLD_LOCAL) by the start-up code: linked normally, its
+// exported _Unwind_* and backtrace symbols would replace the process's own. Until it is loaded,
+// samples carry no frames.
+#pragma once
+
+#include <cstdint>
+
+namespace rsr::hot {
+
+struct StackCapture {
+  int (*backtrace)(void** buffer, int size) = nullptr;  // libunwind's unw_backtrace
+  uintptr_t self_lo = 0, self_hi = 0;  // address range of librsrmem.so, trimmed from stacks
+  int depth = 64;
+};
+extern StackCapture g_stack;
+
+}  // namespace rsr::hot
