@@ -21,27 +21,14 @@ using rsr::real::fn;
 namespace {
 
 [[gnu::always_inline]] inline void track(void* p) {
-  if (p != nullptr && !rsr::hot::g_passthrough) rsr::hot::on_alloc(p, fn.malloc_usable_size(p));
+  if (p != nullptr) [[likely]] rsr::hot::on_alloc(p);
 }
 
 [[gnu::always_inline]] inline void release(void* p) {
   if (p == nullptr) return;
   if (rsr::real::is_bootstrap(p)) [[unlikely]] return;  // handed out before dlsym returned
-  if (!rsr::hot::g_passthrough) rsr::hot::on_free(p, fn.malloc_usable_size(p));
+  rsr::hot::on_free(p);
   fn.free(p);
-}
-
-// A free that did not happen after all (realloc failed and kept the block).
-void undo_free(size_t usable) {
-  rsr::hot::ThreadState& t = rsr::hot::t_state;
-  if (t.guard) return;
-  if (t.registered == rsr::hot::kRegistered) {
-    rsr::hot::add_relaxed(t.frees, static_cast<uint64_t>(-1));
-    rsr::hot::add_relaxed(t.free_bytes, -static_cast<uint64_t>(usable));
-    t.pending += static_cast<int64_t>(usable);
-  } else {
-    rsr::hot::count_slow(t, static_cast<int64_t>(usable), true);
-  }
 }
 
 void* new_or_throw(size_t n) {
@@ -122,11 +109,11 @@ RSR_EXPORT void* realloc(void* p, size_t n) {
     track(q);
     return q;
   }
-  const size_t old = fn.malloc_usable_size(p);
-  rsr::hot::on_free(p, old);
+  const size_t old = rsr::real::usable_size(p);
+  rsr::hot::on_free(p);
   void* q = fn.realloc(p, n);
   if (q) track(q);
-  else if (n != 0) undo_free(old);
+  else if (n != 0) rsr::hot::undo_free(old);
   return q;
 }
 

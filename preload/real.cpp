@@ -11,8 +11,6 @@ namespace rsr::real {
 namespace {
 
 // Bootstrap arena: bump allocation from a static buffer, each block preceded by its size.
-constexpr size_t kArenaBytes = 1 << 20;
-alignas(64) char g_arena[kArenaBytes];
 std::atomic<size_t> g_arena_used{0};
 std::atomic<int> g_resolving{0};
 std::atomic<bool> g_resolved{false};
@@ -141,12 +139,20 @@ void* fallback_aligned_alloc(size_t align, size_t n) {
   return p;
 }
 
+bool from_libc(void* f) {
+  Dl_info info{};
+  return dladdr(f, &info) != 0 && info.dli_fname && std::strstr(info.dli_fname, "/libc.so.6");
+}
+
 template <class F>
 F next(const char* name) {
   return reinterpret_cast<F>(dlsym(RTLD_NEXT, name));
 }
 
 }  // namespace
+
+alignas(64) char g_arena[kArenaBytes];
+bool g_glibc_chunks = false;
 
 constinit Table fn = {boot_malloc,         boot_free,          boot_calloc,   boot_realloc,
             boot_reallocarray,   boot_posix_memalign, boot_aligned_alloc, boot_memalign,
@@ -185,15 +191,11 @@ bool resolve() {
   fn.calloc = t.calloc;
   fn.free = t.free;
   fn.malloc = t.malloc;
+  g_glibc_chunks = from_libc(reinterpret_cast<void*>(t.malloc)) &&
+                   from_libc(reinterpret_cast<void*>(t.malloc_usable_size));
   g_resolved.store(true, std::memory_order_release);
   g_resolving.store(0);
   return true;
-}
-
-bool is_bootstrap(const void* p) {
-  const auto a = reinterpret_cast<uintptr_t>(p);
-  const auto base = reinterpret_cast<uintptr_t>(g_arena);
-  return a >= base && a < base + kArenaBytes;
 }
 
 size_t bootstrap_usable_size(const void* p) { return static_cast<const size_t*>(p)[-1]; }

@@ -8,6 +8,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+
+#pragma GCC visibility push(hidden)
 
 namespace rsr::real {
 
@@ -32,7 +35,32 @@ extern Table fn;
 // Resolves every entry now (idempotent). False when a mandatory entry is missing.
 bool resolve();
 
-bool is_bootstrap(const void* p);
+inline constexpr size_t kArenaBytes = 1 << 20;
+extern char g_arena[kArenaBytes];
+
+[[gnu::always_inline]] inline bool is_bootstrap(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(g_arena) < kArenaBytes;
+}
 size_t bootstrap_usable_size(const void* p);
 
+// True when the next allocator is glibc's malloc, whose chunk header gives a block's usable size
+// directly (what its malloc_usable_size computes, without the call).
+extern bool g_glibc_chunks;
+
+// Usable size of a live glibc block, read from its chunk header: what glibc's
+// malloc_usable_size returns, without the call. Only valid when g_glibc_chunks.
+[[gnu::always_inline]] inline size_t glibc_usable_size(const void* p) {
+  const size_t header = static_cast<const size_t*>(p)[-1];
+  // Bit 1 (IS_MMAPPED): such chunks carry a two-word header, others share the next chunk's
+  // first word; (header & 2) << 2 is that extra 8.
+  return (header & ~size_t{7}) - sizeof(size_t) - ((header & 2) << 2);
+}
+
+// Usable size of a live block of the next allocator, whichever it is.
+inline size_t usable_size(void* p) {
+  return g_glibc_chunks ? glibc_usable_size(p) : fn.malloc_usable_size(p);
+}
+
 }  // namespace rsr::real
+
+#pragma GCC visibility pop

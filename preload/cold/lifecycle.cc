@@ -163,7 +163,7 @@ extern "C" __attribute__((visibility("default"))) int dlclose(void* handle) {
   static Fn next = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "dlclose"));
   if (!next) return -1;
   if (rsr::hot::g_engine.mode.load(std::memory_order_acquire) == rsr::hot::kActive &&
-      !rsr::hot::t_state.guard) {
+      rsr::hot::t_state.guard == 0) {
     rsr::hot::GuardScope guard;
     pthread_mutex_lock(&rsr::cold::g_cold.mutex);
     rsr::cold::refresh_modules();

@@ -197,7 +197,7 @@ void serve(int fd) {
 }
 
 void* control_main(void*) {
-  ++hot::t_state.guard;  // this thread's incidental libc allocations are not the service's
+  hot::guard_enter();  // this thread's incidental libc allocations are not the service's
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);  // signals belong to the service's threads

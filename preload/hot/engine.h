@@ -2,34 +2,44 @@
 // allocates, never takes a lock that an allocation path can wait on, never does I/O, and keeps
 // errno as it found it.
 //
-// Per allocation (not sampled): one TLS guard test, two counter updates in the thread's own
-// state, one subtract-and-test of the sampler. Per free (not sampled): the guard test, two
-// counter updates, one byte load from the sampled-block filter. Sampled events go out of line.
-//
 // Exact counters live in each thread's TLS (plain stores by the owner, relaxed loads by readers)
 // and are summed on demand over a registry of live threads; a thread's figures are folded into
 // global totals when it exits. Live bytes are the allocator's usable sizes, so a free subtracts
 // exactly what its allocation added.
+//
+// One per-thread byte, `fast`, says whether the fast path may run: the thread is registered, it
+// holds no guard, monitoring is on and the next allocator's chunk headers can be read directly.
+// Everything else (first call of a thread, recursion from the engine, pass-through, another
+// allocator) takes the out-of-line slow path, which decides.
+//
+// Cost, not sampled: allocation = gate test, header load, two counter updates, the sampler's
+// subtract-and-test and the peak counter's; free = bootstrap-range test, gate test, header load,
+// two counter updates, one byte load from the sampled-block filter.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 
+#include "../real.h"
 #include "sampler.h"
+
+#pragma GCC visibility push(hidden)
 
 namespace rsr::hot {
 
 // One per thread, in initial-exec TLS: trivially constructible (all zero) and destructible.
 struct ThreadState {
-  uint64_t allocs;        // owner writes, readers load relaxed
+  uint64_t allocs;       // owner writes, readers load relaxed
   uint64_t frees;
   uint64_t alloc_bytes;
   uint64_t free_bytes;
-  int64_t pending;        // live-byte delta not yet folded into the global peak tracker
+  int64_t until_flush;   // bytes to allocate before the live total is folded into the peak
+  int64_t flushed_net;   // alloc_bytes - free_bytes at the last fold
   SamplerState sampler;
-  int32_t guard;          // > 0: inside the engine or an engine thread; calls pass through
-  uint8_t registered;     // kUnregistered, kRegistered, kRetired
+  int32_t guard;         // > 0: inside the engine or an engine thread; calls pass through
+  uint8_t fast;          // 1: the fast path may run (see above)
+  uint8_t registered;    // kUnregistered, kRegistered, kRetired
   uint8_t registering;
 };
 static_assert(sizeof(ThreadState) <= 80, "ThreadState must stay small: it is in every thread's TLS");
@@ -50,51 +60,57 @@ extern Engine g_engine;
 // Set once at start-up when monitoring is off (or the process is setuid): hooks forward only.
 extern bool g_passthrough;
 
+// Counting filter over sampled blocks' addresses: zero means "certainly not sampled".
+inline constexpr int kFilterBits = 16;
+extern std::atomic<uint8_t> g_filter[size_t{1} << kFilterBits];
+[[gnu::always_inline]] inline size_t filter_index(const void* p) {
+  return static_cast<size_t>((reinterpret_cast<uintptr_t>(p) >> 4) * 0x9E3779B97F4A7C15ULL >>
+                             (64 - kFilterBits));
+}
+
 // Out of line (threads.cc / sample.cc).
-void count_slow(ThreadState& t, int64_t delta_bytes, bool is_alloc);
-void flush_pending(ThreadState& t);
+void alloc_slow(ThreadState& t, void* p);
+void free_slow(ThreadState& t, void* p);
+void flush_peak(ThreadState& t);
 void sample_slow(ThreadState& t, void* p, size_t usable);
 void forget_slow(void* p);
-bool filter_maybe(const void* p);
 
 inline void add_relaxed(uint64_t& field, uint64_t v) {
   __atomic_store_n(&field, __atomic_load_n(&field, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
 }
 
-[[gnu::always_inline]] inline void count_alloc(ThreadState& t, size_t usable) {
-  if (t.registered != kRegistered) [[unlikely]] {
-    count_slow(t, static_cast<int64_t>(usable), true);
-    return;
-  }
+// Counts an allocation of `usable` bytes in the thread's own counters (registered threads).
+[[gnu::always_inline]] inline void count_alloc(ThreadState& t, void* p, size_t usable) {
   add_relaxed(t.allocs, 1);
   add_relaxed(t.alloc_bytes, usable);
-  if ((t.pending += static_cast<int64_t>(usable)) > kPeakFlushBytes) [[unlikely]] flush_pending(t);
-}
-
-[[gnu::always_inline]] inline void count_free(ThreadState& t, size_t usable) {
-  if (t.registered != kRegistered) [[unlikely]] {
-    count_slow(t, -static_cast<int64_t>(usable), false);
-    return;
-  }
-  add_relaxed(t.frees, 1);
-  add_relaxed(t.free_bytes, usable);
-  if ((t.pending -= static_cast<int64_t>(usable)) < -kPeakFlushBytes) [[unlikely]] flush_pending(t);
-}
-
-// Called after the next allocator returned `p` (non-null) with `usable` bytes.
-[[gnu::always_inline]] inline void on_alloc(void* p, size_t usable) {
-  ThreadState& t = t_state;
-  if (t.guard) return;
-  count_alloc(t, usable);
+  if ((t.until_flush -= static_cast<int64_t>(usable)) < 0) [[unlikely]] flush_peak(t);
   if (sampler_take(t.sampler, usable)) [[unlikely]] sample_slow(t, p, usable);
 }
 
-// Called before `p` (non-null, usable size `usable`) is handed back to the next allocator.
-[[gnu::always_inline]] inline void on_free(void* p, size_t usable) {
+[[gnu::always_inline]] inline void count_free(ThreadState& t, void* p, size_t usable) {
+  add_relaxed(t.frees, 1);
+  add_relaxed(t.free_bytes, usable);
+  if (g_filter[filter_index(p)].load(std::memory_order_relaxed) != 0) [[unlikely]] forget_slow(p);
+}
+
+// After the next allocator returned `p` (non-null).
+[[gnu::always_inline]] inline void on_alloc(void* p) {
   ThreadState& t = t_state;
-  if (t.guard) return;
-  count_free(t, usable);
-  if (filter_maybe(p)) [[unlikely]] forget_slow(p);
+  if (t.fast == 1) [[likely]] {
+    count_alloc(t, p, real::glibc_usable_size(p));
+    return;
+  }
+  alloc_slow(t, p);
+}
+
+// Before `p` (non-null, not from the bootstrap arena) is handed back to the next allocator.
+[[gnu::always_inline]] inline void on_free(void* p) {
+  ThreadState& t = t_state;
+  if (t.fast == 1) [[likely]] {
+    count_free(t, p, real::glibc_usable_size(p));
+    return;
+  }
+  free_slow(t, p);
 }
 
 // Exact process-wide figures, summed over live threads and retired ones.
@@ -106,12 +122,17 @@ struct Totals {
 Totals read_totals();
 
 // Holds the guard for a scope: allocations inside pass straight through, uncounted.
+void guard_enter();
+void guard_leave();
 struct GuardScope {
-  GuardScope() { ++t_state.guard; }
-  ~GuardScope() { --t_state.guard; }
+  GuardScope() { guard_enter(); }
+  ~GuardScope() { guard_leave(); }
   GuardScope(const GuardScope&) = delete;
   GuardScope& operator=(const GuardScope&) = delete;
 };
+
+// Realloc failed and kept a block whose free was already counted: count it live again.
+void undo_free(size_t usable);
 
 // Fork support (threads.cc): prepare takes the registry lock, parent releases it, child folds
 // every other thread's counters into the retired totals (those threads do not exist there).
@@ -120,3 +141,5 @@ void threads_atfork_parent();
 void threads_atfork_child();
 
 }  // namespace rsr::hot
+
+#pragma GCC visibility pop

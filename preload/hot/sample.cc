@@ -40,7 +40,7 @@ int capture(uintptr_t* out, int depth) {
   if (!sampler_redraw(t.sampler, interval, usable)) return;
   if (g_engine.mode.load(std::memory_order_acquire) != kActive) return;
   const int saved_errno = errno;
-  ++t.guard;
+  guard_enter();
   uintptr_t frames[kMaxDepth];
   const int n = capture(frames, g_stack.depth);
   const uint32_t site = site_intern(frames, n);
@@ -57,7 +57,7 @@ int capture(uintptr_t* out, int depth) {
   } else {
     g_tables.dropped_samples.fetch_add(1, std::memory_order_relaxed);
   }
-  --t.guard;
+  guard_leave();
   errno = saved_errno;
 }
 

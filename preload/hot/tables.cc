@@ -1,5 +1,7 @@
 #include "tables.h"
 
+#include "engine.h"
+
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -8,6 +10,7 @@
 namespace rsr::hot {
 
 constinit Tables g_tables;
+std::atomic<uint8_t> g_filter[size_t{1} << kFilterBits];
 
 struct Block {
   std::atomic<uintptr_t> ptr;  // 0 empty, 1 tombstone
@@ -21,7 +24,6 @@ static_assert(sizeof(Block) == 32);
 namespace {
 
 constexpr uintptr_t kEmpty = 0, kTombstone = 1;
-constexpr int kFilterBits = 16;
 constexpr uint64_t kPoolFramesPerSite = 32;
 
 uint64_t mix(uint64_t x) {
@@ -43,11 +45,6 @@ void* map(size_t bytes) {
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                  -1, 0);
   return p == MAP_FAILED ? nullptr : p;
-}
-
-size_t filter_index(const void* p) {
-  return static_cast<size_t>((reinterpret_cast<uintptr_t>(p) >> 4) * 0x9E3779B97F4A7C15ULL >>
-                             (64 - kFilterBits));
 }
 
 size_t resident(const void* start, size_t bytes) {
@@ -75,8 +72,8 @@ bool tables_init(uint64_t max_sites, uint64_t max_blocks, int depth) {
   t.sites = static_cast<Site*>(map(site_slots * sizeof(Site)));
   t.pool = static_cast<uintptr_t*>(map(frames * sizeof(uintptr_t)));
   t.blocks = static_cast<Block*>(map(block_slots * sizeof(Block)));
-  t.filter = static_cast<std::atomic<uint8_t>*>(map(size_t{1} << kFilterBits));
-  if (!t.sites || !t.pool || !t.blocks || !t.filter) return false;
+  t.filter = g_filter;
+  if (!t.sites || !t.pool || !t.blocks) return false;
   t.site_mask = site_slots - 1;
   t.max_sites = max_sites;
   t.pool_cap = frames;
@@ -117,11 +114,6 @@ uint32_t site_intern(const uintptr_t* frames, int n) {
 }
 
 Site& site_at(uint32_t index) { return index == kNoSite ? g_tables.overflow : g_tables.sites[index]; }
-
-bool filter_maybe(const void* p) {
-  const std::atomic<uint8_t>* f = g_tables.filter;
-  return f != nullptr && f[filter_index(p)].load(std::memory_order_relaxed) != 0;
-}
 
 bool block_insert(void* p, uint32_t site, SampleWeight w) {
   Tables& t = g_tables;

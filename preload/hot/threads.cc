@@ -22,11 +22,12 @@ ThreadState* g_threads[kMaxThreads];
 int g_thread_high = 0;  // slots [0, g_thread_high) may be in use
 std::atomic<bool> g_lock{false};
 
-// Totals of exited threads and of calls made while a thread could not use its own slot.
+// Totals of exited threads and of calls made while a thread could not use its own counters.
 std::atomic<uint64_t> g_retired_allocs{0}, g_retired_frees{0};
 std::atomic<uint64_t> g_retired_alloc_bytes{0}, g_retired_free_bytes{0};
-// Live bytes folded in so far (sum of flushed deltas) and the highest value it reached.
-std::atomic<int64_t> g_live_flushed{0};
+// Live bytes folded in so far (threads fold their net change every kPeakFlushBytes allocated)
+// and the highest value that sum reached.
+std::atomic<int64_t> g_live_folded{0};
 std::atomic<uint64_t> g_peak{0};
 
 std::atomic<int> g_key_state{0};  // 0 none, 1 creating, 2 ready
@@ -37,12 +38,23 @@ void lock() {
 }
 void unlock() { g_lock.store(false, std::memory_order_release); }
 
+bool fast_allowed(const ThreadState& t) {
+  return t.guard == 0 && t.registered == kRegistered && !g_passthrough && real::g_glibc_chunks;
+}
+
 void raise_peak(int64_t live) {
   if (live <= 0) return;
   uint64_t seen = g_peak.load(std::memory_order_relaxed);
   while (static_cast<uint64_t>(live) > seen &&
          !g_peak.compare_exchange_weak(seen, static_cast<uint64_t>(live), std::memory_order_relaxed)) {
   }
+}
+
+void fold_live(int64_t delta) { raise_peak(g_live_folded.fetch_add(delta, std::memory_order_relaxed) + delta); }
+
+int64_t net_of(const ThreadState& t) {
+  return static_cast<int64_t>(__atomic_load_n(&t.alloc_bytes, __ATOMIC_RELAXED) -
+                              __atomic_load_n(&t.free_bytes, __ATOMIC_RELAXED));
 }
 
 void fold_into_retired(ThreadState& t) {
@@ -52,18 +64,19 @@ void fold_into_retired(ThreadState& t) {
                                   std::memory_order_relaxed);
   g_retired_free_bytes.fetch_add(__atomic_load_n(&t.free_bytes, __ATOMIC_RELAXED),
                                  std::memory_order_relaxed);
-  raise_peak(g_live_flushed.fetch_add(t.pending, std::memory_order_relaxed) + t.pending);
+  fold_live(net_of(t) - t.flushed_net);
   __atomic_store_n(&t.allocs, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&t.frees, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&t.alloc_bytes, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&t.free_bytes, 0, __ATOMIC_RELAXED);
-  t.pending = 0;
+  t.flushed_net = 0;
 }
 
 // Key destructor: the thread is exiting. Later calls (other keys' destructors) count globally.
 void retire(void*) {
   ThreadState& t = t_state;
   if (t.registered != kRegistered) return;
+  t.fast = 0;
   lock();
   for (int i = 0; i < g_thread_high; ++i) {
     if (g_threads[i] == &t) {
@@ -90,8 +103,8 @@ bool ensure_key() {
   return false;  // another thread is creating it; count globally meanwhile
 }
 
-bool try_register(ThreadState& t) {
-  if (t.registering || !ensure_key()) return false;
+void try_register(ThreadState& t) {
+  if (t.registering || !ensure_key()) return;
   t.registering = 1;
   bool ok = false;
   lock();
@@ -109,35 +122,83 @@ bool try_register(ThreadState& t) {
     ++t.guard;
     pthread_setspecific(g_key, &t);
     --t.guard;
+    t.until_flush = kPeakFlushBytes;
     t.registered = kRegistered;
+    t.fast = fast_allowed(t) ? 1 : 0;
   }
   t.registering = 0;
-  return ok;
 }
 
-}  // namespace
-
-void count_slow(ThreadState& t, int64_t delta, bool is_alloc) {
-  if (t.registered == kUnregistered && try_register(t)) {
-    if (is_alloc) count_alloc(t, static_cast<size_t>(delta));
-    else count_free(t, static_cast<size_t>(-delta));
-    return;
-  }
-  // Retired, registering, or no slot: count straight into the global totals.
-  if (is_alloc) {
+// Counts straight into the global totals: retired threads, a full registry, re-entry while
+// registering.
+void count_global(void* p, int64_t delta) {
+  if (delta >= 0) {
     g_retired_allocs.fetch_add(1, std::memory_order_relaxed);
     g_retired_alloc_bytes.fetch_add(static_cast<uint64_t>(delta), std::memory_order_relaxed);
   } else {
     g_retired_frees.fetch_add(1, std::memory_order_relaxed);
     g_retired_free_bytes.fetch_add(static_cast<uint64_t>(-delta), std::memory_order_relaxed);
+    if (g_filter[filter_index(p)].load(std::memory_order_relaxed) != 0) forget_slow(p);
   }
-  raise_peak(g_live_flushed.fetch_add(delta, std::memory_order_relaxed) + delta);
+  fold_live(delta);
 }
 
-void flush_pending(ThreadState& t) {
-  const int64_t d = t.pending;
-  t.pending = 0;
-  raise_peak(g_live_flushed.fetch_add(d, std::memory_order_relaxed) + d);
+}  // namespace
+
+void alloc_slow(ThreadState& t, void* p) {
+  if (g_passthrough || t.guard) return;
+  if (t.registered == kUnregistered) try_register(t);
+  const size_t usable = real::usable_size(p);
+  if (t.registered == kRegistered && !t.registering) {
+    count_alloc(t, p, usable);
+    return;
+  }
+  count_global(p, static_cast<int64_t>(usable));
+  if (sampler_take(t.sampler, usable)) sample_slow(t, p, usable);
+}
+
+void free_slow(ThreadState& t, void* p) {
+  if (g_passthrough || t.guard) return;
+  if (t.registered == kUnregistered) try_register(t);
+  const size_t usable = real::usable_size(p);
+  if (t.registered == kRegistered && !t.registering) {
+    count_free(t, p, usable);
+    return;
+  }
+  count_global(p, -static_cast<int64_t>(usable));
+}
+
+void flush_peak(ThreadState& t) {
+  const int64_t net = net_of(t);
+  const int64_t delta = net - t.flushed_net;
+  t.flushed_net = net;
+  t.until_flush = kPeakFlushBytes;
+  fold_live(delta);
+}
+
+void undo_free(size_t usable) {
+  ThreadState& t = t_state;
+  if (g_passthrough || t.guard) return;
+  if (t.registered == kRegistered) {
+    add_relaxed(t.frees, static_cast<uint64_t>(-1));
+    add_relaxed(t.free_bytes, -static_cast<uint64_t>(usable));
+  } else {
+    g_retired_frees.fetch_sub(1, std::memory_order_relaxed);
+    g_retired_free_bytes.fetch_sub(usable, std::memory_order_relaxed);
+    fold_live(static_cast<int64_t>(usable));
+  }
+}
+
+void guard_enter() {
+  ThreadState& t = t_state;
+  ++t.guard;
+  t.fast = 0;
+}
+
+void guard_leave() {
+  ThreadState& t = t_state;
+  --t.guard;
+  t.fast = fast_allowed(t) ? 1 : 0;
 }
 
 Totals read_totals() {
