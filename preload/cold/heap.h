@@ -28,6 +28,21 @@ struct HeapAllocator {
   bool operator==(const HeapAllocator<U>&) const noexcept { return true; }
 };
 
+// Constructs a T on the private heap; throws std::bad_alloc when the heap is exhausted.
+template <class T>
+T* heap_new() {
+  void* p = heap_alloc(sizeof(T));
+  if (!p) throw std::bad_alloc();
+  return new (p) T();
+}
+
+template <class T>
+void heap_delete(T* p) {
+  if (!p) return;
+  p->~T();
+  heap_free(p);
+}
+
 using String = std::basic_string<char, std::char_traits<char>, HeapAllocator<char>>;
 template <class T>
 using Vector = std::vector<T, HeapAllocator<T>>;

@@ -121,7 +121,10 @@ void init_engine() {
   hot::g_stack.depth = static_cast<int>(c.stack_depth);
   module_range_of(reinterpret_cast<const void*>(&init_engine), &hot::g_stack.self_lo, &hot::g_stack.self_hi);
   hot::g_engine.interval = c.memory_detailed_tracking ? 0 : static_cast<uint64_t>(c.sample_interval_bytes);
-  refresh_modules();
+  try {
+    refresh_modules();
+  } catch (...) {  // out of private heap: the map fills in on the next refresh
+  }
   reset_growth_baseline();
   hot::g_engine.mode.store(hot::kActive, std::memory_order_release);
 }
@@ -166,7 +169,10 @@ extern "C" __attribute__((visibility("default"))) int dlclose(void* handle) {
       rsr::hot::t_state.guard == 0) {
     rsr::hot::GuardScope guard;
     pthread_mutex_lock(&rsr::cold::g_cold.mutex);
-    rsr::cold::refresh_modules();
+    try {
+      rsr::cold::refresh_modules();
+    } catch (...) {  // out of private heap: the library's frames stay unresolved
+    }
     pthread_mutex_unlock(&rsr::cold::g_cold.mutex);
   }
   return next(handle);

@@ -93,7 +93,7 @@ int collect(dl_phdr_info* info, size_t, void* data) {
 }  // namespace
 
 void refresh_modules() {
-  if (!g_modules) g_modules = new (heap_alloc(sizeof(Vector<Module>))) Vector<Module>();
+  if (!g_modules) g_modules = heap_new<Vector<Module>>();
   Counters c;
   dl_iterate_phdr(read_counters, &c);
   if (c.adds == g_adds && c.subs == g_subs) return;

@@ -137,19 +137,31 @@ bool write_full(int fd, const char* buf, size_t n, int64_t deadline) {
   return true;
 }
 
-void reply(int fd, proto::Kind kind, const String& body) {
+// A bounded buffer on the stack: refusals and requests never touch the private heap outside
+// the state mutex, so a fork (which takes that mutex) never sees the heap mid-update.
+struct StackBuffer {
+  char data[512];
+  size_t used = 0;
+  void append(const char* p, size_t n) {
+    if (n > sizeof data - used) n = sizeof data - used;
+    std::memcpy(data + used, p, n);
+    used += n;
+  }
+};
+
+void send_frame(int fd, proto::Kind kind, const char* body, size_t n) {
   uint8_t header[proto::kHeaderBytes];
-  proto::encode_header(kind, static_cast<uint32_t>(body.size()), header);
+  proto::encode_header(kind, static_cast<uint32_t>(n), header);
   const int64_t deadline = monotonic_ms() + kReplyTimeoutMs;
   if (write_full(fd, reinterpret_cast<const char*>(header), sizeof header, deadline))
-    write_full(fd, body.data(), body.size(), deadline);
+    write_full(fd, body, n, deadline);
 }
 
 void refuse(int fd, const char* message) {
-  String body;
-  json::JsonWriter<String> w(body);
+  StackBuffer body;
+  json::JsonWriter<StackBuffer> w(body);
   w.begin_object().field("ok", false).field("error", message).end_object();
-  reply(fd, proto::Kind::kError, body);
+  send_frame(fd, proto::Kind::kError, body.data, body.used);
 }
 
 void serve(int fd) {
@@ -173,27 +185,30 @@ void serve(int fd) {
     refuse(fd, "expected a request frame");
     return;
   }
-  String body(h.length, '\0');
-  if (!read_full(fd, body.data(), h.length, deadline)) return;
+  static_assert(proto::kMaxRequestBytes <= 64 * 1024, "requests are read onto the stack");
+  char request[proto::kMaxRequestBytes];
+  if (!read_full(fd, request, h.length, deadline)) return;
+  const std::string_view body(request, h.length);
   if (!json::json_validate(body) || json::json_get(body, "cmd").type != json::Type::kString) {
     refuse(fd, "malformed request: expected a JSON object with a \"cmd\" string");
     return;
   }
-  String out;
-  proto::Kind kind = proto::Kind::kResponse;
   pthread_mutex_lock(&g_cold.mutex);
+  String* out = nullptr;
+  proto::Kind kind = proto::Kind::kResponse;
   try {
-    kind = handle_request(body, out);
+    out = heap_new<String>();
+    kind = handle_request(body, *out);
   } catch (...) {  // the private heap ran out: answer, never take the service down
-    out.clear();
-    kind = proto::Kind::kError;
+    if (out) out->clear();
   }
   pthread_mutex_unlock(&g_cold.mutex);
-  if (out.empty()) {
-    refuse(fd, "internal error while answering");
-    return;
-  }
-  reply(fd, kind, out);
+  if (out && !out->empty()) send_frame(fd, kind, out->data(), out->size());
+  else refuse(fd, "internal error while answering (out of memory)");
+  // Released under the mutex, like every use of the private heap.
+  pthread_mutex_lock(&g_cold.mutex);
+  heap_delete(out);
+  pthread_mutex_unlock(&g_cold.mutex);
 }
 
 void* control_main(void*) {
@@ -206,7 +221,10 @@ void* control_main(void*) {
     const int64_t now = monotonic_ms();
     if (now >= next_tick) {
       pthread_mutex_lock(&g_cold.mutex);
-      tick();
+      try {
+        tick();
+      } catch (...) {  // out of private heap: try again next second
+      }
       pthread_mutex_unlock(&g_cold.mutex);
       next_tick = now + 1000;
     }
