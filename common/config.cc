@@ -149,6 +149,15 @@ void parse_config(EnvGetter get, Warner warn, void* ctx, Config* c) {
   }
 }
 
+void socket_dir_for(const char* configured, const char* xdg, unsigned uid, char* out, size_t cap) {
+  if (configured && configured[0] == '/') snprintf(out, cap, "%s", configured);
+  else if (xdg && xdg[0] == '/') snprintf(out, cap, "%s/rsrmem", xdg);
+  else snprintf(out, cap, "/tmp/rsrmem-%u", uid);
+  for (size_t n = std::strlen(out); n > 1 && out[n - 1] == '/'; --n) out[n - 1] = '\0';
+  // "x//rsrmem" when XDG_RUNTIME_DIR ends in a slash
+  if (char* dup = std::strstr(out, "//rsrmem")) std::memmove(dup, dup + 1, std::strlen(dup + 1) + 1);
+}
+
 bool format_setting(const Config& c, const char* env, char* buf, size_t cap) {
 #define RSR_FORMAT_Bool(f) snprintf(buf, cap, "%s", c.f ? "true" : "false")
 #define RSR_FORMAT_Int(f) snprintf(buf, cap, "%lld", static_cast<long long>(c.f))

@@ -105,6 +105,11 @@ void parse_config(EnvGetter get, Warner warn, void* ctx, Config* out);
 // Writes the effective value of setting `env` into `buf` as text. False for an unknown name.
 bool format_setting(const Config& c, const char* env, char* buf, size_t cap);
 
+// The control-socket directory, the same rule on both sides: `configured` (RSR_SOCKET_DIR, when
+// absolute), else `xdg`/rsrmem (XDG_RUNTIME_DIR, when absolute), else /tmp/rsrmem-<uid>. Trailing
+// slashes are dropped. Either input may be null.
+void socket_dir_for(const char* configured, const char* xdg, unsigned uid, char* out, size_t cap);
+
 // Parses a boolean the way every rsrmem setting does (true/false, 1/0, yes/no, on/off).
 bool parse_bool(const char* text, bool* out);
 

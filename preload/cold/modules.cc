@@ -4,6 +4,8 @@
 #include <link.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 
 namespace rsr::cold {
@@ -68,7 +70,12 @@ void range_of(const dl_phdr_info* info, uintptr_t* lo, uintptr_t* hi) {
 
 String path_of(const dl_phdr_info* info) {
   const char* name = info->dlpi_name;
-  if (name && name[0]) return String(name);
+  if (name && name[0] == '/') return String(name);
+  if (name && name[0]) {
+    // Relative (dlopen("lib/x.so"), a relative LD_LIBRARY_PATH): only resolvable while we live.
+    char resolved[PATH_MAX];
+    return realpath(name, resolved) ? String(resolved) : String(name);
+  }
   // The main program has an empty name here.
   char buf[4096];
   const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);

@@ -30,14 +30,7 @@ constexpr int kReplyTimeoutMs = 5000;
 // Resolves the socket directory and makes sure it is private: created 0700 when missing,
 // refused when it is not a directory owned by us without group/other access.
 bool prepare_dir(char* dir, size_t cap) {
-  const Config& c = g_cold.config;
-  if (c.socket_dir[0]) {
-    snprintf(dir, cap, "%s", c.socket_dir);
-  } else if (const char* xdg = getenv("XDG_RUNTIME_DIR"); xdg && xdg[0] == '/') {
-    snprintf(dir, cap, "%s/rsrmem", xdg);
-  } else {
-    snprintf(dir, cap, "/tmp/rsrmem-%u", static_cast<unsigned>(geteuid()));
-  }
+  socket_dir_for(g_cold.config.socket_dir, getenv("XDG_RUNTIME_DIR"), static_cast<unsigned>(geteuid()), dir, cap);
   if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
     log(Level::kWarn, "no control socket: cannot create %s: %s", dir, strerror(errno));
     return false;

@@ -1,0 +1,86 @@
+// The commands that talk to monitored processes, and the plumbing they share: resolving the
+// targets, running a command against each one, cleaning up the sockets of processes that are
+// gone, and printing the results as text or JSON with one exit code.
+//
+// One command family per file: commands_list.cc (list), commands_status.cc (status,
+// health-check, update-metrics), commands_memory.cc (memory-summary). Each command is a plain
+// function over GlobalOptions and the output streams, so tests can run it against a fake server.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "client.h"
+#include "target.h"
+
+namespace rsr::ctl {
+
+enum class OutputFormat { kText, kJson };
+
+struct GlobalOptions {
+  TargetRequest target;
+  OutputFormat format = OutputFormat::kText;
+  std::chrono::milliseconds timeout{5000};
+};
+
+struct Io {
+  std::ostream& out;  // the command's data
+  std::ostream& err;  // diagnostics: "rsrmemctl: ..." lines
+};
+
+int cmd_list(const GlobalOptions& g, Io io);
+int cmd_status(const GlobalOptions& g, Io io);
+int cmd_health(const GlobalOptions& g, bool verbose, Io io);
+int cmd_update_metrics(const GlobalOptions& g, Io io);
+
+struct SummaryOptions {
+  int top = 20;    // sites per list, asked of the process
+  int frames = 8;  // frames shown per site in text output; 0: all
+};
+int cmd_memory_summary(const GlobalOptions& g, const SummaryOptions& options, Io io);
+
+// ---- plumbing (command_support.cc) ----
+
+// What one command produced for one process.
+struct Outcome {
+  int code = 0;      // exit code contribution (kExitOk or kExitNegative)
+  Json json;         // printed for --format json
+  std::string text;  // printed for --format text
+};
+
+struct TargetResult {
+  enum class State { kOk, kGone, kFailed };
+  Target target;
+  State state = State::kOk;
+  int code = 0;
+  Outcome outcome;      // kOk
+  std::string message;  // kGone / kFailed: what happened, for stderr and JSON
+};
+
+using PerTarget = std::function<Outcome(const Target&, const Client&)>;
+
+// Runs `fn` against every target of `g`. With `all_by_default` (list), no target option means
+// every process. Processes found gone while scanning the directory (their pid no longer exists,
+// or their socket refuses connections twice) have their socket removed and are reported kGone.
+// Throws CtlError when the targets cannot be resolved.
+std::vector<TargetResult> collect(const GlobalOptions& g, const PerTarget& fn,
+                                  bool all_by_default = false);
+
+// Prints results the usual way: one text block per process (with a "== pid N ==" header when
+// several were targeted) or JSON (the object itself, or an object keyed by pid for --all), and
+// errors on stderr. Returns the exit code (the highest over the processes).
+int print_results(const GlobalOptions& g, Io io, const std::vector<TargetResult>& results);
+
+// Tolerant accessors for reply fields: a missing or mistyped field reads as the fallback, so a
+// reply from an older or newer library still renders.
+double num(const Json& j, const char* key, double fallback = 0);
+std::string str(const Json& j, const char* key, const std::string& fallback = "");
+const Json& member(const Json& j, const char* key);  // an empty object when missing
+
+// "1234 (svc)" from a reply's pid and service.
+std::string process_label(const Json& reply, pid_t fallback_pid);
+
+}  // namespace rsr::ctl

@@ -1,0 +1,159 @@
+// rsrmemctl: command-line wiring only. Every command lives in its own file (commands_*.cc,
+// run.cc); this file declares the flags, maps parse errors to exit code 2 and CtlError to its
+// code.
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <limits>
+
+#include "cmdline.h"
+#include "commands.h"
+#include "errors.h"
+#include "run.h"
+#include "target.h"
+
+#ifndef RSR_VERSION
+#define RSR_VERSION "unknown"
+#endif
+
+namespace {
+
+using namespace rsr::ctl;
+
+constexpr const char* kFooter =
+    "Targets: --pid PID, --socket PATH or --all; with none, the only monitored process.\n"
+    "Sockets live in $RSR_SOCKET_DIR, else $XDG_RUNTIME_DIR/rsrmem, else /tmp/rsrmem-<uid>.\n\n";
+
+int usage_error(const std::string& message) {
+  std::cerr << "rsrmemctl: " << message << "\nRun 'rsrmemctl --help' for usage.\n";
+  return kExitUsage;
+}
+
+int dispatch(int argc, const char* const* argv) {
+  const SplitCommandLine split = split_at_double_dash(argc, argv);
+
+  CLI::App app{"rsrmemctl: launch services under librsrmem.so and query the monitored ones",
+               "rsrmemctl"};
+  app.footer(std::string(kFooter) + kExitCodeHelp);
+  app.set_version_flag("--version", RSR_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();  // global options are accepted after the subcommand too
+
+  int pid = 0;
+  std::string socket;
+  bool all = false;
+  std::string format = "text";
+  double timeout_s = 5;
+  CLI::Option* pid_opt =
+      app.add_option("--pid", pid, "Monitored process to talk to")
+          ->type_name("PID")
+          ->check(CLI::Range(1, std::numeric_limits<int>::max()).description(""));
+  CLI::Option* socket_opt =
+      app.add_option("--socket", socket, "Control socket to talk to (instead of --pid)")
+          ->type_name("PATH");
+  CLI::Option* all_opt = app.add_flag("--all", all, "Every monitored process of this user");
+  pid_opt->excludes(socket_opt)->excludes(all_opt);
+  socket_opt->excludes(all_opt);
+  app.add_option("--format", format, "Output format: text (default) or json")
+      ->type_name("text|json")
+      ->check(CLI::IsMember({"text", "json"}).description(""));
+  app.add_option("--timeout", timeout_s, "Seconds to wait for a process to answer (default 5)")
+      ->type_name("SECONDS")
+      ->check(CLI::Range(0.1, 3600.0).description(""));
+
+  CLI::App* run = app.add_subcommand("run", "Launch a command under the preload");
+  std::string env_file;
+  run->add_option("--env-file", env_file,
+                  "KEY=VALUE settings for the command, overriding the environment (see "
+                  "scripts/env.template)")
+      ->type_name("FILE");
+  // `run ./svc --port 8080` also works without "--". No fallthrough: CLI11 would hand the
+  // command's words to the parent (an error) before treating them as the prefix command.
+  run->prefix_command();
+  run->fallthrough(false);
+  run->footer("Usage: rsrmemctl run [--env-file F] -- CMD ARGS...");
+
+  CLI::App* list =
+      app.add_subcommand("list", "Monitored processes: pid, uptime, heap, RSS, command");
+  CLI::App* status = app.add_subcommand(
+      "status", "Effective configuration, sampling, tracker overhead, profilers, socket");
+  CLI::App* health = app.add_subcommand("health-check", "Component status; exit 1 when degraded");
+  bool verbose = false;
+  health->add_flag("--verbose,-v", verbose, "Show each component's detail");
+  CLI::App* summary = app.add_subcommand(
+      "memory-summary", "RSS, heap, rates, and the top call sites by live bytes and by growth");
+  SummaryOptions summary_options;
+  summary->add_option("--top", summary_options.top, "Call sites per list, 0-1000 (default 20)")
+      ->type_name("N")
+      ->check(CLI::Range(0, 1000).description(""));
+  summary
+      ->add_option("--frames", summary_options.frames,
+                   "Frames shown per call site in text output; 0 for all (default 8)")
+      ->type_name("N")
+      ->check(CLI::Range(0, 1024).description(""));
+  CLI::App* update = app.add_subcommand("update-metrics", "Refresh every gauge now");
+
+  std::vector<const char*> cli_argv;
+  for (const std::string& a : split.options) cli_argv.push_back(a.c_str());
+  try {
+    app.parse(static_cast<int>(cli_argv.size()), cli_argv.data());
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // CLI11 reports an unknown command word as "A subcommand is required"; name it instead.
+    if (app.get_subcommands().empty() && !app.remaining().empty())
+      return usage_error("unknown command '" + app.remaining().front() + "'");
+    return usage_error(e.what());
+  }
+
+  if (run->parsed()) {
+    if (*pid_opt || *socket_opt || *all_opt)
+      return usage_error("run launches a new process; --pid, --socket and --all do not apply");
+    RunOptions options{env_file, run->remaining()};
+    if (!options.command.empty() && !split.command.empty())
+      return usage_error("give the command once, after '--'");
+    if (options.command.empty()) options.command = split.command;
+    if (options.command.empty())
+      return usage_error("run needs a command: rsrmemctl run [--env-file F] -- CMD ARGS...");
+    return run_command(options);
+  }
+  if (split.has_separator)
+    return usage_error("'--' is only used by run: rsrmemctl run [--env-file F] -- CMD ARGS...");
+
+  GlobalOptions g;
+  g.format = format == "json" ? OutputFormat::kJson : OutputFormat::kText;
+  g.timeout = std::chrono::milliseconds(static_cast<long long>(timeout_s * 1000));
+  g.target.dir = default_socket_dir();
+  if (*pid_opt) {
+    g.target.mode = TargetMode::kPid;
+    g.target.pid = pid;
+  } else if (*socket_opt) {
+    g.target.mode = TargetMode::kSocket;
+    g.target.socket = socket;
+  } else if (all) {
+    g.target.mode = TargetMode::kAll;
+  }
+
+  const Io io{std::cout, std::cerr};
+  if (list->parsed()) return cmd_list(g, io);
+  if (status->parsed()) return cmd_status(g, io);
+  if (health->parsed()) return cmd_health(g, verbose, io);
+  if (summary->parsed()) return cmd_memory_summary(g, summary_options, io);
+  if (update->parsed()) return cmd_update_metrics(g, io);
+  return usage_error("no command given");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return dispatch(argc, argv);
+  } catch (const CtlError& e) {
+    std::cerr << "rsrmemctl: " << e.what() << '\n';
+    return e.code();
+  } catch (const nlohmann::json::exception& e) {
+    std::cerr << "rsrmemctl: unexpected reply: " << e.what() << '\n';
+    return kExitConnection;
+  } catch (const std::exception& e) {
+    std::cerr << "rsrmemctl: " << e.what() << '\n';
+    return kExitNegative;
+  }
+}

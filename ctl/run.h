@@ -1,0 +1,32 @@
+// `rsrmemctl run [--env-file F] -- CMD ARGS...`: launches a program under librsrmem.so.
+//
+// The library is found through $RSR_PRELOAD_LIB, else next to rsrmemctl itself (the build tree's
+// ../preload/, then the installed ../<libdir>/, ../lib/x86_64-linux-gnu/, ../lib/), and put
+// first in LD_PRELOAD. Env-file settings override the inherited environment. The child runs in
+// rsrmemctl's process group (so job control works); SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to
+// rsrmemctl alone are forwarded to it, and rsrmemctl exits with its status.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "target.h"
+
+namespace rsr::ctl {
+
+struct RunOptions {
+  std::string env_file;              // empty: none
+  std::vector<std::string> command;  // program and arguments, looked up in PATH
+};
+
+// The absolute path of librsrmem.so for rsrmemctl at `exe_path`. Throws CtlError
+// (kExitNotFound) naming every place it looked.
+std::string find_preload_library(const EnvLookup& env, const std::string& exe_path);
+
+// LD_PRELOAD with `lib` first (any other occurrence of it removed).
+std::string prepend_ld_preload(const std::string& lib, const char* current);
+
+// Runs the command and returns the exit code rsrmemctl should exit with.
+int run_command(const RunOptions& options);
+
+}  // namespace rsr::ctl
