@@ -84,6 +84,19 @@ const char* clean(const char* raw, char* buf, size_t cap) {
   return start;
 }
 
+// What a warning says is used instead of a bad value.
+const char* used_instead(const char* default_text) {
+  return default_text[0] ? default_text : "the default derived at run time";
+}
+
+// Shortest text that reads back as exactly `v`.
+void format_real(double v, char* buf, size_t cap) {
+  for (int precision = 6; precision <= 17; ++precision) {
+    snprintf(buf, cap, "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v) return;
+  }
+}
+
 }  // namespace
 
 const SettingInfo* settings(size_t* count) {
@@ -116,10 +129,11 @@ void parse_config(EnvGetter get, Warner warn, void* ctx, Config* c) {
 #define RSR_APPLY(kind, f, env, def, lo, hi, help)                                  \
   RSR_DEFAULT_##kind(f, def);                                                       \
   if (const char* raw = get(env); raw != nullptr) {                                 \
+    const bool fits = std::strlen(raw) < sizeof buf;                                \
     const char* v = clean(raw, buf, sizeof buf);                                    \
-    if (!RSR_PARSE_##kind(f, lo, hi, v)) {                                          \
+    if (!fits || !RSR_PARSE_##kind(f, lo, hi, v)) {                                 \
       RSR_DEFAULT_##kind(f, def);                                                   \
-      if (warn) warn(env, raw, RSR_STRINGIFY_##kind(def), ctx);                     \
+      if (warn) warn(env, raw, used_instead(RSR_STRINGIFY_##kind(def)), ctx);       \
     }                                                                               \
   }
   RSR_SETTINGS(RSR_APPLY)
@@ -161,7 +175,7 @@ void socket_dir_for(const char* configured, const char* xdg, unsigned uid, char*
 bool format_setting(const Config& c, const char* env, char* buf, size_t cap) {
 #define RSR_FORMAT_Bool(f) snprintf(buf, cap, "%s", c.f ? "true" : "false")
 #define RSR_FORMAT_Int(f) snprintf(buf, cap, "%lld", static_cast<long long>(c.f))
-#define RSR_FORMAT_Real(f) snprintf(buf, cap, "%g", c.f)
+#define RSR_FORMAT_Real(f) format_real(c.f, buf, cap)
 #define RSR_FORMAT_Str(f) snprintf(buf, cap, "%s", c.f)
 #define RSR_FORMAT_Path(f) snprintf(buf, cap, "%s", c.f)
 #define RSR_MATCH(kind, f, name, def, lo, hi, help) \

@@ -69,12 +69,12 @@ struct Reader {
     return true;
   }
   // Reads one value; `type` tells what it was.
+  // `depth` counts the containers already open around this value (at most kMaxDepth).
   bool value(int depth, Type* type) {
-    if (depth > kMaxDepth) return false;
     skip_ws();
     switch (peek()) {
-      case '{': *type = Type::kObject; return object(depth + 1);
-      case '[': *type = Type::kArray; return array(depth + 1);
+      case '{': *type = Type::kObject; return depth < kMaxDepth && object(depth + 1);
+      case '[': *type = Type::kArray; return depth < kMaxDepth && array(depth + 1);
       case '"': *type = Type::kString; return string();
       case 't': *type = Type::kBool; return literal("true");
       case 'f': *type = Type::kBool; return literal("false");
@@ -168,6 +168,51 @@ Value json_get(std::string_view doc, std::string_view key) {
   }
 }
 
+namespace {
+
+int hex_value(std::string_view h) {
+  int v = 0;
+  for (char c : h) {
+    v <<= 4;
+    if (c >= '0' && c <= '9') v |= c - '0';
+    else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
+    else return -1;
+  }
+  return v;
+}
+
+// Appends code point `cp` as UTF-8; false when it does not fit.
+bool put_utf8(uint32_t cp, char* out, size_t cap, size_t* n) {
+  char b[4];
+  size_t len;
+  if (cp < 0x80) {
+    b[0] = static_cast<char>(cp);
+    len = 1;
+  } else if (cp < 0x800) {
+    b[0] = static_cast<char>(0xC0 | (cp >> 6));
+    b[1] = static_cast<char>(0x80 | (cp & 0x3F));
+    len = 2;
+  } else if (cp < 0x10000) {
+    b[0] = static_cast<char>(0xE0 | (cp >> 12));
+    b[1] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    b[2] = static_cast<char>(0x80 | (cp & 0x3F));
+    len = 3;
+  } else {
+    b[0] = static_cast<char>(0xF0 | (cp >> 18));
+    b[1] = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    b[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    b[3] = static_cast<char>(0x80 | (cp & 0x3F));
+    len = 4;
+  }
+  if (*n + len >= cap) return false;
+  std::memcpy(out + *n, b, len);
+  *n += len;
+  return true;
+}
+
+}  // namespace
+
 bool json_string(const Value& v, char* out, size_t cap) {
   if (v.type != Type::kString || cap == 0) return false;
   size_t n = 0;
@@ -183,13 +228,20 @@ bool json_string(const Value& v, char* out, size_t cap) {
         case 'b': c = '\b'; break;
         case 'f': c = '\f'; break;
         case 'u': {
-          // Only the ASCII range is needed for request arguments.
-          char hexbuf[5] = {body[i + 1], body[i + 2], body[i + 3], body[i + 4], 0};
-          const long cp = std::strtol(hexbuf, nullptr, 16);
-          if (cp <= 0 || cp > 0x7f) return false;
-          c = static_cast<char>(cp);
+          int cp = hex_value(body.substr(i + 1, 4));
           i += 4;
-          break;
+          if (cp >= 0xD800 && cp <= 0xDBFF) {  // a surrogate pair encodes one code point
+            if (body.substr(i + 1, 2) != "\\u") return false;
+            const int low = hex_value(body.substr(i + 3, 4));
+            if (low < 0xDC00 || low > 0xDFFF) return false;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+            i += 6;
+          } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+            return false;  // a lone low surrogate
+          }
+          if (cp <= 0) return false;  // NUL cannot be carried in a C string
+          if (!put_utf8(static_cast<uint32_t>(cp), out, cap, &n)) return false;
+          continue;
         }
         default: c = e;
       }

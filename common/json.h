@@ -117,11 +117,45 @@ class JsonWriter {
       first_[depth_ - 1] = false;
     }
   }
+  // Length of the valid UTF-8 sequence at s[i], or 0 when the bytes there are not one.
+  static size_t utf8_length(std::string_view s, size_t i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t len;
+    uint32_t min;
+    if (c < 0x80) return 1;
+    if ((c & 0xE0) == 0xC0) len = 2, min = 0x80;
+    else if ((c & 0xF0) == 0xE0) len = 3, min = 0x800;
+    else if ((c & 0xF8) == 0xF0) len = 4, min = 0x10000;
+    else return 0;
+    if (i + len > s.size()) return 0;
+    uint32_t cp = c & (0x7F >> len);
+    for (size_t k = 1; k < len; ++k) {
+      const unsigned char b = static_cast<unsigned char>(s[i + k]);
+      if ((b & 0xC0) != 0x80) return 0;
+      cp = (cp << 6) | (b & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+  }
+
+  // Writes `s` as a JSON string. Bytes that are not valid UTF-8 (a Latin-1 path, say) become
+  // U+FFFD, so every reader can parse the document.
   void quoted(std::string_view s) {
     out_.append("\"", 1);
     size_t start = 0;
     for (size_t i = 0; i < s.size(); ++i) {
       const unsigned char c = static_cast<unsigned char>(s[i]);
+      if (c >= 0x80) {
+        const size_t len = utf8_length(s, i);
+        if (len > 0) {
+          i += len - 1;
+          continue;
+        }
+        out_.append(s.data() + start, i - start);
+        out_.append("\\ufffd", 6);
+        start = i + 1;
+        continue;
+      }
       const char* esc = nullptr;
       char ubuf[8];
       switch (c) {

@@ -3,6 +3,9 @@
 // returned it, a free before the block is handed back, so its address cannot be reused by
 // another thread in between.
 //
+// Calls made with the guard held (from inside the engine) are served by the engine's private
+// heap instead (hot/private.h); that test costs the fast path one TLS byte compare.
+//
 // operator new/delete are implemented here on top of the next allocator's malloc, with the
 // standard's semantics (new-handler loop, std::bad_alloc, nothrow), so a C++ allocation is one
 // hook and one call, and a C program that later dlopen()s C++ code is tracked the same way.
@@ -14,9 +17,18 @@
 #include <new>
 
 #include "hot/engine.h"
+#include "hot/private.h"
+#include "hot/tables.h"
 #include "real.h"
 
 using rsr::real::fn;
+
+// Serves the call from the private heap when this thread holds the guard; falls through to the
+// next allocator when it does not, or when the private heap cannot serve it.
+#define RSR_GUARDED_CALLS_GO_PRIVATE(private_call)                                   \
+  if (rsr::hot::t_state.fast != 1 && rsr::hot::route_private()) [[unlikely]] {       \
+    if (void* q = (private_call)) return q;                                          \
+  }
 
 namespace {
 
@@ -27,12 +39,17 @@ namespace {
 [[gnu::always_inline]] inline void release(void* p) {
   if (p == nullptr) return;
   if (rsr::real::is_bootstrap(p)) [[unlikely]] return;  // handed out before dlsym returned
-  rsr::hot::on_free(p);
+  if (rsr::hot::on_free(p)) [[unlikely]] return;        // a private block, freed there
   fn.free(p);
+}
+
+bool is_private(const void* p) {
+  return rsr::hot::filter_hit(p) && rsr::hot::block_find(p) == rsr::hot::Tracked::kPrivate;
 }
 
 void* new_or_throw(size_t n) {
   if (n == 0) n = 1;
+  RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_malloc(n));
   for (;;) {
     if (void* p = fn.malloc(n)) [[likely]] {
       track(p);
@@ -48,6 +65,7 @@ void* aligned_new_or_throw(size_t n, std::align_val_t al) {
   size_t align = static_cast<size_t>(al);
   if (align < sizeof(void*)) align = sizeof(void*);
   if (n == 0) n = 1;
+  RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_aligned(align, n));
   for (;;) {
     void* p = nullptr;
     if (fn.posix_memalign(&p, align, n) == 0) [[likely]] {
@@ -76,11 +94,14 @@ void* aligned_new_nothrow(size_t n, std::align_val_t al) noexcept {
   }
 }
 
+bool valid_alignment(size_t align) { return align >= sizeof(void*) && (align & (align - 1)) == 0; }
+
 }  // namespace
 
 #define RSR_EXPORT extern "C" __attribute__((visibility("default")))
 
 RSR_EXPORT void* malloc(size_t n) {
+  RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_malloc(n));
   void* p = fn.malloc(n);
   track(p);
   return p;
@@ -89,26 +110,27 @@ RSR_EXPORT void* malloc(size_t n) {
 RSR_EXPORT void free(void* p) { release(p); }
 
 RSR_EXPORT void* calloc(size_t n, size_t size) {
+  size_t total;
+  if (!__builtin_mul_overflow(n, size, &total)) {
+    RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_calloc(n, size));
+  }
   void* p = fn.calloc(n, size);
   track(p);
   return p;
 }
 
 RSR_EXPORT void* realloc(void* p, size_t n) {
-  if (p == nullptr || rsr::hot::g_passthrough) {
-    void* q = fn.realloc(p, n);
-    if (p == nullptr) track(q);
-    return q;
-  }
+  if (p == nullptr) return malloc(n);
+  if (rsr::hot::g_passthrough) return fn.realloc(p, n);
   if (rsr::real::is_bootstrap(p)) [[unlikely]] {
-    void* q = fn.malloc(n);
+    void* q = malloc(n);
     if (q) {
       const size_t old = rsr::real::bootstrap_usable_size(p);
       __builtin_memcpy(q, p, old < n ? old : n);
     }
-    track(q);
     return q;
   }
+  if (is_private(p)) [[unlikely]] return rsr::hot::private_realloc(p, n);
   const size_t old = rsr::real::usable_size(p);
   rsr::hot::on_free(p);
   void* q = fn.realloc(p, n);
@@ -127,30 +149,44 @@ RSR_EXPORT void* reallocarray(void* p, size_t n, size_t size) {
 }
 
 RSR_EXPORT int posix_memalign(void** out, size_t align, size_t n) {
+  if (rsr::hot::t_state.fast != 1 && rsr::hot::route_private() && valid_alignment(align)) [[unlikely]] {
+    if (void* q = rsr::hot::private_aligned(align, n)) {
+      *out = q;
+      return 0;
+    }
+  }
   const int rc = fn.posix_memalign(out, align, n);
   if (rc == 0) track(*out);
   return rc;
 }
 
 RSR_EXPORT void* aligned_alloc(size_t align, size_t n) {
+  if (valid_alignment(align)) {
+    RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_aligned(align, n));
+  }
   void* p = fn.aligned_alloc(align, n);
   track(p);
   return p;
 }
 
 RSR_EXPORT void* memalign(size_t align, size_t n) {
+  if (valid_alignment(align)) {
+    RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_aligned(align, n));
+  }
   void* p = fn.memalign(align, n);
   track(p);
   return p;
 }
 
 RSR_EXPORT void* valloc(size_t n) {
+  RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_aligned(4096, n));
   void* p = fn.valloc(n);
   track(p);
   return p;
 }
 
 RSR_EXPORT void* pvalloc(size_t n) {
+  RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_aligned(4096, (n + 4095) & ~size_t{4095}));
   void* p = fn.pvalloc(n);
   track(p);
   return p;
@@ -159,6 +195,7 @@ RSR_EXPORT void* pvalloc(size_t n) {
 RSR_EXPORT size_t malloc_usable_size(void* p) {
   if (p == nullptr) return 0;
   if (rsr::real::is_bootstrap(p)) [[unlikely]] return rsr::real::bootstrap_usable_size(p);
+  if (is_private(p)) [[unlikely]] return rsr::hot::g_private.usable_size(p);
   return fn.malloc_usable_size(p);
 }
 

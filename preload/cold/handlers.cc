@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "../../common/json.h"
+#include "../hot/private.h"
 #include "../hot/stack.h"
 #include "../hot/tables.h"
 #include "modules.h"
@@ -54,6 +55,13 @@ void identity(Writer& w) {
       .field("mode", mode_name());
 }
 
+// Sampled live blocks: the block table also holds the engine's private blocks.
+uint64_t sampled_blocks() {
+  const uint64_t all = hot::g_tables.block_count.load();
+  const uint64_t mine = hot::g_private_blocks.load();
+  return all > mine ? all - mine : 0;
+}
+
 void sampling(Writer& w) {
   const hot::Tables& t = hot::g_tables;
   w.key("sampling").begin_object()
@@ -61,7 +69,7 @@ void sampling(Writer& w) {
       .field("interval_bytes", g_cold.config.memory_detailed_tracking ? uint64_t{0} : hot::g_engine.interval)
       .field("stack_depth", hot::g_stack.depth)
       .field("samples", t.samples.load())
-      .field("tracked_blocks", t.block_count.load())
+      .field("tracked_blocks", sampled_blocks())
       .field("max_tracked_blocks", t.max_blocks)
       .field("sites", t.site_count.load())
       .field("max_sites", t.max_sites)
@@ -202,17 +210,18 @@ void write_modules(Writer& w) {
   w.end_array();
 }
 
-void handle_summary(std::string_view req, Writer& w) {
-  int64_t top = 20;
-  json::json_int(json::json_get(req, "top"), &top);
-  top = std::clamp<int64_t>(top, 0, 1000);
+// Live figures from totals read without a global lock: a free counted on one thread can be read
+// before its allocation on another, so clamp the transient difference at zero.
+uint64_t live(uint64_t added, uint64_t removed) { return added > removed ? added - removed : 0; }
+
+void handle_summary(int64_t top, Writer& w) {
   common_fields(w);
   const MemoryFacts mem = read_memory_facts();
   const hot::Totals t = hot::read_totals();
   w.field("rss_bytes", mem.rss_bytes).field("peak_rss_bytes", mem.peak_rss_bytes).field("uptime_s", uptime_s());
   w.key("heap").begin_object()
-      .field("live_bytes", t.alloc_bytes - t.free_bytes)
-      .field("live_blocks", t.allocs - t.frees)
+      .field("live_bytes", live(t.alloc_bytes, t.free_bytes))
+      .field("live_blocks", live(t.allocs, t.frees))
       .field("peak_live_bytes", t.peak_live_bytes)
       .field("allocations", t.allocs)
       .field("frees", t.frees)
@@ -247,6 +256,23 @@ void handle_update_metrics(Writer& w) {
   w.field("updated_at", now_ms() / 1000).field("sites", sites);
 }
 
+proto::Kind refuse(String& out, const char* message) {
+  out.clear();
+  Writer e(out);
+  e.begin_object().field("ok", false).field("error", message).end_object();
+  return proto::Kind::kError;
+}
+
+// An optional integer argument: absent leaves *out as it is; present must be an integer in range.
+bool int_argument(std::string_view req, std::string_view name, int64_t lo, int64_t hi, int64_t* out) {
+  const json::Value v = json::json_get(req, name);
+  if (v.type == json::Type::kNone) return true;
+  int64_t x = 0;
+  if (!json::json_int(v, &x) || x < lo || x > hi) return false;
+  *out = x;
+  return true;
+}
+
 }  // namespace
 
 proto::Kind handle_request(std::string_view req, String& out) {
@@ -257,15 +283,16 @@ proto::Kind handle_request(std::string_view req, String& out) {
   if (std::strcmp(cmd, "hello") == 0) identity(w);
   else if (std::strcmp(cmd, "status") == 0) handle_status(w);
   else if (std::strcmp(cmd, "health") == 0) handle_health(w);
-  else if (std::strcmp(cmd, "summary") == 0) handle_summary(req, w);
-  else if (std::strcmp(cmd, "update_metrics") == 0) handle_update_metrics(w);
-  else {
-    out.clear();
-    Writer e(out);
+  else if (std::strcmp(cmd, "summary") == 0) {
+    int64_t top = 20;
+    if (!int_argument(req, "top", 0, 1000, &top)) return refuse(out, "bad argument: \"top\" must be an integer from 0 to 1000");
+    handle_summary(top, w);
+  } else if (std::strcmp(cmd, "update_metrics") == 0) {
+    handle_update_metrics(w);
+  } else {
     char msg[128];
     snprintf(msg, sizeof msg, "unknown command \"%.64s\"", cmd);
-    e.begin_object().field("ok", false).field("error", msg).end_object();
-    return proto::Kind::kError;
+    return refuse(out, msg);
   }
   w.end_object();
   return proto::Kind::kResponse;

@@ -1,6 +1,6 @@
 // Standard containers on the engine's private heap. Everything under preload/cold/ allocates
-// only through these (or g_heap directly) and runs with the thread's guard held, so a stray libc
-// allocation passes through uncounted rather than recursing into the engine.
+// through these and runs with the thread's guard held, so even a stray libc allocation (inside
+// realpath, say) lands on the private heap (hot/private.h), never on the service's.
 #pragma once
 
 #include <cstddef>

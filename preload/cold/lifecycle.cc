@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "../hot/private.h"
 #include "../hot/stack.h"
 #include "../hot/tables.h"
 #include "../real.h"
@@ -77,11 +78,13 @@ void set_identity() {
 
 void fork_prepare() {
   pthread_mutex_lock(&g_cold.mutex);
+  hot::stack_atfork_prepare();
   hot::threads_atfork_prepare();
 }
 
 void fork_parent() {
   hot::threads_atfork_parent();
+  hot::stack_atfork_parent();
   pthread_mutex_unlock(&g_cold.mutex);
 }
 
@@ -90,6 +93,7 @@ void fork_parent() {
 void fork_child() {
   hot::GuardScope guard;
   hot::threads_atfork_child();
+  hot::stack_atfork_child();
   pthread_mutex_init(&g_cold.mutex, nullptr);
   if (g_cold.listen_fd >= 0) close(g_cold.listen_fd);
   g_cold.listen_fd = -1;
@@ -118,6 +122,7 @@ void init_engine() {
     return;
   }
   g_cold.tables_ok = true;
+  hot::g_private_ready = true;
   hot::g_stack.depth = static_cast<int>(c.stack_depth);
   module_range_of(reinterpret_cast<const void*>(&init_engine), &hot::g_stack.self_lo, &hot::g_stack.self_hi);
   hot::g_engine.interval = c.memory_detailed_tracking ? 0 : static_cast<uint64_t>(c.sample_interval_bytes);

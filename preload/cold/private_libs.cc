@@ -2,18 +2,14 @@
 
 #include <dlfcn.h>
 
-#include <atomic>
 #include <libunwind.h>
 
+#include "../hot/private.h"
 #include "../hot/stack.h"
 
 namespace rsr::cold {
 
-PrivateHeap g_heap;
-
 namespace {
-
-std::atomic<size_t> g_heap_in_use{0};
 
 template <class F>
 bool bind(void* lib, const char* name, F* out) {
@@ -26,12 +22,12 @@ bool bind(void* lib, const char* name, F* out) {
 bool load_private_heap() {
   void* lib = dlopen("libmimalloc.so.2", RTLD_NOW | RTLD_LOCAL);
   if (!lib) return false;
-  PrivateHeap h;
+  hot::PrivateHeap h;
   if (!bind(lib, "mi_malloc", &h.malloc) || !bind(lib, "mi_calloc", &h.calloc) ||
-      !bind(lib, "mi_realloc", &h.realloc) || !bind(lib, "mi_free", &h.free))
+      !bind(lib, "mi_realloc", &h.realloc) || !bind(lib, "mi_malloc_aligned", &h.malloc_aligned) ||
+      !bind(lib, "mi_free", &h.free) || !bind(lib, "mi_usable_size", &h.usable_size))
     return false;
-  if (!bind(lib, "mi_usable_size", &h.usable_size)) return false;
-  g_heap = h;
+  hot::g_private = h;
   return true;
 }
 
@@ -54,17 +50,17 @@ bool load_unwinder() {
 }
 
 void* heap_alloc(size_t n) {
-  void* p = g_heap.malloc(n);
-  if (p) g_heap_in_use.fetch_add(g_heap.usable_size(p), std::memory_order_relaxed);
+  void* p = hot::g_private.malloc(n);
+  if (p) hot::g_private_bytes.fetch_add(hot::g_private.usable_size(p), std::memory_order_relaxed);
   return p;
 }
 
 void heap_free(void* p) {
   if (!p) return;
-  g_heap_in_use.fetch_sub(g_heap.usable_size(p), std::memory_order_relaxed);
-  g_heap.free(p);
+  hot::g_private_bytes.fetch_sub(hot::g_private.usable_size(p), std::memory_order_relaxed);
+  hot::g_private.free(p);
 }
 
-size_t private_heap_bytes() { return g_heap_in_use.load(std::memory_order_relaxed); }
+size_t private_heap_bytes() { return hot::g_private_bytes.load(std::memory_order_relaxed); }
 
 }  // namespace rsr::cold

@@ -12,20 +12,12 @@
 
 namespace rsr::cold {
 
-struct PrivateHeap {
-  void* (*malloc)(size_t) = nullptr;
-  void* (*calloc)(size_t, size_t) = nullptr;
-  void* (*realloc)(void*, size_t) = nullptr;
-  void (*free)(void*) = nullptr;
-  size_t (*usable_size)(const void*) = nullptr;
-};
-extern PrivateHeap g_heap;
-
 // Allocation on the private heap, counted so the engine can report what it holds.
 void* heap_alloc(size_t n);
 void heap_free(void* p);
 
-// Loads mimalloc into g_heap. False (and g_heap unusable) when it cannot be loaded.
+// Loads mimalloc into hot::g_private. False (and the private heap unusable) when it cannot be
+// loaded.
 bool load_private_heap();
 // Loads libunwind and installs its unw_backtrace into the stack capture. False when missing.
 bool load_unwinder();

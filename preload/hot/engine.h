@@ -73,24 +73,32 @@ void alloc_slow(ThreadState& t, void* p);
 void free_slow(ThreadState& t, void* p);
 void flush_peak(ThreadState& t);
 void sample_slow(ThreadState& t, void* p, size_t usable);
-void forget_slow(void* p);
+bool free_tracked(ThreadState& t, void* p);
 
 inline void add_relaxed(uint64_t& field, uint64_t v) {
   __atomic_store_n(&field, __atomic_load_n(&field, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
 }
 
 // Counts an allocation of `usable` bytes in the thread's own counters (registered threads).
-[[gnu::always_inline]] inline void count_alloc(ThreadState& t, void* p, size_t usable) {
+[[gnu::always_inline]] inline void tally_alloc(ThreadState& t, size_t usable) {
   add_relaxed(t.allocs, 1);
   add_relaxed(t.alloc_bytes, usable);
   if ((t.until_flush -= static_cast<int64_t>(usable)) < 0) [[unlikely]] flush_peak(t);
+}
+
+// Counts it and lets the sampler decide whether to record its stack.
+[[gnu::always_inline]] inline void count_alloc(ThreadState& t, void* p, size_t usable) {
+  tally_alloc(t, usable);
   if (sampler_take(t.sampler, usable)) [[unlikely]] sample_slow(t, p, usable);
 }
 
-[[gnu::always_inline]] inline void count_free(ThreadState& t, void* p, size_t usable) {
+[[gnu::always_inline]] inline void tally_free(ThreadState& t, size_t usable) {
   add_relaxed(t.frees, 1);
   add_relaxed(t.free_bytes, usable);
-  if (g_filter[filter_index(p)].load(std::memory_order_relaxed) != 0) [[unlikely]] forget_slow(p);
+}
+
+[[gnu::always_inline]] inline bool filter_hit(const void* p) {
+  return g_filter[filter_index(p)].load(std::memory_order_relaxed) != 0;
 }
 
 // After the next allocator returned `p` (non-null).
@@ -103,14 +111,17 @@ inline void add_relaxed(uint64_t& field, uint64_t v) {
   alloc_slow(t, p);
 }
 
-// Before `p` (non-null, not from the bootstrap arena) is handed back to the next allocator.
-[[gnu::always_inline]] inline void on_free(void* p) {
+// Before `p` (non-null, not from the bootstrap arena) is handed back. Returns true when `p` was
+// a block of the engine's private heap, which has now been freed there instead.
+[[gnu::always_inline]] inline bool on_free(void* p) {
   ThreadState& t = t_state;
+  if (filter_hit(p)) [[unlikely]] return free_tracked(t, p);
   if (t.fast == 1) [[likely]] {
-    count_free(t, p, real::glibc_usable_size(p));
-    return;
+    tally_free(t, real::glibc_usable_size(p));
+    return false;
   }
   free_slow(t, p);
+  return false;
 }
 
 // Exact process-wide figures, summed over live threads and retired ones.
@@ -121,7 +132,9 @@ struct Totals {
 };
 Totals read_totals();
 
-// Holds the guard for a scope: allocations inside pass straight through, uncounted.
+// Holds the guard for a scope: allocations inside are counted (their frees may happen outside,
+// e.g. libunwind's per-thread cache, freed when the thread exits) but never sampled, so nothing
+// the engine calls can recurse into it.
 void guard_enter();
 void guard_leave();
 struct GuardScope {

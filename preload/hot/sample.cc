@@ -1,9 +1,12 @@
 // Sampled allocations and frees: stack capture, site interning, block tracking.
 // May run inside malloc; runs with the thread's guard held, so anything it calls (libunwind)
-// that allocates passes straight through.
+// that allocates is counted but never sampled.
+#include <sched.h>
+
 #include <cerrno>
 
 #include "engine.h"
+#include "private.h"
 #include "stack.h"
 #include "tables.h"
 
@@ -13,6 +16,21 @@ constinit StackCapture g_stack;
 
 namespace {
 
+// Fork quiescence: libunwind takes internal mutexes while it steps, and a child forked while
+// another thread holds one would hang at its first unwind. The prepare handler raises
+// g_fork_pending and waits (bounded) until no thread is inside libunwind; new captures meanwhile
+// record no frames. Both sides use sequentially consistent operations (a Dekker handshake).
+std::atomic<int> g_unwinding{0};
+std::atomic<bool> g_fork_pending{false};
+
+int unwind(void** raw, int want) {
+  g_unwinding.fetch_add(1);
+  int n = 0;
+  if (!g_fork_pending.load()) n = g_stack.backtrace(raw, want);
+  g_unwinding.fetch_sub(1);
+  return n;
+}
+
 // The library's own frames (the hook, this file) are at the top of every stack; drop them so
 // the first frame is the caller of the allocation function.
 int capture(uintptr_t* out, int depth) {
@@ -21,7 +39,7 @@ int capture(uintptr_t* out, int depth) {
   void* raw[kMaxDepth + 16];
   int want = depth + 16;
   if (want > static_cast<int>(sizeof raw / sizeof raw[0])) want = sizeof raw / sizeof raw[0];
-  const int n = sc.backtrace(raw, want);
+  const int n = unwind(raw, want);
   int first = 0;
   while (first < n) {
     const auto ip = reinterpret_cast<uintptr_t>(raw[first]);
@@ -61,6 +79,29 @@ int capture(uintptr_t* out, int depth) {
   errno = saved_errno;
 }
 
-[[gnu::noinline]] void forget_slow(void* p) { block_remove(p); }
+[[gnu::noinline]] bool free_tracked(ThreadState& t, void* p) {
+  const Tracked what = block_remove(p);
+  if (what == Tracked::kPrivate) {
+    private_release(p);
+    return true;
+  }
+  if (t.fast == 1) tally_free(t, real::glibc_usable_size(p));
+  else free_slow(t, p);
+  return false;
+}
+
+void stack_atfork_prepare() {
+  g_fork_pending.store(true);
+  // Unwinding is bounded; the bound only matters when fork() is called from a signal handler
+  // that interrupted this very thread inside libunwind.
+  for (int spins = 0; g_unwinding.load() != 0 && spins < 100000; ++spins) sched_yield();
+}
+
+void stack_atfork_parent() { g_fork_pending.store(false); }
+
+void stack_atfork_child() {
+  g_unwinding.store(0);
+  g_fork_pending.store(false);
+}
 
 }  // namespace rsr::hot

@@ -16,4 +16,9 @@ struct StackCapture {
 };
 extern StackCapture g_stack;
 
+// Fork support: no thread may be inside libunwind when the process forks (see sample.cc).
+void stack_atfork_prepare();
+void stack_atfork_parent();
+void stack_atfork_child();
+
 }  // namespace rsr::hot

@@ -140,29 +140,51 @@ bool block_insert(void* p, uint32_t site, SampleWeight w) {
   return false;
 }
 
-bool block_remove(void* p) {
+namespace {
+
+// The slot holding `p`, or null.
+Block* block_slot(const void* p) {
   Tables& t = g_tables;
   const uintptr_t key = reinterpret_cast<uintptr_t>(p);
   uint64_t i = mix(key) & t.block_mask;
   for (int probe = 0; probe < kMaxProbe; ++probe, i = (i + 1) & t.block_mask) {
     Block& b = t.blocks[i];
     const uintptr_t k = b.ptr.load(std::memory_order_acquire);
-    if (k == kEmpty) return false;
-    if (k != key) continue;
-    Site& s = site_at(b.site);
-    s.live_bytes.fetch_sub(static_cast<int64_t>(b.bytes), std::memory_order_relaxed);
-    s.live_blocks_fp.fetch_sub(static_cast<int64_t>(b.blocks_fp), std::memory_order_relaxed);
-    s.live_samples.fetch_sub(1, std::memory_order_relaxed);
-    b.ptr.store(kTombstone, std::memory_order_release);
-    t.block_count.fetch_sub(1, std::memory_order_relaxed);
-    std::atomic<uint8_t>& f = t.filter[filter_index(p)];
-    uint8_t c = f.load(std::memory_order_relaxed);
-    while (c != 255 && c != 0 &&
-           !f.compare_exchange_weak(c, static_cast<uint8_t>(c - 1), std::memory_order_relaxed)) {
-    }
-    return true;
+    if (k == kEmpty) return nullptr;
+    if (k == key) return &b;
   }
-  return false;
+  return nullptr;
+}
+
+}  // namespace
+
+Tracked block_find(const void* p) {
+  if (!g_tables.blocks) return Tracked::kNo;
+  const Block* b = block_slot(p);
+  if (!b) return Tracked::kNo;
+  return b->site == kPrivateSite ? Tracked::kPrivate : Tracked::kSampled;
+}
+
+Tracked block_remove(void* p) {
+  Tables& t = g_tables;
+  if (!t.blocks) return Tracked::kNo;
+  Block* b = block_slot(p);
+  if (!b) return Tracked::kNo;
+  const bool is_private = b->site == kPrivateSite;
+  if (!is_private) {
+    Site& s = site_at(b->site);
+    s.live_bytes.fetch_sub(static_cast<int64_t>(b->bytes), std::memory_order_relaxed);
+    s.live_blocks_fp.fetch_sub(static_cast<int64_t>(b->blocks_fp), std::memory_order_relaxed);
+    s.live_samples.fetch_sub(1, std::memory_order_relaxed);
+  }
+  b->ptr.store(kTombstone, std::memory_order_release);
+  t.block_count.fetch_sub(1, std::memory_order_relaxed);
+  std::atomic<uint8_t>& f = t.filter[filter_index(p)];
+  uint8_t c = f.load(std::memory_order_relaxed);
+  while (c != 255 && c != 0 &&
+         !f.compare_exchange_weak(c, static_cast<uint8_t>(c - 1), std::memory_order_relaxed)) {
+  }
+  return is_private ? Tracked::kPrivate : Tracked::kSampled;
 }
 
 size_t tables_resident_bytes() {

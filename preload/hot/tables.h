@@ -21,7 +21,8 @@
 
 namespace rsr::hot {
 
-inline constexpr uint32_t kNoSite = UINT32_MAX;  // overflow bucket: sites beyond the cap
+inline constexpr uint32_t kNoSite = UINT32_MAX;         // overflow bucket: sites beyond the cap
+inline constexpr uint32_t kPrivateSite = UINT32_MAX - 1;  // a block of the engine's private heap
 inline constexpr int kMaxProbe = 64;
 inline constexpr int kMaxDepth = 256;
 
@@ -72,8 +73,13 @@ Site& site_at(uint32_t index);
 inline uint64_t site_slots() { return g_tables.site_mask + 1; }
 
 bool block_insert(void* p, uint32_t site, SampleWeight w);
-// Removes `p` if it is a tracked block; false when it is not.
-bool block_remove(void* p);
+
+enum class Tracked { kNo, kSampled, kPrivate };
+// Removes `p` if it is a tracked block (a sampled block's weight leaves its site) and says what
+// it was.
+Tracked block_remove(void* p);
+// What `p` is, without removing it.
+Tracked block_find(const void* p);
 
 // Resident bytes of the tables (pages touched), for the tracker-overhead figure.
 size_t tables_resident_bytes();

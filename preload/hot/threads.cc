@@ -131,14 +131,13 @@ void try_register(ThreadState& t) {
 
 // Counts straight into the global totals: retired threads, a full registry, re-entry while
 // registering.
-void count_global(void* p, int64_t delta) {
+void count_global(int64_t delta) {
   if (delta >= 0) {
     g_retired_allocs.fetch_add(1, std::memory_order_relaxed);
     g_retired_alloc_bytes.fetch_add(static_cast<uint64_t>(delta), std::memory_order_relaxed);
   } else {
     g_retired_frees.fetch_add(1, std::memory_order_relaxed);
     g_retired_free_bytes.fetch_add(static_cast<uint64_t>(-delta), std::memory_order_relaxed);
-    if (g_filter[filter_index(p)].load(std::memory_order_relaxed) != 0) forget_slow(p);
   }
   fold_live(delta);
 }
@@ -146,26 +145,20 @@ void count_global(void* p, int64_t delta) {
 }  // namespace
 
 void alloc_slow(ThreadState& t, void* p) {
-  if (g_passthrough || t.guard) return;
+  if (g_passthrough) return;
   if (t.registered == kUnregistered) try_register(t);
   const size_t usable = real::usable_size(p);
-  if (t.registered == kRegistered && !t.registering) {
-    count_alloc(t, p, usable);
-    return;
-  }
-  count_global(p, static_cast<int64_t>(usable));
-  if (sampler_take(t.sampler, usable)) sample_slow(t, p, usable);
+  if (t.registered == kRegistered && !t.registering) tally_alloc(t, usable);
+  else count_global(static_cast<int64_t>(usable));
+  if (t.guard == 0 && sampler_take(t.sampler, usable)) sample_slow(t, p, usable);
 }
 
 void free_slow(ThreadState& t, void* p) {
-  if (g_passthrough || t.guard) return;
+  if (g_passthrough) return;
   if (t.registered == kUnregistered) try_register(t);
   const size_t usable = real::usable_size(p);
-  if (t.registered == kRegistered && !t.registering) {
-    count_free(t, p, usable);
-    return;
-  }
-  count_global(p, -static_cast<int64_t>(usable));
+  if (t.registered == kRegistered && !t.registering) tally_free(t, usable);
+  else count_global(-static_cast<int64_t>(usable));
 }
 
 void flush_peak(ThreadState& t) {
@@ -178,7 +171,7 @@ void flush_peak(ThreadState& t) {
 
 void undo_free(size_t usable) {
   ThreadState& t = t_state;
-  if (g_passthrough || t.guard) return;
+  if (g_passthrough) return;
   if (t.registered == kRegistered) {
     add_relaxed(t.frees, static_cast<uint64_t>(-1));
     add_relaxed(t.free_bytes, -static_cast<uint64_t>(usable));
