@@ -1,0 +1,108 @@
+// Per-site estimates from the sampler, end to end: a program with two call sites of known size
+// runs under the preload, and the live and allocated estimates rsrmemctl reports for each site
+// (found by function name in the symbolized stacks) must match what the program holds.
+//
+// Tolerance. With mean interval T, a site of N blocks of s bytes has a Horvitz-Thompson estimate
+// whose standard deviation is sqrt(N s^2 (1-p)/p), p = 1-exp(-s/T) (sampler.h). The assertions
+// allow 5 standard deviations plus 1% (rounding of the integer weights): a correct estimator
+// fails one of the four checks with probability below 3e-6 per run.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "harness.h"
+
+namespace {
+
+constexpr double kInterval = 16384;
+constexpr int kLineMs = 20000;
+
+struct Held {
+  double bytes = 0;
+  double blocks = 0;
+};
+
+double sigma(const Held& h) {
+  const double s = h.bytes / h.blocks;
+  const double p = -std::expm1(-s / kInterval);
+  return std::sqrt(h.blocks * s * s * (1 - p) / p);
+}
+
+// The site whose stack has `function` among its frames (its own or inlined), from
+// `rsrmemctl memory-summary --format json`.
+const nlohmann::json* find_site(const nlohmann::json& summary, const std::string& function) {
+  for (const auto& site : summary.at("top_live")) {
+    for (const auto& frame : site.at("frames")) {
+      if (frame.value("function", "").find(function) != std::string::npos) return &site;
+    }
+  }
+  return nullptr;
+}
+
+nlohmann::json ctl_summary(const std::string& dir, pid_t pid) {
+  const std::string cmd = rt::ctl_path() + " --pid " + std::to_string(pid) +
+                          " memory-summary --top 20 --format json";
+  std::string out;
+  if (FILE* f = popen(("RSR_SOCKET_DIR=" + dir + " " + cmd).c_str(), "r")) {
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+    pclose(f);
+  }
+  return nlohmann::json::parse(out, nullptr, false);
+}
+
+void expect_close(double estimate, double truth, double sd, const char* what) {
+  const double tolerance = 5 * sd + 0.01 * truth;
+  EXPECT_NEAR(estimate, truth, tolerance) << what << ": estimate " << estimate << ", truth " << truth
+                                          << ", sd " << sd;
+}
+
+TEST(SiteEstimates, MatchWhatEachCallSiteHolds) {
+  rt::TempDir dir;
+  rt::Spawn s;
+  s.argv = {rt::program("sites")};
+  s.socket_dir = dir.path();
+  s.env["RSR_SAMPLE_INTERVAL_BYTES"] = "16384";
+  rt::Process p(s);
+  ASSERT_TRUE(p.started());
+  std::map<std::string, Held> held;
+  for (;;) {
+    auto line = p.read_line(kLineMs);
+    ASSERT_TRUE(line) << p.describe();
+    if (*line == "ready") break;
+    std::istringstream in(*line);
+    std::string word, site;
+    Held h;
+    in >> word >> site >> h.bytes >> h.blocks;
+    held[site] = h;
+  }
+  ASSERT_TRUE(rt::wait_for_socket(dir.path(), p.pid(), kLineMs));
+
+  nlohmann::json summary = ctl_summary(dir.path(), p.pid());
+  ASSERT_FALSE(summary.is_discarded());
+  for (const char* fn : {"small_blocks", "big_blocks"}) {
+    const nlohmann::json* site = find_site(summary, fn);
+    ASSERT_NE(site, nullptr) << fn << " not among the top sites: " << summary.dump().substr(0, 2000);
+    const Held& h = held.at(fn);
+    expect_close(site->at("live_bytes").get<double>(), h.bytes, sigma(h), fn);
+    expect_close(site->at("alloc_bytes").get<double>(), h.bytes, sigma(h), fn);
+    // The block count's deviation is the byte deviation divided by the block size.
+    expect_close(site->at("live_blocks").get<double>(), h.blocks, sigma(h) / (h.bytes / h.blocks), fn);
+  }
+
+  // Freed blocks leave their site: small_blocks drops to nothing live, its total stays.
+  ASSERT_TRUE(p.write("free\n"));
+  ASSERT_TRUE(p.read_until([](const std::string& l) { return l == "freed"; }, kLineMs));
+  summary = ctl_summary(dir.path(), p.pid());
+  const nlohmann::json* small = find_site(summary, "small_blocks");
+  if (small) EXPECT_EQ(small->at("live_bytes").get<int64_t>(), 0);  // listed only while live
+  const nlohmann::json* big = find_site(summary, "big_blocks");
+  ASSERT_NE(big, nullptr);
+  expect_close(big->at("live_bytes").get<double>(), held.at("big_blocks").bytes, sigma(held.at("big_blocks")),
+               "big_blocks after the small ones were freed");
+}
+
+}  // namespace
