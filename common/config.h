@@ -34,6 +34,8 @@ inline constexpr size_t kNameMax = 128;
     "RSS in MiB above which high_memory is reported.")                                             \
   X(Real, leak_model_growth_threshold, "RSR_LEAK_MODEL_GROWTH_THRESHOLD", 1.0, 0.0, 1000.0,        \
     "Relative growth of one call site's live bytes that counts as site_growth (1.0 = 100%).")      \
+  X(Int, leak_min_site_bytes, "RSR_LEAK_MIN_SITE_BYTES", 1048576, 1, 1099511627776,               \
+    "Smallest growth (and size) in bytes for which a call site or the heap is judged (K/M/G ok).")  \
   X(Bool, memory_detailed_tracking, "RSR_MEMORY_DETAILED_TRACKING", false, 0, 0,                   \
     "Sample every allocation with its stack (development only: costs time and memory).")           \
   X(Str, memory_header_prefix, "RSR_MEMORY_HEADER_PREFIX", "X-RSR-Memory", 0, 0,                   \

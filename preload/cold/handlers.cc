@@ -10,6 +10,7 @@
 #include "../hot/private.h"
 #include "../hot/stack.h"
 #include "../hot/tables.h"
+#include "leaks.h"
 #include "modules.h"
 #include "private_libs.h"
 #include "proc.h"
@@ -105,6 +106,7 @@ void handle_status(Writer& w) {
   sampling(w);
   tracker(w);
   w.key("profilers").begin_array().end_array();
+  write_leak_status(w);
   w.field("threads", static_cast<uint64_t>(hot::read_totals().threads));
 }
 
@@ -125,14 +127,19 @@ void handle_health(Writer& w) {
   component(w, "private_heap", g_cold.heap_ok ? "ok" : "degraded",
             g_cold.heap_ok ? "mimalloc loaded" : "libmimalloc.so.2 could not be loaded");
   component(w, "control_socket", "ok", g_cold.socket_path);
+  if (g_cold.config.leak_detection_enabled) {
+    char detail[128];
+    snprintf(detail, sizeof detail, "every %lld s, %llu checks so far",
+             static_cast<long long>(g_cold.config.leak_check_interval),
+             static_cast<unsigned long long>(leak_checks()));
+    component(w, "leak_detection", "ok", detail);
+  } else {
+    component(w, "leak_detection", "disabled", "RSR_LEAK_DETECTION_ENABLED=false");
+  }
   w.end_object();
 }
 
-struct SiteRow {
-  uint32_t index;
-  int64_t live_bytes;
-  int64_t growth;
-};
+}  // namespace
 
 void write_site(Writer& w, uint32_t index, double window_s) {
   const hot::Site& s = hot::site_at(index);
@@ -157,6 +164,30 @@ void write_site(Writer& w, uint32_t index, double window_s) {
   }
   w.end_array().end_object();
 }
+
+void write_modules(Writer& w) {
+  refresh_modules();
+  w.key("modules").begin_array();
+  for (const Module& m : modules()) {
+    w.begin_object().field("path", std::string_view(m.path)).field("build_id", std::string_view(m.build_id));
+    w.key("base");
+    hex_address(w, m.base);
+    w.key("start");
+    hex_address(w, m.start);
+    w.key("end");
+    hex_address(w, m.end);
+    w.field("loaded", m.loaded).end_object();
+  }
+  w.end_array();
+}
+
+namespace {
+
+struct SiteRow {
+  uint32_t index;
+  int64_t live_bytes;
+  int64_t growth;
+};
 
 Vector<SiteRow> collect_sites() {
   Vector<SiteRow> rows;
@@ -192,22 +223,6 @@ void write_rates(Writer& w) {
         .field("live_bytes_per_s", dt > 0 ? (live_new - live_old) / dt : 0.0);
   }
   w.end_object();
-}
-
-void write_modules(Writer& w) {
-  refresh_modules();
-  w.key("modules").begin_array();
-  for (const Module& m : modules()) {
-    w.begin_object().field("path", std::string_view(m.path)).field("build_id", std::string_view(m.build_id));
-    w.key("base");
-    hex_address(w, m.base);
-    w.key("start");
-    hex_address(w, m.start);
-    w.key("end");
-    hex_address(w, m.end);
-    w.field("loaded", m.loaded).end_object();
-  }
-  w.end_array();
 }
 
 // Live figures from totals read without a global lock: a free counted on one thread can be read
@@ -289,6 +304,12 @@ proto::Kind handle_request(std::string_view req, String& out) {
     handle_summary(top, w);
   } else if (std::strcmp(cmd, "update_metrics") == 0) {
     handle_update_metrics(w);
+  } else if (std::strcmp(cmd, "check_leaks") == 0) {
+    if (!g_cold.config.leak_detection_enabled)
+      return refuse(out, "leak detection is disabled (RSR_LEAK_DETECTION_ENABLED=false)");
+    if (!leaks_running()) return refuse(out, "leak detection could not start (out of memory)");
+    common_fields(w);
+    write_leak_report(w);
   } else {
     char msg[128];
     snprintf(msg, sizeof msg, "unknown command \"%.64s\"", cmd);

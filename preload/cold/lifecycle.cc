@@ -17,6 +17,7 @@
 #include "../hot/stack.h"
 #include "../hot/tables.h"
 #include "../real.h"
+#include "leaks.h"
 #include "log.h"
 #include "modules.h"
 #include "private_libs.h"
@@ -154,6 +155,10 @@ __attribute__((constructor)) void rsrmem_start() {
   set_identity();
   init_engine();
   if (hot::g_engine.mode.load() != hot::kActive) return;
+  try {
+    leaks_init();
+  } catch (...) {  // out of private heap: leak detection stays off
+  }
   pthread_atfork(fork_prepare, fork_parent, fork_child);
   if (!start_control_thread()) log(Level::kWarn, "control thread did not start: no socket");
   log(Level::kInfo, "monitoring %s (socket %s)", g_cold.program, g_cold.socket_path);

@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include "../../common/json.h"
 #include "../../common/protocol.h"
 #include "handlers.h"
+#include "leaks.h"
 #include "log.h"
 #include "proc.h"
 #include "state.h"
@@ -211,22 +213,26 @@ void* control_main(void*) {
   pthread_sigmask(SIG_BLOCK, &all, nullptr);  // signals belong to the service's threads
   int64_t next_tick = monotonic_ms();
   for (;;) {
-    const int64_t now = monotonic_ms();
-    if (now >= next_tick) {
+    int64_t now = monotonic_ms();
+    if (now >= next_tick || now >= leaks_next_due_ms()) {
       pthread_mutex_lock(&g_cold.mutex);
       try {
-        tick();
-      } catch (...) {  // out of private heap: try again next second
+        if (now >= next_tick) tick();
+        leaks_run_due(now);
+      } catch (...) {  // out of private heap: try again at the next turn
       }
       pthread_mutex_unlock(&g_cold.mutex);
-      next_tick = now + 1000;
+      if (now >= next_tick) next_tick = now + 1000;
+      now = monotonic_ms();
     }
+    const int64_t wake = std::min(next_tick, leaks_next_due_ms());
+    const int timeout = static_cast<int>(std::clamp<int64_t>(wake - now, 0, 1000));
     if (g_cold.listen_fd < 0) {
-      usleep(static_cast<useconds_t>((next_tick - now) * 1000));
+      usleep(static_cast<useconds_t>(timeout) * 1000);
       continue;
     }
     pollfd p{g_cold.listen_fd, POLLIN, 0};
-    const int r = poll(&p, 1, static_cast<int>(next_tick - now > 0 ? next_tick - now : 0));
+    const int r = poll(&p, 1, timeout);
     if (r <= 0) continue;
     const int fd = accept4(g_cold.listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
