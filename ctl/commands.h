@@ -3,8 +3,10 @@
 // gone, and printing the results as text or JSON with one exit code.
 //
 // One command family per file: commands_list.cc (list), commands_status.cc (status,
-// health-check, update-metrics), commands_memory.cc (memory-summary). Each command is a plain
-// function over GlobalOptions and the output streams, so tests can run it against a fake server.
+// health-check, update-metrics), commands_memory.cc (memory-summary), commands_leaks.cc
+// (check-leaks); site_stacks.h symbolizes and prints call sites for the last two. Each command is a
+// plain function over GlobalOptions and the output streams, so tests can run it against a fake
+// server.
 #pragma once
 
 #include <chrono>
@@ -41,6 +43,13 @@ struct SummaryOptions {
   int frames = 8;  // frames shown per site in text output; 0: all
 };
 int cmd_memory_summary(const GlobalOptions& g, const SummaryOptions& options, Io io);
+
+struct LeakOptions {
+  bool verbose = false;  // each site's full stack and levels, and the history
+};
+// Exit status: 0 no indicators, 1 indicators found (with --all: in any process), 3 no such
+// target, 4 could not check (see kCheckLeaksHelp in main.cc).
+int cmd_check_leaks(const GlobalOptions& g, const LeakOptions& options, Io io);
 
 // ---- plumbing (command_support.cc) ----
 

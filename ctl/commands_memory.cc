@@ -1,118 +1,15 @@
 // `rsrmemctl memory-summary`: heap and RSS figures, then the top call sites by live bytes and by
 // growth, with their stacks symbolized here (the process only sends addresses and its modules).
-#include <cstdlib>
 #include <sstream>
 
 #include "commands.h"
 #include "errors.h"
 #include "format.h"
+#include "site_stacks.h"
 #include "symbolizer.h"
 
 namespace rsr::ctl {
 namespace {
-
-uint64_t parse_address(const Json& v) {
-  if (v.is_number_unsigned()) return v.get<uint64_t>();
-  if (!v.is_string()) return 0;
-  const std::string s = v.get<std::string>();
-  return std::strtoull(s.c_str(), nullptr, 16);  // accepts the "0x" prefix
-}
-
-std::string hex(uint64_t v) {
-  std::ostringstream out;
-  out << "0x" << std::hex << v;
-  return out.str();
-}
-
-std::string lowercase(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::vector<ModuleInfo> modules_of(const Json& reply) {
-  std::vector<ModuleInfo> out;
-  for (const Json& m : member(reply, "modules")) {
-    if (!m.is_object()) continue;
-    ModuleInfo info;
-    info.path = str(m, "path");
-    info.build_id = lowercase(str(m, "build_id"));
-    info.base = parse_address(member(m, "base"));
-    info.start = parse_address(member(m, "start"));
-    info.end = parse_address(member(m, "end"));
-    info.loaded = !m.contains("loaded") || !m["loaded"].is_boolean() || m["loaded"].get<bool>();
-    out.push_back(std::move(info));
-  }
-  return out;
-}
-
-Json frame_json(const SymbolizedFrame& f) {
-  Json j = Json::object();
-  j["address"] = hex(f.address);
-  j["function"] = f.display_name();
-  j["file"] = f.file.empty() ? Json(nullptr) : Json(f.file);
-  j["line"] = f.line > 0 ? Json(f.line) : Json(nullptr);
-  j["module"] = f.module.empty() ? Json(nullptr) : Json(f.module);
-  j["offset"] = f.module.empty() ? Json(nullptr) : Json(hex(f.module_offset));
-  Json inlined = Json::array();
-  for (const InlinedFrame& i : f.inlined) {
-    inlined.push_back(Json{{"function", i.function},
-                           {"file", i.file.empty() ? Json(nullptr) : Json(i.file)},
-                           {"line", i.line > 0 ? Json(i.line) : Json(nullptr)}});
-  }
-  j["inlined"] = std::move(inlined);
-  if (!f.note.empty()) j["note"] = f.note;
-  return j;
-}
-
-bool is_own_frame(const SymbolizedFrame& f) {
-  return base_name(f.module).rfind("librsrmem", 0) == 0;
-}
-
-// Symbolizes one site's frames. The library already drops its own frames; any left at the top
-// (an older library) are dropped here too, so frame #0 is the allocation's caller.
-std::vector<const SymbolizedFrame*> symbolize_site(const Json& site, Symbolizer& symbolizer) {
-  std::vector<const SymbolizedFrame*> frames;
-  for (const Json& a : member(site, "frames")) {
-    const SymbolizedFrame& f = symbolizer.symbolize(parse_address(a));
-    if (frames.empty() && is_own_frame(f)) continue;
-    frames.push_back(&f);
-  }
-  return frames;
-}
-
-std::string location(const std::string& file, int line) {
-  if (file.empty()) return "";
-  return base_name(file) + (line > 0 ? ":" + std::to_string(line) : "");
-}
-
-void render_frames(std::ostream& out, const std::vector<const SymbolizedFrame*>& frames,
-                   int limit) {
-  const size_t shown =
-      limit > 0 ? std::min(frames.size(), static_cast<size_t>(limit)) : frames.size();
-  for (size_t i = 0; i < shown; ++i) {
-    const SymbolizedFrame& f = *frames[i];
-    out << "       #" << i << ' ' << f.display_name();
-    const std::string where = location(f.file, f.line);
-    if (!where.empty()) out << "  " << where;
-    if (!f.module.empty() || !f.note.empty()) {
-      out << "  (" << base_name(f.module);
-      if (!f.note.empty()) out << (f.module.empty() ? "" : ", ") << f.note;
-      out << ')';
-    }
-    out << '\n';
-    // Outermost first: each line runs inside the one above it (JSON keeps innermost first).
-    for (auto it = f.inlined.rbegin(); it != f.inlined.rend(); ++it) {
-      const InlinedFrame& in = *it;
-      out << "            inlined: " << in.function;
-      const std::string in_where = location(in.file, in.line);
-      if (!in_where.empty()) out << "  " << in_where;
-      out << '\n';
-    }
-  }
-  if (frames.empty()) out << "       (no frames)\n";
-  if (shown < frames.size())
-    out << "       ... " << frames.size() - shown << " more frames (--frames 0 shows all)\n";
-}
 
 void render_sites(std::ostream& out, const Json& sites, bool growth, Symbolizer& symbolizer,
                   int frame_limit) {

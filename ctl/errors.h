@@ -22,7 +22,7 @@ enum ExitCode : int {
 inline constexpr const char* kExitCodeHelp =
     "Exit codes:\n"
     "  0  success\n"
-    "  1  negative result (health-check: degraded)\n"
+    "  1  negative result (health-check: degraded; check-leaks: leak indicators found)\n"
     "  2  bad usage: unknown flag, bad value, malformed env file, ambiguous target\n"
     "  3  target not found: no such monitored process, socket or file\n"
     "  4  connection refused or timed out, protocol error, or the process refused the request\n"

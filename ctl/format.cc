@@ -32,6 +32,25 @@ std::string human_bytes(double bytes) {
   return (negative ? "-" : "") + num + " " + kUnits[unit];
 }
 
+std::string human_bytes_short(double bytes) {
+  if (!std::isfinite(bytes)) return "?";
+  const bool negative = bytes < 0;
+  double v = std::fabs(bytes);
+  static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  size_t unit = 0;
+  while (v >= 1024.0 && unit + 1 < sizeof kUnits / sizeof kUnits[0]) {
+    v /= 1024.0;
+    ++unit;
+  }
+  // 1023.96 KiB would print as "1024 KiB": carry into the next unit instead.
+  if (unit > 0 && unit + 1 < sizeof kUnits / sizeof kUnits[0] && std::round(v) >= 1024) {
+    v /= 1024.0;
+    ++unit;
+  }
+  const std::string num = unit == 0 || v >= 99.95 ? fixed(std::round(v), 0) : fixed(v, 1);
+  return (negative ? "-" : "") + num + " " + kUnits[unit];
+}
+
 std::string human_signed_bytes(double bytes) {
   if (bytes > 0) return "+" + human_bytes(bytes);
   return human_bytes(bytes);
@@ -64,6 +83,29 @@ std::string human_duration(double seconds) {
     std::snprintf(buf, sizeof buf, "%lldd %02lldh", s / 86400, (s % 86400) / 3600);
   }
   return buf;
+}
+
+std::string human_span(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  struct Unit {
+    const char* name;
+    double seconds;
+  };
+  static const Unit kUnits[] = {{"second", 1}, {"minute", 60}, {"hour", 3600}, {"day", 86400}};
+  // The largest unit of which there is at least one once rounded to a tenth (59.97 s is 1 minute).
+  size_t unit = 0;
+  while (unit + 1 < sizeof kUnits / sizeof kUnits[0] &&
+         std::round(seconds / kUnits[unit + 1].seconds * 10) >= 10)
+    ++unit;
+  const double v = seconds / kUnits[unit].seconds;
+  std::string num;
+  if (v >= 9.95) {
+    num = fixed(std::round(v), 0);
+  } else {
+    num = fixed(v, 1);
+    if (num.size() > 2 && num.compare(num.size() - 2, 2, ".0") == 0) num.resize(num.size() - 2);
+  }
+  return num + " " + kUnits[unit].name + (num == "1" ? "" : "s");
 }
 
 std::string base_name(const std::string& path) {

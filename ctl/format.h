@@ -14,10 +14,17 @@ namespace rsr::ctl {
 std::string human_bytes(double bytes);
 // Like human_bytes with an explicit sign: +1.2 MiB, -512 B, 0 B.
 std::string human_signed_bytes(double bytes);
+// Compact, for sentences: 512 B, 3.1 KiB, 64.0 KiB, 812 MiB, 1.5 GiB (one decimal below 100,
+// none from 100).
+std::string human_bytes_short(double bytes);
 // 1,234,567
 std::string human_count(double n);
 // 45s, 4m 12s, 2h 05m, 3d 04h.
 std::string human_duration(double seconds);
+// For sentences: "0.1 seconds", "1 second", "45 seconds", "1 minute", "1.5 minutes",
+// "12 minutes", "2 hours", "3 days": the largest unit that fits, one decimal below 10 (dropped
+// when whole), singular only for exactly 1.
+std::string human_span(double seconds);
 // `v` with `decimals` digits after the point.
 std::string fixed(double v, int decimals);
 // "/a/b/libfoo.so.6" -> "libfoo.so.6".

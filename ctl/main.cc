@@ -23,6 +23,18 @@ constexpr const char* kFooter =
     "Targets: --pid PID, --socket PATH or --all; with none, the only monitored process.\n"
     "Sockets live in $RSR_SOCKET_DIR, else $XDG_RUNTIME_DIR/rsrmem, else /tmp/rsrmem-<uid>.\n\n";
 
+constexpr const char* kCheckLeaksHelp =
+    "Runs the process's leak detection now over the history it keeps (it also runs by itself\n"
+    "every RSR_LEAK_CHECK_INTERVAL seconds) and names the call sites that keep growing.\n\n"
+    "Exit codes:\n"
+    "  0  no leak indicators\n"
+    "  1  leak indicators found (with --all: in at least one process)\n"
+    "  2  bad usage\n"
+    "  3  target not found (with --all: no live monitored process)\n"
+    "  4  could not check: leak detection is disabled (RSR_LEAK_DETECTION_ENABLED=false), the\n"
+    "     library predates leak detection, or connection/protocol trouble (with --all: some\n"
+    "     process could not be checked and none had indicators)\n";
+
 int usage_error(const std::string& message) {
   std::cerr << "rsrmemctl: " << message << "\nRun 'rsrmemctl --help' for usage.\n";
   return kExitUsage;
@@ -91,6 +103,12 @@ int dispatch(int argc, const char* const* argv) {
       ->type_name("N")
       ->check(CLI::Range(0, 1024).description(""));
   CLI::App* update = app.add_subcommand("update-metrics", "Refresh every gauge now");
+  CLI::App* leaks = app.add_subcommand(
+      "check-leaks", "Run leak detection now; exit 1 when leak indicators are found");
+  LeakOptions leak_options;
+  leaks->add_flag("--verbose,-v", leak_options.verbose,
+                  "Show each call site's full stack and levels, and the history");
+  leaks->footer(kCheckLeaksHelp);
 
   std::vector<const char*> cli_argv;
   for (const std::string& a : split.options) cli_argv.push_back(a.c_str());
@@ -138,6 +156,7 @@ int dispatch(int argc, const char* const* argv) {
   if (health->parsed()) return cmd_health(g, verbose, io);
   if (summary->parsed()) return cmd_memory_summary(g, summary_options, io);
   if (update->parsed()) return cmd_update_metrics(g, io);
+  if (leaks->parsed()) return cmd_check_leaks(g, leak_options, io);
   return usage_error("no command given");
 }
 

@@ -1,0 +1,71 @@
+// Call sites as the preload sends them (raw return addresses plus the process's module map),
+// symbolized and rendered the same way by every command that shows stacks (memory-summary,
+// check-leaks): the module map read from a reply, a site's frames symbolized with the
+// library's own frames dropped, a frame as JSON, and the indented text stack.
+//
+// Plain functions over a caller-owned Symbolizer (one per report, not thread-safe).
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "client.h"
+#include "symbolizer.h"
+
+namespace rsr::ctl {
+
+// "0x7f12..." (or a JSON number) -> the address; anything else -> 0.
+uint64_t parse_address(const Json& v);
+
+// The reply's "modules" array, as the symbolizer wants it.
+std::vector<ModuleInfo> modules_of(const Json& reply);
+
+// A site's "frames" symbolized, innermost first. Frames of librsrmem itself left at the top (an
+// older library) are dropped, so frame #0 is the allocation's caller. The pointers live as long
+// as the symbolizer.
+std::vector<const SymbolizedFrame*> symbolize_site(const Json& site, Symbolizer& symbolizer);
+
+// {"address", "function", "file", "line", "module", "offset", "inlined": [...], "note"?}
+Json frame_json(const SymbolizedFrame& f);
+
+// "file.cc:42" from a path and line; "" without a file.
+std::string short_location(const std::string& file, int line);
+
+// "       #0 func  file.cc:42  (module)" lines, each followed by its inlined calls (outermost
+// first); at most `limit` frames (0: all), then a "... N more frames" line.
+void render_frames(std::ostream& out, const std::vector<const SymbolizedFrame*>& frames, int limit);
+
+// ---- Which frame to name ----
+//
+// A report names a call site by the first frame that is the service's own code: frames of the
+// C++ runtime and of the allocator (std::, __gnu_cxx::, operator new, malloc and friends, ...) and
+// frames in system libraries (libc, libstdc++, libgcc, the dynamic loader) are passed over.
+// Inlined calls count as frames of their own, innermost first, so a user function inlined into
+// another is named rather than its host.
+
+// "void std::vector<int>::_M_realloc_insert<int const&>(...)" -> "std::vector<int>::
+// _M_realloc_insert<int const&>": the qualified name without return type or parameters. Text
+// that is not a demangled signature ("libfoo.so+0x12", "0x10") is returned unchanged.
+std::string qualified_name(const std::string& demangled);
+
+// True for a qualified name of the C++ standard library, the C++ ABI runtime or the allocation
+// API (malloc, operator new, strdup, ...).
+bool is_runtime_function(const std::string& qualified);
+
+// True for libc, libstdc++, libgcc_s, libc++/libc++abi, the dynamic loader, and librsrmem.
+bool is_system_module(const std::string& path);
+
+struct UserFrame {
+  bool found = false;     // false: no frames at all
+  bool fallback = false;  // no frame is user code: the first frame is named instead
+  size_t index = 0;       // the frame's number in the stack
+  std::string function;   // qualified_name() of the function, or the frame's display name
+  std::string file;       // as in DWARF; "" when unknown
+  int line = 0;
+  std::string module;  // path; "" when no module holds the address
+};
+UserFrame first_user_frame(const std::vector<const SymbolizedFrame*>& frames);
+
+}  // namespace rsr::ctl
