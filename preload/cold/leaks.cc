@@ -226,7 +226,7 @@ void background_check() {
 }
 
 void write_point(json::JsonWriter<String>& w, const Point& p, bool with_samples) {
-  w.begin_object().field("t", p.t_ms / 1000).field("live_bytes", p.live);
+  w.begin_object().field("t", static_cast<double>(p.t_ms) / 1000.0).field("live_bytes", p.live);
   if (with_samples) w.field("live_samples", p.samples);
   else w.field("rss_bytes", p.rss);
   w.end_object();
