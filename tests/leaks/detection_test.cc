@@ -9,6 +9,9 @@
 // settings and how functions are found.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
+#include <cstdio>
 #include <sstream>
 #include <thread>
 
@@ -155,6 +158,32 @@ TEST(PreFork, OnlyTheLeakingWorkerReportsTheLeak) {
       EXPECT_FALSE(m.named_leak) << m.name << " names the other worker's leak\n" << all;
     }
   }
+  // The operator's view of the same family: `rsrmemctl --all check-leaks` names the leak in the
+  // leaking worker's block only, and exits 1 because one process has indicators.
+  const std::string cmd = "RSR_SOCKET_DIR='" + dir.path() + "' '" + rt::ctl_path() + "' --all check-leaks --format json";
+  std::string out;
+  int status = -1;
+  if (FILE* f = popen(cmd.c_str(), "r")) {
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+    status = pclose(f);
+  }
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << "status " << status << "\n" << out.substr(0, 2000);
+  const json all_report = json::parse(out, nullptr, false);
+  ASSERT_TRUE(all_report.is_object()) << out.substr(0, 2000);
+  for (const auto& m : members) {
+    const std::string key = std::to_string(m.pid);
+    ASSERT_TRUE(all_report.contains(key)) << m.name << " missing from --all\n" << out.substr(0, 2000);
+    bool names_leak = false;
+    for (const auto& ind : all_report[key].value("leak_indicators", json::array())) {
+      if (ind.contains("site") && ind["site"].value("user_frame", json::object()).value("function", "") ==
+                                      "leaky_worker_store")
+        names_leak = true;
+    }
+    EXPECT_EQ(names_leak, m.leaks) << m.name << " in --all:\n" << all_report[key].dump(1).substr(0, 3000);
+  }
+
   p.close_stdin();
   ASSERT_TRUE(p.read_until([](const std::string& l) { return l.rfind("parent done", 0) == 0; }, 20000)) << p.describe();
   const auto st = p.wait(10000);
