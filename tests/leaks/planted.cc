@@ -88,8 +88,11 @@ PlantedResult run_planted_leak(const PlantedOptions& options) {
     const int64_t checks = checks_of(r.json);
     if (tq >= res.t_significant && res.checks_at_significant < 0) res.checks_at_significant = checks;
     if (tq >= res.t_stable && res.checks_at_stable < 0) res.checks_at_stable = checks;
+    const bool was_found = res.found;
+    bool named = false;
     for (const auto& ind : r.json.value("indicators", nlohmann::json::array())) {
-      if (!res.found && names_function(r.json, ind, program, "register_session")) {
+      if (names_function(r.json, ind, program, "register_session")) named = true;
+      if (!res.found && named) {
         res.found = true;
         res.checks_at_found = checks;
         res.t_found = tq;
@@ -102,6 +105,10 @@ PlantedResult run_planted_leak(const PlantedOptions& options) {
       if (tq >= res.t_full && names_function(r.json, ind, program, "churn_worker"))
         res.churn_reported.push_back("t=" + std::to_string(tq) + " checks=" + std::to_string(checks) + " " +
                                      ind.value("type", std::string("?")));
+    }
+    if (was_found) {
+      ++res.polls_after_found;
+      if (!named) res.missed_after_found.push_back("t=" + std::to_string(tq) + " checks=" + std::to_string(checks));
     }
     res.checks_at_end = checks;
     res.t_end = tq;

@@ -41,6 +41,8 @@ struct PlantedResult {
   int64_t checks_at_stable = -1, checks_at_end = -1;
   std::vector<std::string> cache_reported;  // polls after t_stable naming cache_lookup
   std::vector<std::string> churn_reported;  // polls after t_full naming churn_worker
+  int polls_after_found = 0;                // polls after the first one that named the leak,
+  std::vector<std::string> missed_after_found;  // and those of them that did not name it
   std::vector<std::string> poll_errors;     // check_leaks not served
   std::vector<std::string> schema;          // first reply's schema problems (and later new ones)
   int64_t detected_site_indicators = 0;     // site_growth + accumulation counted by background checks
