@@ -292,8 +292,9 @@ void write_leak_report(json::JsonWriter<String>& w) {
   State& s = *g_state;
   const Config& c = g_cold.config;
   if (s.heap_probes.n == 0) probe();  // asked before the first probe: take one now
-  // The current levels join as the newest point when a probe has run since the last check.
-  const int64_t now = s.probes_since_check > 0 || s.heap_history.n == 0 ? now_ms() : 0;
+  // Only once a full ring of probes is newer than the last check: before that the level mixes in
+  // probes from before it and would break a run of rises.
+  const int64_t now = s.probes_since_check >= kProbeRing || s.heap_history.n == 0 ? now_ms() : 0;
   Series heap = s.heap_history;
   if (now) heap.push(heap_point(s, now), kHistory + 1);
   const Vector<Series> sites = site_histories(now);

@@ -127,6 +127,11 @@ void init_engine() {
   hot::g_stack.depth = static_cast<int>(c.stack_depth);
   module_range_of(reinterpret_cast<const void*>(&init_engine), &hot::g_stack.self_lo, &hot::g_stack.self_hi);
   hot::g_engine.interval = c.memory_detailed_tracking ? 0 : static_cast<uint64_t>(c.sample_interval_bytes);
+  // This thread drew its current interval with the built-in mean before the setting was read
+  // (and forked children would inherit it): draw again with the configured one.
+  hot::SamplerState& sampler = hot::t_state.sampler;
+  sampler.bytes_until_sample =
+      hot::g_engine.interval == 0 || sampler.rng == 0 ? 0 : hot::sampler_next_interval(sampler, hot::g_engine.interval);
   try {
     refresh_modules();
   } catch (...) {  // out of private heap: the map fills in on the next refresh
