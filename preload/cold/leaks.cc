@@ -191,8 +191,8 @@ void evaluate(const Series& heap, const Vector<Series>& site_series, Vector<Indi
       out.push_back(Indicator{kSiteGrowth, sev, from, to, 0, &g_state->sites[k], x});
       continue;  // one indicator per site
     }
-    int rises = 0;
-    for (int j = x.n - 1; j > 0 && x.p[j].live > x.p[j - 1].live; --j) ++rises;
+    int rises = 0;  // counted within the window only, so `from` is never older than site_growth's
+    for (int j = x.n - 1; j > 0 && rises < kWindow && x.p[j].live > x.p[j - 1].live; --j) ++rises;
     if (rises >= kMinRises && significant_growth(x.p[x.n - 1 - rises], to)) {
       out.push_back(Indicator{kAccumulation, share >= 0.1 ? kMedium : kLow, x.p[x.n - 1 - rises], to, rises,
                               &g_state->sites[k], x});
@@ -281,10 +281,8 @@ bool leaks_running() { return g_state && g_state->enabled; }
 
 void write_leak_status(json::JsonWriter<String>& w) {
   w.key("leaks").begin_object().field("enabled", g_state && g_state->enabled);
-  if (g_state && g_state->enabled) {
-    w.field("interval_s", g_cold.config.leak_check_interval).field("checks", g_state->checks);
-    write_detected(w);
-  }
+  w.field("interval_s", g_cold.config.leak_check_interval).field("checks", leak_checks());
+  if (g_state) write_detected(w);
   w.end_object();
 }
 

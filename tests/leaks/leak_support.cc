@@ -200,7 +200,11 @@ std::vector<std::string> schema_problems(const json& r) {
       if (is_site_type(type)) {
         if (need(ind, "site", &json::is_object, where)) need(ind["site"], "frames", &json::is_array, where + "site.");
         need(ind, "series", &json::is_array, where);
-        if (type == "accumulation") need(ind, "rises", &json::is_number_integer, where);
+        if (type == "accumulation" && need(ind, "rises", &json::is_number_integer, where)) {
+          const int rises = ind["rises"].get<int>();
+          if (rises < 2 || rises > kWindowChecks)
+            p.push_back(where + "rises " + std::to_string(rises) + " outside [2, window]");
+        }
       }
     }
   }

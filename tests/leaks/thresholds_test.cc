@@ -273,13 +273,12 @@ TEST(Disabled, CheckLeaksRefusedNamingTheSettingAndHealthSaysDisabled) {
   ASSERT_TRUE(status.served()) << status.describe();
   ASSERT_TRUE(status.json.contains("leaks")) << "status has no `leaks`: " << status.payload.substr(0, 1500);
   EXPECT_EQ(get(status.json, "leaks").value("enabled", true), false) << get(status.json, "leaks").dump();
-  // protocol.md lists `checks` in `leaks` unconditionally; when detection is off it may be left
-  // out, but if it is there it must be 0: no background check runs while disabled.
-  EXPECT_EQ(get(status.json, "leaks").value("checks", int64_t{0}), 0) << "background checks ran while disabled: "
-                                                                 << get(status.json, "leaks").dump();
-  if (!get(status.json, "leaks").contains("checks"))
-    std::printf("[ note     ] status.leaks when disabled is %s (protocol.md lists enabled, interval_s, checks, "
-                "detected)\n", get(status.json, "leaks").dump().c_str());
+  // Every field protocol.md lists is there, and nothing ran: no check, nothing detected.
+  const json& leaks = get(status.json, "leaks");
+  for (const char* k : {"interval_s", "checks", "detected"})
+    EXPECT_TRUE(leaks.contains(k)) << "status.leaks lacks " << k << ": " << leaks.dump();
+  EXPECT_EQ(leaks.value("checks", int64_t{-1}), 0) << "background checks ran while disabled: " << leaks.dump();
+  EXPECT_EQ(lk::detected_total(leaks, ""), 0) << leaks.dump();
   // Everything else keeps working.
   EXPECT_TRUE(rt::summary(off.socket_dir(), off.pid()).served());
 
