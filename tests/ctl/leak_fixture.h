@@ -3,9 +3,10 @@
 // whose allocator records the return addresses above it with backtrace(3), then returns them,
 // innermost first, starting with the allocator's caller: the std:: code.
 //
-//   leak_fixture_o0.cc, built -O0 -g: every std:: function is a frame of its own, so the stack
+// leak_fixture.cc is built twice:
+//   leakfixture_o0, built -O0 -g: every std:: function is a frame of its own, so the stack
 //     starts with several std:: frames, then rsrtest::register_session.
-//   leak_fixture_o2.cc, built -O2 -g: std::vector::push_back is inlined into
+//   leakfixture_o2, built -O2 -g: std::vector::push_back is inlined into
 //     rsrtest::store_session, so one frame holds an inlined std:: call inside user code.
 #pragma once
 

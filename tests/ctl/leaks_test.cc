@@ -22,7 +22,7 @@ using namespace rsrtest::leaks;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-const std::string kO0Place = "rsrtest::register_session (leak_fixture_o0.cc:";
+const std::string kO0Place = "rsrtest::register_session (leak_fixture.cc:";
 
 class CheckLeaksTest : public ::testing::Test {
  protected:
@@ -93,7 +93,7 @@ TEST_F(CheckLeaksTest, AccumulationMessageAndRecommendation) {
   Json i = accumulation("LOW", 3 * 1024 * 1024, 5 * 1024 * 1024, 180, 3, o2_site());
   EXPECT_EQ(check(leaks_reply(getpid(), {i})), kExitNegative);
   const std::string place =
-      "rsrtest::store_session (leak_fixture_o2.cc:" + line_of(rsrtest::o2_push_line);
+      "rsrtest::store_session (leak_fixture.cc:" + line_of(rsrtest::o2_push_line);
   EXPECT_THAT(out_.str(), HasSubstr("Found 1 leak indicator:\n"
                                     "  [LOW] Memory accumulation: " +
                                     place +
@@ -239,7 +239,7 @@ TEST_F(CheckLeaksTest, VerboseShowsStacksSeriesAndHistory) {
   EXPECT_THAT(text, HasSubstr("       #0 operator new"));
   EXPECT_THAT(text, HasSubstr("(libstdc++.so.6)\n       #1 std::"));
   EXPECT_THAT(text, HasSubstr(" rsrtest::register_session(std::vector<long, "));
-  EXPECT_THAT(text, HasSubstr("leak_fixture_o0.cc:" + line_of(rsrtest::o0_push_line) +
+  EXPECT_THAT(text, HasSubstr("leak_fixture.cc:" + line_of(rsrtest::o0_push_line) +
                               "  (libleakfixture_o0.so)\n"));
   EXPECT_THAT(text, Not(HasSubstr("more frames")));
   // The growth series, one line per point.

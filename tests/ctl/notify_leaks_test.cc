@@ -179,7 +179,7 @@ class NotifyLeaksTest : public ::testing::Test {
     return "Memory leak detected on " + host_name() + ": 2 indicators (svc, pid " +
            std::to_string(pid) +
            "): [HIGH] Memory growth detected: 25.3% increase over 5 minutes; [MEDIUM] Call site "
-           "growth: rsrtest::register_session (leak_fixture_o0.cc:" +
+           "growth: rsrtest::register_session (leak_fixture.cc:" +
            std::to_string(rsrtest::o0_push_line) +
            ") live memory increased by 119% (3.1 MiB -> 6.8 MiB) over 10 minutes";
   }

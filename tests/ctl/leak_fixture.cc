@@ -1,14 +1,19 @@
-// See leak_fixture.h. The allocator lives in an anonymous namespace so that this library's
-// std::vector instantiations cannot be interposed by the other fixture's.
+// See leak_fixture.h. Built twice: RSR_FIXTURE names this build's variables (o0 or o2) and
+// RSR_FIXTURE_FUNCTION its user function. The allocator lives in an anonymous namespace so that
+// one library's std::vector instantiations cannot be interposed by the other's.
 #include <execinfo.h>
 
 #include <new>
 
 #include "leak_fixture.h"
 
+#define RSR_CAT2(a, b) a##_##b
+#define RSR_CAT(a, b) RSR_CAT2(a, b)
+#define RSR_FIXTURE_NAME(x) RSR_CAT(RSR_FIXTURE, x)
+
 namespace rsrtest {
 
-int o0_push_line;
+int RSR_FIXTURE_NAME(push_line);
 
 namespace {
 
@@ -36,17 +41,17 @@ struct RecordingAllocator {
 
 // noipa: no clone or inlining of this function; the write through `sink` after the call keeps
 // the call from being a tail call.
-__attribute__((noipa)) void register_session(std::vector<long, RecordingAllocator<long>>& sessions,
-                                             volatile long* sink) {
-  o0_push_line = __LINE__ + 1;  // the next line's
+__attribute__((noipa)) void RSR_FIXTURE_FUNCTION(std::vector<long, RecordingAllocator<long>>& sessions,
+                                                 volatile long* sink) {
+  RSR_FIXTURE_NAME(push_line) = __LINE__ + 1;  // the next line's
   sessions.push_back(42);
   *sink = static_cast<long>(sessions.size());
 }
 
-std::vector<uint64_t> o0_allocation_stack() {
+std::vector<uint64_t> RSR_FIXTURE_NAME(allocation_stack)() {
   std::vector<long, RecordingAllocator<long>> sessions;
   volatile long sink = 0;
-  register_session(sessions, &sink);
+  RSR_FIXTURE_FUNCTION(sessions, &sink);
   return g_recorded;
 }
 
