@@ -55,7 +55,7 @@ inline constexpr size_t kNameMax = 128;
   X(Bool, cache_metrics_enabled, "RSR_CACHE_METRICS_ENABLED", true, 0, 0,                          \
     "Record cache hits and misses reported through the C API.")                                    \
   X(Int, cache_metrics_update_frequency, "RSR_CACHE_METRICS_UPDATE_FREQUENCY", 60, 1, 86400,       \
-    "Seconds between refreshes of the cache hit-rate gauges.")                                     \
+    "Seconds between publications of the cache hit and miss counts.")                             \
   X(Int, sample_interval_bytes, "RSR_SAMPLE_INTERVAL_BYTES", 524288, 1, 1099511627776,             \
     "Mean bytes between sampled allocations (exponentially distributed intervals).")               \
   X(Int, stack_depth, "RSR_STACK_DEPTH", 64, 1, 256, "Frames captured per sampled allocation.")    \

@@ -11,6 +11,7 @@
 #include "../hot/stack.h"
 #include "../hot/tables.h"
 #include "leaks.h"
+#include "metrics.h"
 #include "modules.h"
 #include "private_libs.h"
 #include "proc.h"
@@ -19,7 +20,6 @@
 namespace rsr::cold {
 namespace {
 
-using Writer = json::JsonWriter<String>;
 constexpr const char* kVersion = "0.1.0";
 
 void hex_address(Writer& w, uintptr_t a) {
@@ -27,6 +27,8 @@ void hex_address(Writer& w, uintptr_t a) {
   snprintf(buf, sizeof buf, "0x%lx", static_cast<unsigned long>(a));
   w.value(buf);
 }
+
+}  // namespace
 
 void common_fields(Writer& w) {
   w.field("ok", true)
@@ -38,6 +40,8 @@ void common_fields(Writer& w) {
 }
 
 double uptime_s() { return static_cast<double>(monotonic_ms() - g_cold.start_mono_ms) / 1000.0; }
+
+namespace {
 
 void identity(Writer& w) {
   common_fields(w);
@@ -63,7 +67,9 @@ uint64_t sampled_blocks() {
   return all > mine ? all - mine : 0;
 }
 
-void sampling(Writer& w) {
+}  // namespace
+
+void write_sampling(Writer& w) {
   const hot::Tables& t = hot::g_tables;
   w.key("sampling").begin_object()
       .field("mode", mode_name())
@@ -79,7 +85,7 @@ void sampling(Writer& w) {
       .end_object();
 }
 
-void tracker(Writer& w) {
+void write_tracker(Writer& w) {
   const size_t heap = private_heap_bytes();
   const size_t tables = hot::tables_resident_bytes();
   w.key("tracker").begin_object()
@@ -88,6 +94,26 @@ void tracker(Writer& w) {
       .field("tables_bytes", static_cast<uint64_t>(tables))
       .end_object();
 }
+
+namespace {
+// Live figures from totals read without a global lock: a free counted on one thread can be read
+// before its allocation on another, so clamp the transient difference at zero.
+uint64_t live_of(uint64_t added, uint64_t removed) { return added > removed ? added - removed : 0; }
+}  // namespace
+
+void write_heap(Writer& w, const hot::Totals& t) {
+  w.key("heap").begin_object()
+      .field("live_bytes", live_of(t.alloc_bytes, t.free_bytes))
+      .field("live_blocks", live_of(t.allocs, t.frees))
+      .field("peak_live_bytes", t.peak_live_bytes)
+      .field("allocations", t.allocs)
+      .field("frees", t.frees)
+      .field("allocated_bytes", t.alloc_bytes)
+      .field("freed_bytes", t.free_bytes)
+      .end_object();
+}
+
+namespace {
 
 void handle_status(Writer& w) {
   identity(w);
@@ -103,8 +129,8 @@ void handle_status(Writer& w) {
   w.key("config_warnings").begin_array();
   for (int i = 0; i < g_cold.warning_count; ++i) w.value(g_cold.warnings[i]);
   w.end_array();
-  sampling(w);
-  tracker(w);
+  write_sampling(w);
+  write_tracker(w);
   w.key("profilers").begin_array().end_array();
   write_leak_status(w);
   w.field("threads", static_cast<uint64_t>(hot::read_totals().threads));
@@ -136,34 +162,51 @@ void handle_health(Writer& w) {
   } else {
     component(w, "leak_detection", "disabled", "RSR_LEAK_DETECTION_ENABLED=false");
   }
+  if (g_cold.config.prometheus_metrics_enabled) component(w, "prometheus_metrics", "ok", "metrics request served");
+  else component(w, "prometheus_metrics", "disabled", "RSR_PROMETHEUS_METRICS_ENABLED=false");
   w.end_object();
 }
 
 }  // namespace
 
-void write_site(Writer& w, uint32_t index, double window_s) {
+SiteFigures read_site(uint32_t index, double window_s) {
   const hot::Site& s = hot::site_at(index);
-  const int64_t live = s.live_bytes.load(std::memory_order_relaxed);
-  const int64_t growth = live - s.baseline_live_bytes;
   const auto blocks = [](int64_t fp) { return (fp + static_cast<int64_t>(hot::kBlockScale) / 2) /
                                               static_cast<int64_t>(hot::kBlockScale); };
+  SiteFigures f;
+  f.index = index;
+  f.live_bytes = s.live_bytes.load(std::memory_order_relaxed);
+  f.live_blocks = blocks(s.live_blocks_fp.load(std::memory_order_relaxed));
+  f.alloc_bytes = s.alloc_bytes.load(std::memory_order_relaxed);
+  f.alloc_blocks = blocks(static_cast<int64_t>(s.alloc_blocks_fp.load(std::memory_order_relaxed)));
+  f.samples = s.samples.load(std::memory_order_relaxed);
+  f.live_samples = s.live_samples.load(std::memory_order_relaxed);
+  f.growth_bytes = f.live_bytes - s.baseline_live_bytes;
+  f.growth_bytes_per_s = window_s > 0 ? static_cast<double>(f.growth_bytes) / window_s : 0.0;
+  return f;
+}
+
+void write_site(Writer& w, const SiteFigures& f) {
   w.begin_object()
-      .field("id", static_cast<uint64_t>(index))
-      .field("live_bytes", live)
-      .field("live_blocks", blocks(s.live_blocks_fp.load(std::memory_order_relaxed)))
-      .field("alloc_bytes", s.alloc_bytes.load(std::memory_order_relaxed))
-      .field("alloc_blocks", blocks(static_cast<int64_t>(s.alloc_blocks_fp.load(std::memory_order_relaxed))))
-      .field("samples", s.samples.load(std::memory_order_relaxed))
-      .field("live_samples", s.live_samples.load(std::memory_order_relaxed))
-      .field("growth_bytes", growth)
-      .field("growth_bytes_per_s", window_s > 0 ? static_cast<double>(growth) / window_s : 0.0);
+      .field("id", static_cast<uint64_t>(f.index))
+      .field("live_bytes", f.live_bytes)
+      .field("live_blocks", f.live_blocks)
+      .field("alloc_bytes", f.alloc_bytes)
+      .field("alloc_blocks", f.alloc_blocks)
+      .field("samples", f.samples)
+      .field("live_samples", f.live_samples)
+      .field("growth_bytes", f.growth_bytes)
+      .field("growth_bytes_per_s", f.growth_bytes_per_s);
   w.key("frames").begin_array();
-  if (index != hot::kNoSite && s.ready.load(std::memory_order_acquire)) {
-    const uintptr_t* f = hot::g_tables.pool + s.frames_at;
-    for (uint32_t i = 0; i < s.depth; ++i) hex_address(w, f[i]);
+  const hot::Site& s = hot::site_at(f.index);
+  if (f.index != hot::kNoSite && s.ready.load(std::memory_order_acquire)) {
+    const uintptr_t* frames = hot::g_tables.pool + s.frames_at;
+    for (uint32_t i = 0; i < s.depth; ++i) hex_address(w, frames[i]);
   }
   w.end_array().end_object();
 }
+
+void write_site(Writer& w, uint32_t index, double window_s) { write_site(w, read_site(index, window_s)); }
 
 void write_modules(Writer& w) {
   refresh_modules();
@@ -203,6 +246,24 @@ Vector<SiteRow> collect_sites() {
   return rows;
 }
 
+}  // namespace
+
+void top_sites(size_t top, Vector<uint32_t>& by_live, Vector<uint32_t>& by_growth) {
+  Vector<SiteRow> rows = collect_sites();
+  const size_t n = std::min(top, rows.size());
+  const auto mid = rows.begin() + static_cast<std::ptrdiff_t>(n);
+  std::partial_sort(rows.begin(), mid, rows.end(),
+                    [](const SiteRow& a, const SiteRow& b) { return a.live_bytes > b.live_bytes; });
+  by_live.clear();
+  for (size_t i = 0; i < n && rows[i].live_bytes > 0; ++i) by_live.push_back(rows[i].index);
+  std::partial_sort(rows.begin(), mid, rows.end(),
+                    [](const SiteRow& a, const SiteRow& b) { return a.growth > b.growth; });
+  by_growth.clear();
+  for (size_t i = 0; i < n && rows[i].growth > 0; ++i) by_growth.push_back(rows[i].index);
+}
+
+namespace {
+
 void write_rates(Writer& w) {
   w.key("rates").begin_object();
   if (g_cold.rate_count < 2) {
@@ -225,49 +286,34 @@ void write_rates(Writer& w) {
   w.end_object();
 }
 
-// Live figures from totals read without a global lock: a free counted on one thread can be read
-// before its allocation on another, so clamp the transient difference at zero.
-uint64_t live(uint64_t added, uint64_t removed) { return added > removed ? added - removed : 0; }
-
 void handle_summary(int64_t top, Writer& w) {
   common_fields(w);
   const MemoryFacts mem = read_memory_facts();
-  const hot::Totals t = hot::read_totals();
   w.field("rss_bytes", mem.rss_bytes).field("peak_rss_bytes", mem.peak_rss_bytes).field("uptime_s", uptime_s());
-  w.key("heap").begin_object()
-      .field("live_bytes", live(t.alloc_bytes, t.free_bytes))
-      .field("live_blocks", live(t.allocs, t.frees))
-      .field("peak_live_bytes", t.peak_live_bytes)
-      .field("allocations", t.allocs)
-      .field("frees", t.frees)
-      .field("allocated_bytes", t.alloc_bytes)
-      .field("freed_bytes", t.free_bytes)
-      .end_object();
+  write_heap(w, hot::read_totals());
   write_rates(w);
-  sampling(w);
-  tracker(w);
+  write_sampling(w);
+  write_tracker(w);
   const double window_s = static_cast<double>(now_ms() - g_cold.growth_baseline_ms) / 1000.0;
   w.field("growth_window_s", window_s);
 
-  Vector<SiteRow> rows = collect_sites();
-  const size_t n = std::min<size_t>(static_cast<size_t>(top), rows.size());
-  std::partial_sort(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(n), rows.end(),
-                    [](const SiteRow& a, const SiteRow& b) { return a.live_bytes > b.live_bytes; });
+  Vector<uint32_t> by_live, by_growth;
+  top_sites(static_cast<size_t>(top), by_live, by_growth);
   w.key("top_live").begin_array();
-  for (size_t i = 0; i < n && rows[i].live_bytes > 0; ++i) write_site(w, rows[i].index, window_s);
+  for (uint32_t i : by_live) write_site(w, i, window_s);
   w.end_array();
-  std::partial_sort(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(n), rows.end(),
-                    [](const SiteRow& a, const SiteRow& b) { return a.growth > b.growth; });
   w.key("top_growth").begin_array();
-  for (size_t i = 0; i < n && rows[i].growth > 0; ++i) write_site(w, rows[i].index, window_s);
+  for (uint32_t i : by_growth) write_site(w, i, window_s);
   w.end_array();
   write_modules(w);
 }
 
 void handle_update_metrics(Writer& w) {
   common_fields(w);
+  // Snapshot and publication first, so the tick does not take them a moment earlier.
+  const uint64_t sites = refresh_sites();
+  publish_caches();
   tick();
-  const uint64_t sites = reset_growth_baseline();
   w.field("updated_at", now_ms() / 1000).field("sites", sites);
 }
 
@@ -302,6 +348,10 @@ proto::Kind handle_request(std::string_view req, String& out) {
     int64_t top = 20;
     if (!int_argument(req, "top", 0, 1000, &top)) return refuse(out, "bad argument: \"top\" must be an integer from 0 to 1000");
     handle_summary(top, w);
+  } else if (std::strcmp(cmd, "metrics") == 0) {
+    if (!g_cold.config.prometheus_metrics_enabled)
+      return refuse(out, "metrics are disabled (RSR_PROMETHEUS_METRICS_ENABLED=false)");
+    write_metrics(w);
   } else if (std::strcmp(cmd, "update_metrics") == 0) {
     handle_update_metrics(w);
   } else if (std::strcmp(cmd, "check_leaks") == 0) {
@@ -326,24 +376,7 @@ void tick() {
   g_cold.rate_next = (g_cold.rate_next + 1) % kRateWindow;
   if (g_cold.rate_count < kRateWindow) ++g_cold.rate_count;
   refresh_modules();
-  const int64_t interval_ms = g_cold.config.memory_metrics_update_interval * 1000;
-  if (p.t_ms - g_cold.last_baseline_mono_ms >= interval_ms) reset_growth_baseline();
-}
-
-uint64_t reset_growth_baseline() {
-  hot::Tables& t = hot::g_tables;
-  uint64_t n = 0;
-  g_cold.growth_baseline_ms = now_ms();
-  g_cold.last_baseline_mono_ms = monotonic_ms();
-  if (!t.sites) return 0;
-  for (uint64_t i = 0; i < hot::site_slots(); ++i) {
-    hot::Site& s = t.sites[i];
-    if (s.hash.load(std::memory_order_relaxed) == 0) continue;
-    s.baseline_live_bytes = s.live_bytes.load(std::memory_order_relaxed);
-    s.baseline_time_ms = g_cold.growth_baseline_ms;
-    ++n;
-  }
-  return n;
+  metrics_tick(p.t_ms);
 }
 
 }  // namespace rsr::cold

@@ -279,6 +279,11 @@ uint64_t leak_checks() { return g_state ? g_state->checks : 0; }
 
 bool leaks_running() { return g_state && g_state->enabled; }
 
+void leak_detected_each(void (*fn)(const char*, const char*, uint64_t, void*), void* ctx) {
+  for (int t = 0; t < kTypes; ++t)
+    for (int v = 0; v < kSeverities; ++v) fn(kTypeNames[t], kSeverityNames[v], g_state ? g_state->detected[t][v] : 0, ctx);
+}
+
 void write_leak_status(json::JsonWriter<String>& w) {
   w.key("leaks").begin_object().field("enabled", g_state && g_state->enabled);
   w.field("interval_s", g_cold.config.leak_check_interval).field("checks", leak_checks());

@@ -28,6 +28,8 @@ void write_leak_report(json::JsonWriter<String>& w);
 // The `leaks` object of `status` and the detail of the health component.
 void write_leak_status(json::JsonWriter<String>& w);
 uint64_t leak_checks();
+// Every background-check count by type and severity name (zeros too), for the `metrics` reply.
+void leak_detected_each(void (*fn)(const char* type, const char* severity, uint64_t n, void* ctx), void* ctx);
 // True once leak detection is on and its state exists.
 bool leaks_running();
 

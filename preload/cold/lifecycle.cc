@@ -13,12 +13,14 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "../hot/api.h"
 #include "../hot/private.h"
 #include "../hot/stack.h"
 #include "../hot/tables.h"
 #include "../real.h"
 #include "leaks.h"
 #include "log.h"
+#include "metrics.h"
 #include "modules.h"
 #include "private_libs.h"
 #include "proc.h"
@@ -134,9 +136,12 @@ void init_engine() {
       hot::g_engine.interval == 0 || sampler.rng == 0 ? 0 : hot::sampler_next_interval(sampler, hot::g_engine.interval);
   try {
     refresh_modules();
-  } catch (...) {  // out of private heap: the map fills in on the next refresh
+    refresh_sites();
+  } catch (...) {  // out of private heap: the map fills in on the next refresh, the snapshot too
   }
-  reset_growth_baseline();
+  publish_caches();
+  hot::g_api.caches_on.store(c.cache_metrics_enabled, std::memory_order_relaxed);
+  hot::g_api.on.store(true, std::memory_order_relaxed);
   hot::g_engine.mode.store(hot::kActive, std::memory_order_release);
 }
 

@@ -42,7 +42,7 @@ struct ColdState {
   RatePoint rates[kRateWindow]{};
   int rate_count = 0;
   int rate_next = 0;
-  int64_t growth_baseline_ms = 0;
+  int64_t growth_baseline_ms = 0;     // realtime of the site snapshot and growth baseline
   int64_t last_baseline_mono_ms = 0;
 };
 extern ColdState g_cold;
@@ -54,7 +54,5 @@ bool start_control_thread();
 void close_socket_at_exit();
 // Periodic work (handlers.cc), once a second with the mutex held.
 void tick();
-// Refreshes per-site growth baselines (handlers.cc), with the mutex held.
-uint64_t reset_growth_baseline();
 
 }  // namespace rsr::cold

@@ -13,6 +13,7 @@
 namespace rsr::hot {
 
 constinit StackCapture g_stack;
+constinit DepthHistogram g_stack_depths;
 
 namespace {
 
@@ -51,6 +52,15 @@ int capture(uintptr_t* out, int depth) {
   return m;
 }
 
+// Samples are rare: three relaxed increments each.
+void count_depth(int n) {
+  int b = 0;
+  while (b < kDepthBuckets - 1 && n > kDepthBounds[b]) ++b;
+  g_stack_depths.counts[b].fetch_add(1, std::memory_order_relaxed);
+  g_stack_depths.sum.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+  g_stack_depths.count.fetch_add(1, std::memory_order_relaxed);
+}
+
 }  // namespace
 
 [[gnu::noinline]] void sample_slow(ThreadState& t, void* p, size_t usable) {
@@ -61,6 +71,7 @@ int capture(uintptr_t* out, int depth) {
   guard_enter();
   uintptr_t frames[kMaxDepth];
   const int n = capture(frames, g_stack.depth);
+  if (n > 0) count_depth(n);
   const uint32_t site = site_intern(frames, n);
   const SampleWeight w = sample_weight(usable, interval);
   Site& s = site_at(site);
