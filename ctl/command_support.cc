@@ -118,11 +118,9 @@ std::vector<TargetResult> collect(const GlobalOptions& g, const PerTarget& fn,
 
 int print_results(const GlobalOptions& g, Io io, const std::vector<TargetResult>& results) {
   const bool several = g.target.mode == TargetMode::kAll;
-  int code = kExitOk;
   Json keyed = Json::object();
   bool first_block = true;
   for (const TargetResult& r : results) {
-    code = std::max(code, r.code);
     const std::string key = std::to_string(r.target.pid);
     switch (r.state) {
       case TargetResult::State::kOk:
@@ -141,20 +139,26 @@ int print_results(const GlobalOptions& g, Io io, const std::vector<TargetResult>
         }
         break;
       case TargetResult::State::kGone:
-        io.err << "rsrmemctl: " << r.message << '\n';
         if (several) keyed[key] = Json{{"ok", false}, {"state", "gone"}, {"error", r.message}};
         break;
       case TargetResult::State::kFailed:
-        io.err << "rsrmemctl: " << r.message << '\n';
         if (several) keyed[key] = Json{{"ok", false}, {"state", "error"}, {"error", r.message}};
         break;
     }
   }
   if (several && g.format == OutputFormat::kJson) io.out << keyed.dump(2) << '\n';
-  const bool any_answer = std::any_of(results.begin(), results.end(), [](const TargetResult& r) {
-    return r.state != TargetResult::State::kGone;
-  });
-  if (several && !any_answer) {
+  return report_failures(g, io, results);
+}
+
+int report_failures(const GlobalOptions& g, Io io, const std::vector<TargetResult>& results) {
+  int code = kExitOk;
+  bool any_answer = false;
+  for (const TargetResult& r : results) {
+    code = std::max(code, r.code);
+    if (r.state != TargetResult::State::kOk) io.err << "rsrmemctl: " << r.message << '\n';
+    any_answer = any_answer || r.state != TargetResult::State::kGone;
+  }
+  if (g.target.mode == TargetMode::kAll && !any_answer) {
     io.err << "rsrmemctl: no live monitored processes in " << g.target.dir << '\n';
     return kExitNotFound;
   }

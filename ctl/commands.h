@@ -4,7 +4,8 @@
 //
 // One command family per file: commands_list.cc (list), commands_status.cc (status,
 // health-check, update-metrics), commands_memory.cc (memory-summary), commands_leaks.cc
-// (check-leaks); site_stacks.h symbolizes and prints call sites for the last two. Each command is a
+// (check-leaks), commands_metrics.cc (metrics, serve, push); site_stacks.h symbolizes and prints
+// call sites for memory-summary and check-leaks. Each command is a
 // plain function over GlobalOptions and the output streams, so tests can run it against a fake
 // server.
 #pragma once
@@ -51,6 +52,32 @@ struct LeakOptions {
 // target, 4 could not check (see kCheckLeaksHelp in main.cc).
 int cmd_check_leaks(const GlobalOptions& g, const LeakOptions& options, Io io);
 
+// ---- Prometheus (commands_metrics.cc; metrics_exposition.h builds the families) ----
+
+// Prints the text exposition of every targeted process's `metrics` reply (--format json: the
+// replies themselves, as sent).
+int cmd_metrics(const GlobalOptions& g, Io io);
+
+struct ServeOptions {
+  std::string listen = "127.0.0.1:9464";  // IPv4 or [IPv6] address and port; port 0: any free
+};
+// --listen as civetweb takes it: "127.0.0.1:9464", "[::1]:0"; "localhost" means 127.0.0.1.
+// Throws CtlError (kExitUsage) naming what is wrong.
+std::string civetweb_listen_address(const std::string& listen);
+// HTTP /metrics until SIGINT or SIGTERM (then 0); each scrape queries the targets afresh. Throws
+// CtlError (kExitUsage) when --listen is malformed or cannot be bound.
+int cmd_serve(const GlobalOptions& g, const ServeOptions& options, Io io);
+
+struct PushOptions {
+  std::string gateway;     // http://host:port
+  std::string job;         // empty: each process's service name
+  double interval_s = 0;   // 0: push once
+};
+// Pushes each targeted process as its own group (metrics_push.h). Once: the exit code of the
+// worst failure (4 when the gateway could not be reached or refused). Repeatedly: until SIGINT or
+// SIGTERM (then 0), reporting failures as they happen.
+int cmd_push(const GlobalOptions& g, const PushOptions& options, Io io);
+
 // ---- plumbing (command_support.cc) ----
 
 // What one command produced for one process.
@@ -82,6 +109,10 @@ std::vector<TargetResult> collect(const GlobalOptions& g, const PerTarget& fn,
 // several were targeted) or JSON (the object itself, or an object keyed by pid for --all), and
 // errors on stderr. Returns the exit code (the highest over the processes).
 int print_results(const GlobalOptions& g, Io io, const std::vector<TargetResult>& results);
+
+// The stderr half of print_results, for commands that print every process's answer as one
+// (metrics): a line per process gone or failed, and the exit code.
+int report_failures(const GlobalOptions& g, Io io, const std::vector<TargetResult>& results);
 
 // Tolerant accessors for reply fields: a missing or mistyped field reads as the fallback, so a
 // reply from an older or newer library still renders.

@@ -68,9 +68,7 @@ std::string count_of(double n, const char* singular, const char* plural) {
 
 // "register_session (leaky.cc:42)": how a message names a site.
 std::string site_label(const UserFrame& u) {
-  if (!u.found) return "an unknown call site";
-  const std::string where = short_location(u.file, u.line);
-  return where.empty() ? u.function : u.function + " (" + where + ")";
+  return u.found ? user_frame_label(u) : "an unknown call site";
 }
 
 // "register_session (leaky.cc:42 in leaky-svc)": how a recommendation names a site, module

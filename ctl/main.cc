@@ -35,6 +35,24 @@ constexpr const char* kCheckLeaksHelp =
     "     library predates leak detection, or connection/protocol trouble (with --all: some\n"
     "     process could not be checked and none had indicators)\n";
 
+constexpr const char* kMetricsHelp =
+    "Every series carries job (the service name) and instance (<hostname>:<pid>); with --all,\n"
+    "every process is in the one exposition, told apart by instance. The process refuses when\n"
+    "RSR_PROMETHEUS_METRICS_ENABLED=false (exit 4).\n";
+
+constexpr const char* kServeHelp =
+    "Each scrape of http://ADDR/metrics queries the targeted processes afresh (with --all,\n"
+    "processes that start or exit are followed); a process that cannot be queried is left out\n"
+    "and counted in rsr_exporter_scrape_errors_total. Listens on loopback unless told otherwise\n"
+    "(0.0.0.0:9464 for every interface). Runs until SIGINT or SIGTERM, then exits 0; a bad\n"
+    "--listen, or one that cannot be bound, exits 2.\n";
+
+constexpr const char* kPushHelp =
+    "Each process is its own group, job=J (default: its service name) and\n"
+    "instance=<hostname>:<pid>, and each push replaces that group's metrics (HTTP PUT).\n"
+    "Once: exit 0 when every push succeeded, 4 when the gateway could not be reached or refused.\n"
+    "With --interval: failures are reported and retried; exits 0 on SIGINT or SIGTERM.\n";
+
 int usage_error(const std::string& message) {
   std::cerr << "rsrmemctl: " << message << "\nRun 'rsrmemctl --help' for usage.\n";
   return kExitUsage;
@@ -82,7 +100,20 @@ int dispatch(int argc, const char* const* argv) {
   // command's words to the parent (an error) before treating them as the prefix command.
   run->prefix_command();
   run->fallthrough(false);
-  run->footer("Usage: rsrmemctl run [--env-file F] -- CMD ARGS...");
+  std::string push_gateway;
+  double push_interval_s = 0;
+  run->add_option("--push-gateway", push_gateway,
+                  "Push the command's metrics to this Pushgateway while it runs, and once more "
+                  "with its exit status after it exits")
+      ->type_name("URL");
+  run->add_option("--push-interval", push_interval_s,
+                  "Seconds between pushes (default: RSR_MEMORY_METRICS_UPDATE_INTERVAL as the "
+                  "command sees it, else 10)")
+      ->type_name("SECONDS")
+      ->check(CLI::Range(0.1, 86400.0).description(""));
+  run->footer(
+      "Usage: rsrmemctl run [--env-file F] [--push-gateway URL [--push-interval S]] -- CMD "
+      "ARGS...");
 
   CLI::App* list =
       app.add_subcommand("list", "Monitored processes: pid, uptime, heap, RSS, command");
@@ -103,6 +134,31 @@ int dispatch(int argc, const char* const* argv) {
       ->type_name("N")
       ->check(CLI::Range(0, 1024).description(""));
   CLI::App* update = app.add_subcommand("update-metrics", "Refresh every gauge now");
+  CLI::App* metrics = app.add_subcommand(
+      "metrics", "Print the Prometheus text exposition of the targeted processes");
+  metrics->footer(kMetricsHelp);
+  CLI::App* serve =
+      app.add_subcommand("serve", "HTTP /metrics exporter for the targeted processes");
+  ServeOptions serve_options;
+  serve
+      ->add_option("--listen", serve_options.listen,
+                   "ADDRESS:PORT to listen on (default 127.0.0.1:9464; port 0: any free one)")
+      ->type_name("ADDR");
+  serve->footer(kServeHelp);
+  CLI::App* push = app.add_subcommand("push", "Push the targeted processes' metrics to a "
+                                              "Prometheus Pushgateway, once or repeatedly");
+  PushOptions push_options;
+  push->add_option("--gateway", push_options.gateway, "Pushgateway URL, e.g. http://host:9091")
+      ->type_name("URL")
+      ->required();
+  push->add_option("--job", push_options.job,
+                   "Job name of the grouping key (default: each process's service name)")
+      ->type_name("J");
+  push->add_option("--interval", push_options.interval_s,
+                   "Push every S seconds until SIGINT/SIGTERM (default: once)")
+      ->type_name("S")
+      ->check(CLI::Range(0.1, 86400.0).description(""));
+  push->footer(kPushHelp);
   CLI::App* leaks = app.add_subcommand(
       "check-leaks", "Run leak detection now; exit 1 when leak indicators are found");
   LeakOptions leak_options;
@@ -125,7 +181,9 @@ int dispatch(int argc, const char* const* argv) {
   if (run->parsed()) {
     if (*pid_opt || *socket_opt || *all_opt)
       return usage_error("run launches a new process; --pid, --socket and --all do not apply");
-    RunOptions options{env_file, run->remaining()};
+    if (push_interval_s > 0 && push_gateway.empty())
+      return usage_error("--push-interval needs --push-gateway URL");
+    RunOptions options{env_file, run->remaining(), push_gateway, push_interval_s};
     if (!options.command.empty() && !split.command.empty())
       return usage_error("give the command once, after '--'");
     if (options.command.empty()) options.command = split.command;
@@ -157,6 +215,9 @@ int dispatch(int argc, const char* const* argv) {
   if (summary->parsed()) return cmd_memory_summary(g, summary_options, io);
   if (update->parsed()) return cmd_update_metrics(g, io);
   if (leaks->parsed()) return cmd_check_leaks(g, leak_options, io);
+  if (metrics->parsed()) return cmd_metrics(g, io);
+  if (serve->parsed()) return cmd_serve(g, serve_options, io);
+  if (push->parsed()) return cmd_push(g, push_options, io);
   return usage_error("no command given");
 }
 

@@ -11,9 +11,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <optional>
 
 #include "env_file.h"
 #include "errors.h"
+#include "format.h"
+#include "metrics_push.h"
 
 #ifndef RSR_LIBDIR
 #define RSR_LIBDIR "lib"
@@ -102,6 +105,15 @@ std::string prepend_ld_preload(const std::string& lib, const char* current) {
   return out;
 }
 
+double default_push_interval_s(const EnvLookup& env) {
+  constexpr double kDefault = 10;
+  const char* configured = env("RSR_MEMORY_METRICS_UPDATE_INTERVAL");
+  if (!configured || !*configured) return kDefault;
+  char* end = nullptr;
+  const double v = std::strtod(configured, &end);
+  return end && *end == '\0' && v > 0 && v <= 86400 ? v : kDefault;
+}
+
 int run_command(const RunOptions& options) {
   if (options.command.empty())
     throw CtlError(kExitUsage, "run needs a command: rsrmemctl run [--env-file F] -- CMD ARGS...");
@@ -114,6 +126,9 @@ int run_command(const RunOptions& options) {
     for (const EnvEntry& e : file.entries) setenv(e.key.c_str(), e.value.c_str(), 1);
   }
   setenv("LD_PRELOAD", prepend_ld_preload(lib, std::getenv("LD_PRELOAD")).c_str(), 1);
+
+  std::optional<GatewayAddress> gateway;
+  if (!options.push_gateway.empty()) gateway = parse_gateway_url(options.push_gateway);
 
   std::vector<char*> argv;
   for (const std::string& a : options.command) argv.push_back(const_cast<char*>(a.c_str()));
@@ -165,6 +180,17 @@ int run_command(const RunOptions& options) {
   }
 
   std::cerr << "rsrmemctl: monitoring pid " << child << std::endl;
+  std::optional<RunPusher> pusher;
+  if (gateway) {
+    const auto env = [](const char* n) { return std::getenv(n); };
+    const double interval_s =
+        options.push_interval_s > 0 ? options.push_interval_s : default_push_interval_s(env);
+    const char* service = std::getenv("RSR_SERVICE_NAME");
+    pusher.emplace(RunPusher::Settings{
+        *gateway, std::chrono::milliseconds(static_cast<long long>(interval_s * 1000)),
+        default_socket_dir() + "/" + std::to_string(child) + ".sock", child,
+        service && *service ? service : base_name(options.command[0])});
+  }
   for (;;) {
     const pid_t r = waitpid(child, &status, 0);
     if (r == child) break;
@@ -172,9 +198,11 @@ int run_command(const RunOptions& options) {
       throw CtlError(kExitConnection, std::string("waitpid: ") + std::strerror(errno));
   }
   g_child = 0;
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return 1;
+  int code = 1;
+  if (WIFEXITED(status)) code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) code = 128 + WTERMSIG(status);
+  if (pusher) std::move(*pusher).finish(code);
+  return code;
 }
 
 }  // namespace rsr::ctl

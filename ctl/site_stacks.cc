@@ -238,4 +238,10 @@ UserFrame first_user_frame(const std::vector<const SymbolizedFrame*>& frames) {
   return u;
 }
 
+std::string user_frame_label(const UserFrame& u) {
+  if (!u.found) return "";
+  const std::string where = short_location(u.file, u.line);
+  return where.empty() ? u.function : u.function + " (" + where + ")";
+}
+
 }  // namespace rsr::ctl

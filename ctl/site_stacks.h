@@ -68,4 +68,8 @@ struct UserFrame {
 };
 UserFrame first_user_frame(const std::vector<const SymbolizedFrame*>& frames);
 
+// How reports and metric labels name a site by its user frame: "register_session (leaky.cc:42)",
+// else the function alone, else the unresolved "module+0xoffset". "" when !found.
+std::string user_frame_label(const UserFrame& u);
+
 }  // namespace rsr::ctl

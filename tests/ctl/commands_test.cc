@@ -213,13 +213,7 @@ Json summary_reply(pid_t pid) {
   r["top_growth"] = Json::array({site});
   Json modules = Json::array();
   for (void* p : {plain, reinterpret_cast<void*>(&summary_reply)}) {
-    const ModuleInfo m = rsrtest::module_of(p);
-    modules.push_back(Json{{"path", m.path},
-                           {"build_id", m.build_id},
-                           {"base", hex(m.base)},
-                           {"start", hex(m.start)},
-                           {"end", hex(m.end)},
-                           {"loaded", true}});
+    modules.push_back(rsrtest::module_json(rsrtest::module_of(p)));
   }
   r["modules"] = modules;
   return r;

@@ -1,5 +1,6 @@
 // This process's module map as the preload reports it (path, build-id, load bias, range), read
-// with dl_iterate_phdr, so tests can symbolize addresses of their own code.
+// with dl_iterate_phdr, so tests can symbolize addresses of their own code, and as the reply's
+// "modules" entry.
 #pragma once
 
 #include <elf.h>
@@ -7,9 +8,11 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
+#include "client.h"
 #include "symbolizer.h"
 
 namespace rsrtest {
@@ -67,6 +70,18 @@ inline rsr::ctl::ModuleInfo module_of(const void* address) {
       },
       &search);
   return search.found;
+}
+
+// {"path", "build_id", "base", "start", "end", "loaded"} as the preload reports a module.
+inline rsr::ctl::Json module_json(const rsr::ctl::ModuleInfo& m) {
+  auto text = [](uint64_t v) {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+    return std::string(buf);
+  };
+  return rsr::ctl::Json{{"path", m.path},         {"build_id", m.build_id},
+                        {"base", text(m.base)},   {"start", text(m.start)},
+                        {"end", text(m.end)},     {"loaded", m.loaded}};
 }
 
 }  // namespace rsrtest

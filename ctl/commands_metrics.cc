@@ -1,0 +1,257 @@
+// The Prometheus family: `metrics` (the text exposition on stdout), `serve` (an HTTP /metrics
+// exporter that queries the targets at each scrape) and `push` (to a Pushgateway, once or
+// repeatedly). The families themselves come from metrics_exposition.h.
+#include <arpa/inet.h>
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/family.h>
+#include <signal.h>
+
+#include <map>
+#include <mutex>
+#include <thread>
+#include <set>
+
+#include "commands.h"
+#include "errors.h"
+#include "metrics_exposition.h"
+#include "metrics_push.h"
+#include "site_stacks.h"
+
+namespace rsr::ctl {
+namespace {
+
+Outcome fetch_metrics(const Target&, const Client& client) {
+  return Outcome{kExitOk, client.request("metrics"), ""};
+}
+
+// SIGINT and SIGTERM blocked for the object's lifetime (threads started meanwhile inherit the
+// mask), so they can be waited for instead of handled.
+class StopSignals {
+ public:
+  StopSignals() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set_, &previous_);
+  }
+  ~StopSignals() { pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+  // True when a stop signal arrived within `timeout`.
+  bool wait_for(std::chrono::milliseconds timeout) const {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      timespec ts{static_cast<time_t>(left.count() / 1000000000),
+                  static_cast<long>(left.count() % 1000000000)};
+      if (sigtimedwait(&set_, nullptr, &ts) > 0) return true;
+      if (errno == EAGAIN) return false;
+    }
+  }
+  void wait() const {
+    int sig = 0;
+    while (sigwait(&set_, &sig) != 0) {
+    }
+  }
+
+ private:
+  sigset_t set_, previous_;
+};
+
+// The exporter's view of the targets: every scrape resolves and queries them afresh, so
+// processes that start or stop under --all are followed. Scrapes are serialized (civetweb may
+// call from several threads); each process's symbolizer is kept while its module map stays the
+// same, so a scrape does not re-read debug information.
+class ScrapeCollectable : public prometheus::Collectable {
+ public:
+  ScrapeCollectable(GlobalOptions g, std::ostream& log)
+      : g_(std::move(g)),
+        log_(log),
+        errors_family_("rsr_exporter_scrape_errors_total",
+                       "Monitored processes rsrmemctl serve could not query during a scrape.",
+                       {}),
+        errors_(errors_family_.Add({})) {}
+
+  // civetweb's worker threads run on small stacks, too small for reading DWARF: the scrape runs
+  // on a thread of its own with the default stack, and nothing it throws reaches civetweb.
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<prometheus::MetricFamily> out;
+    std::string failure;
+    std::thread worker([&] {
+      try {
+        out = collect_locked();
+      } catch (const std::exception& e) {
+        failure = e.what();
+      }
+    });
+    worker.join();
+    if (failure.empty()) return out;
+    errors_.Increment();
+    if (!reported_.count(failure)) log_ << "rsrmemctl: scrape failed: " << failure << std::endl;
+    reported_ = {failure};
+    return errors_family_.Collect();
+  }
+
+ private:
+  std::vector<prometheus::MetricFamily> collect_locked() const {
+    std::set<std::string> messages;
+    std::vector<TargetResult> results;
+    try {
+      results = collect(g_, fetch_metrics);
+    } catch (const CtlError& e) {
+      // --all with no process at all is an empty scrape, not an error.
+      if (!(g_.target.mode == TargetMode::kAll && e.code() == kExitNotFound)) {
+        errors_.Increment();
+        messages.insert(e.what());
+      }
+    }
+    Exposition exposition;
+    std::map<pid_t, CachedSymbolizer> kept;
+    for (const TargetResult& r : results) {
+      if (r.state != TargetResult::State::kOk) {
+        if (r.state == TargetResult::State::kFailed) errors_.Increment();
+        messages.insert(r.message);
+        continue;
+      }
+      const Json& reply = r.outcome.json;
+      const auto pid = static_cast<pid_t>(num(reply, "pid", r.target.pid));
+      const std::string modules = member(reply, "modules").dump();
+      auto cached = symbolizers_.find(pid);
+      if (cached == symbolizers_.end() || cached->second.modules != modules) {
+        CachedSymbolizer fresh{modules, std::make_unique<Symbolizer>(
+                                            modules_of(reply), pid > 0 ? std::optional<pid_t>(pid)
+                                                                       : std::nullopt)};
+        cached = symbolizers_.insert_or_assign(pid, std::move(fresh)).first;
+      }
+      exposition.add(reply, *cached->second.symbolizer);
+      kept[pid] = std::move(cached->second);
+    }
+    symbolizers_ = std::move(kept);
+    // Each problem once while it lasts, not at every scrape.
+    for (const std::string& m : messages)
+      if (!reported_.count(m)) log_ << "rsrmemctl: " << m << std::endl;
+    reported_ = std::move(messages);
+
+    std::vector<prometheus::MetricFamily> out = exposition.families();
+    for (prometheus::MetricFamily& f : errors_family_.Collect()) out.push_back(std::move(f));
+    return out;
+  }
+
+  struct CachedSymbolizer {
+    std::string modules;
+    std::unique_ptr<Symbolizer> symbolizer;
+  };
+
+  const GlobalOptions g_;
+  std::ostream& log_;
+  mutable std::mutex mu_;
+  prometheus::Family<prometheus::Counter> errors_family_;
+  prometheus::Counter& errors_;
+  mutable std::map<pid_t, CachedSymbolizer> symbolizers_;
+  mutable std::set<std::string> reported_;
+};
+
+// Pushes every answering process once; returns the exit code (failures are on io.err).
+int push_round(const GlobalOptions& g, const PushOptions& options, const GatewayAddress& gateway,
+               Io io) {
+  const std::vector<TargetResult> results = collect(g, fetch_metrics);
+  int code = report_failures(g, io, results);
+  for (const TargetResult& r : results) {
+    if (r.state != TargetResult::State::kOk) continue;
+    const Json& reply = r.outcome.json;
+    const std::string job = options.job.empty() ? job_of(reply) : options.job;
+    Exposition exposition(ExpositionOptions{"", job});
+    exposition.add(reply);
+    const std::string instance = exposition.instance_of(reply);
+    try {
+      push_group(gateway, job, instance, exposition.families());
+      io.out << "Pushed " << process_label(reply, r.target.pid) << " to " << gateway.url
+             << " as job=\"" << job << "\", instance=\"" << instance << "\"" << std::endl;
+    } catch (const CtlError& e) {
+      io.err << "rsrmemctl: " << e.what() << std::endl;
+      code = std::max<int>(code, e.code());
+    }
+  }
+  return code;
+}
+
+}  // namespace
+
+std::string civetweb_listen_address(const std::string& listen) {
+  auto bad = [&listen](const std::string& why) {
+    return CtlError(kExitUsage, "bad --listen '" + listen + "': " + why +
+                                    " (expected ADDRESS:PORT, e.g. 127.0.0.1:9464 or [::1]:9464)");
+  };
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) throw bad("no port");
+  std::string host = listen.substr(0, colon);
+  const std::string port = listen.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) > 65535)
+    throw bad("port '" + port + "' is not a number from 0 to 65535");
+  if (host == "localhost") host = "127.0.0.1";
+  unsigned char addr[16];
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), addr) != 1)
+      throw bad("'" + host + "' is not an IPv6 address");
+  } else if (inet_pton(AF_INET, host.c_str(), addr) != 1) {
+    throw bad(host.empty() ? std::string("no address (0.0.0.0 listens on every interface)")
+                           : "'" + host + "' is not an IPv4 address, [IPv6] address or localhost");
+  }
+  return host + ":" + port;
+}
+
+int cmd_metrics(const GlobalOptions& g, Io io) {
+  const std::vector<TargetResult> results = collect(g, fetch_metrics);
+  if (g.format == OutputFormat::kJson) return print_results(g, io, results);
+  Exposition exposition;
+  for (const TargetResult& r : results)
+    if (r.state == TargetResult::State::kOk) exposition.add(r.outcome.json);
+  io.out << exposition.text();
+  return report_failures(g, io, results);
+}
+
+int cmd_serve(const GlobalOptions& g, const ServeOptions& options, Io io) {
+  const std::string address = civetweb_listen_address(options.listen);
+  const StopSignals signals;  // before the server's threads start
+  std::unique_ptr<prometheus::Exposer> exposer;
+  try {
+    exposer = std::make_unique<prometheus::Exposer>(address, 2);
+  } catch (const std::exception& e) {
+    throw CtlError(kExitUsage, "cannot listen on " + options.listen + ": " + e.what());
+  }
+  const auto collectable = std::make_shared<ScrapeCollectable>(g, io.err);
+  exposer->RegisterCollectable(collectable);
+  const std::vector<int> ports = exposer->GetListeningPorts();
+  const std::string host = address.substr(0, address.rfind(':'));
+  io.err << "rsrmemctl: serving http://" << host << ":"
+         << (ports.empty() ? address.substr(address.rfind(':') + 1) : std::to_string(ports[0]))
+         << "/metrics" << std::endl;
+  signals.wait();
+  return kExitOk;
+}
+
+int cmd_push(const GlobalOptions& g, const PushOptions& options, Io io) {
+  const GatewayAddress gateway = parse_gateway_url(options.gateway);
+  if (!options.job.empty()) encoded_job(options.job);  // refuse a bad --job before pushing
+  if (options.interval_s <= 0) return push_round(g, options, gateway, io);
+
+  const StopSignals signals;
+  const auto interval = std::chrono::milliseconds(static_cast<long long>(options.interval_s * 1000));
+  do {
+    try {
+      push_round(g, options, gateway, io);
+    } catch (const CtlError& e) {
+      io.err << "rsrmemctl: " << e.what() << std::endl;
+    }
+  } while (!signals.wait_for(interval));
+  return kExitOk;
+}
+
+}  // namespace rsr::ctl
