@@ -457,4 +457,67 @@ TEST(CApiSettings, SiteSnapshotFollowsTheUpdateInterval) {
   EXPECT_EQ(r["update_interval_s"], 1);
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// The README's example
+
+std::string file_text(const std::string& path) {
+  std::string out;
+  if (FILE* f = std::fopen(path.c_str(), "r")) {
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+    std::fclose(f);
+  }
+  return out;
+}
+
+// The lines between "// README:begin" and "// README:end" of the example's source.
+std::string readme_excerpt(const std::string& source) {
+  const std::string begin = "// README:begin\n", end = "// README:end\n";
+  const size_t a = source.find(begin), b = source.find(end);
+  if (a == std::string::npos || b == std::string::npos || b < a) return "";
+  return source.substr(a + begin.size(), b - a - begin.size());
+}
+
+TEST(CApiReadme, ExampleIsTheOneInTheReadme) {
+  const char* root = std::getenv("RSR_TEST_SOURCE_ROOT");
+  ASSERT_TRUE(root);
+  const std::string excerpt = readme_excerpt(file_text(std::string(root) + "/tests/capi/programs/readme_example.cc"));
+  ASSERT_FALSE(excerpt.empty());
+  EXPECT_NE(file_text(std::string(root) + "/README.md").find(excerpt), std::string::npos)
+      << "README.md does not carry tests/capi/programs/readme_example.cc's example verbatim:\n" << excerpt;
+}
+
+TEST(CApiReadme, ExampleFeedsTheExpositionOfRsrmemctl) {
+  const char* ctl = std::getenv("RSR_TEST_CTL");
+  ASSERT_TRUE(ctl);
+  Monitored m("readme_example", {{"RSR_CACHE_METRICS_UPDATE_FREQUENCY", "1"}});
+  for (int i = 1; i <= 5; ++i) m.command("/orders/" + std::to_string(i), "served " + std::to_string(i));
+  m.update_metrics();
+  const std::string text = run_text("RSR_SOCKET_DIR=" + m.dir.path() + " " + ctl + " --pid " +
+                                    std::to_string(m.p.pid()) + " metrics 2>&1");
+  auto series = [&](const std::string& name, const std::string& label) {
+    size_t at = 0;
+    while ((at = text.find(name + "{", at)) != std::string::npos) {
+      const size_t eol = text.find('\n', at);
+      const std::string line = text.substr(at, eol - at);
+      if (line.find(label) != std::string::npos) return std::atof(line.substr(line.rfind(' ') + 1).c_str());
+      at = eol;
+    }
+    return -1.0;
+  };
+  EXPECT_EQ(series("rsr_cache_hits_total", "cache=\"custom_cache\""), 5) << text;
+  EXPECT_EQ(series("rsr_memory_leaks_detected_total", "type=\"session_registry\""), 5) << text;
+  EXPECT_NE(text.find("severity=\"medium\""), std::string::npos) << text;
+  EXPECT_EQ(series("rsr_request_memory_usage_mb_count", "scope=\"custom_view\""), 5) << text;
+  EXPECT_GT(series("rsr_request_memory_usage_mb_sum", "scope=\"custom_view\""), 0) << text;
+  EXPECT_GT(series("rsr_memory_usage_bytes", "job=\"readme_example\""), 1 << 20) << text;
+}
+
+TEST(CApiReadme, ExampleRunsUnchangedWithoutTheLibrary) {
+  const rt::RunResult r = bare("readme_example", "/a\n/b\n");
+  EXPECT_NE(r.out.find("served 2 "), std::string::npos) << r.out;
+}
+
 }  // namespace
