@@ -2,17 +2,14 @@
 // answering check_leaks, and a webhook listening on 127.0.0.1 in this test (loopback only) that
 // records what is POSTed. Covers the payload (counted with jq, and with python3 when jq is
 // absent), JSON escaping, --all, exit statuses and usage errors.
-#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 
 #include <algorithm>
-#include <cctype>
-#include <mutex>
 
+#include "http_loopback.h"
 #include "leak_replies.h"
 #include "subprocess.h"
 
@@ -22,125 +19,8 @@ using namespace rsrtest::leaks;
 using rsrtest::Result;
 using ::testing::HasSubstr;
 
-// A webhook on 127.0.0.1:<ephemeral port>: answers every POST with `status` and records it.
-class Webhook {
- public:
-  struct Request {
-    std::string method, path, content_type, body;
-  };
-
-  explicit Webhook(int status = 200) : status_(status) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd_, 8) != 0 ||
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-      throw std::runtime_error(std::string("cannot listen on 127.0.0.1: ") + strerror(errno));
-    port_ = ntohs(addr.sin_port);
-    thread_ = std::thread([this] { loop(); });
-  }
-  ~Webhook() {
-    stop_ = true;
-    thread_.join();
-    close(fd_);
-  }
-
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
-  std::vector<Request> requests() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return requests_;
-  }
-
- private:
-  // Reads from `c` until `done` says the bytes so far are enough, the peer closes, or 5 s pass.
-  template <class Done>
-  static void read_until(int c, std::string& data, Done done) {
-    char buf[4096];
-    while (!done(data)) {
-      pollfd p{c, POLLIN, 0};
-      if (poll(&p, 1, 5000) <= 0) return;
-      const ssize_t n = recv(c, buf, sizeof buf, 0);
-      if (n <= 0) return;
-      data.append(buf, static_cast<size_t>(n));
-    }
-  }
-
-  static std::string lower(std::string s) {
-    for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    return s;
-  }
-
-  void serve(int c) {
-    std::string data;
-    read_until(c, data,
-               [](const std::string& d) { return d.find("\r\n\r\n") != std::string::npos; });
-    const size_t end = data.find("\r\n\r\n");
-    if (end == std::string::npos) return;
-    Request r;
-    const std::string head = data.substr(0, end);
-    std::string body = data.substr(end + 4);
-    const size_t sp1 = head.find(' '), sp2 = head.find(' ', sp1 + 1);
-    r.method = head.substr(0, sp1);
-    r.path = head.substr(sp1 + 1, sp2 - sp1 - 1);
-    size_t length = 0;
-    bool expect_continue = false;
-    size_t at = head.find("\r\n");
-    while (at != std::string::npos) {
-      const size_t next = head.find("\r\n", at + 2);
-      const std::string line =
-          head.substr(at + 2, next == std::string::npos ? next : next - at - 2);
-      const size_t colon = line.find(':');
-      if (colon != std::string::npos) {
-        const std::string name = lower(line.substr(0, colon));
-        std::string value = line.substr(colon + 1);
-        value.erase(0, value.find_first_not_of(' '));
-        if (name == "content-length") length = std::stoul(value);
-        if (name == "content-type") r.content_type = value;
-        if (name == "expect" && lower(value) == "100-continue") expect_continue = true;
-      }
-      at = next;
-    }
-    if (expect_continue) send_all(c, "HTTP/1.1 100 Continue\r\n\r\n");
-    read_until(c, body, [length](const std::string& b) { return b.size() >= length; });
-    r.body = body;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      requests_.push_back(r);
-    }
-    send_all(c, "HTTP/1.1 " + std::to_string(status_) +
-                    " Test\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-  }
-
-  static void send_all(int c, const std::string& s) {
-    size_t sent = 0;
-    while (sent < s.size()) {
-      const ssize_t w = send(c, s.data() + sent, s.size() - sent, MSG_NOSIGNAL);
-      if (w <= 0) return;
-      sent += static_cast<size_t>(w);
-    }
-  }
-
-  void loop() {
-    while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, 20) <= 0) continue;
-      const int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0) continue;
-      serve(c);
-      close(c);
-    }
-  }
-
-  int status_;
-  int fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-  std::mutex mu_;
-  std::vector<Request> requests_;
-};
+// A webhook on 127.0.0.1: records every POST and answers with a fixed status.
+using Webhook = rsrtest::RecordingHttp;
 
 std::string host_name() {
   utsname u{};
@@ -202,7 +82,7 @@ TEST_F(NotifyLeaksTest, PostsTheSummaryToTheWebhook) {
   rsrtest::FakeServer server(socket_for(getpid()),
                              answers({{"check_leaks", two_indicators(getpid())}}));
   Webhook hook;
-  const Result r = notify({"--webhook", hook.url(), "--pid", std::to_string(getpid())});
+  const Result r = notify({"--webhook", hook.url() + "/hook", "--pid", std::to_string(getpid())});
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_EQ(r.out, "");
   EXPECT_THAT(r.err, HasSubstr("notify-leaks: found 2 leak indicator(s); notified the webhook"));
@@ -219,7 +99,7 @@ TEST_F(NotifyLeaksTest, WebhookFromTheEnvironment) {
   rsrtest::FakeServer server(socket_for(getpid()),
                              answers({{"check_leaks", two_indicators(getpid())}}));
   Webhook hook;
-  const Result r = notify({}, {{"RSR_LEAK_WEBHOOK_URL", hook.url()}});  // the only process
+  const Result r = notify({}, {{"RSR_LEAK_WEBHOOK_URL", hook.url() + "/hook"}});  // the only process
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_EQ(hook.requests().size(), 1u);
 }
@@ -228,7 +108,7 @@ TEST_F(NotifyLeaksTest, NothingFoundIsSilentAndSendsNothing) {
   rsrtest::FakeServer server(socket_for(getpid()),
                              answers({{"check_leaks", leaks_reply(getpid(), {})}}));
   Webhook hook;
-  const Result r = notify({"--webhook", hook.url(), "--pid", std::to_string(getpid())});
+  const Result r = notify({"--webhook", hook.url() + "/hook", "--pid", std::to_string(getpid())});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err, "");
@@ -240,7 +120,7 @@ TEST_F(NotifyLeaksTest, WebhookErrorIsFour) {
   rsrtest::FakeServer server(socket_for(getpid()),
                              answers({{"check_leaks", two_indicators(getpid())}}));
   Webhook hook(500);
-  const Result r = notify({"--webhook", hook.url(), "--pid", std::to_string(getpid())});
+  const Result r = notify({"--webhook", hook.url() + "/hook", "--pid", std::to_string(getpid())});
   EXPECT_EQ(r.code, 4);
   EXPECT_THAT(r.err, HasSubstr("could not notify the webhook"));
   EXPECT_GE(hook.requests().size(), 1u);  // tried (and retried: 500 is transient to curl)
@@ -251,7 +131,7 @@ TEST_F(NotifyLeaksTest, UnreachableWebhookIsFour) {
   rsrtest::FakeServer server(socket_for(getpid()),
                              answers({{"check_leaks", two_indicators(getpid())}}));
   std::string url;
-  { url = Webhook().url(); }  // a port nobody listens on any more
+  { url = Webhook().url() + "/hook"; }  // a port nobody listens on any more
   const Result r = notify({"--webhook", url, "--pid", std::to_string(getpid())});
   EXPECT_EQ(r.code, 4);
 }
