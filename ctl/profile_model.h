@@ -1,0 +1,72 @@
+// A capture reduced to what the reports draw: symbolized call stacks with their totals, for one
+// view of the capture (every allocation, what was still live at the end, or temporary
+// allocations). Built from a capture file by the reader; read by flamegraph, table, tree,
+// summary, stats and the pprof and folded exports.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "symbolizer.h"
+
+namespace rsr::ctl {
+
+enum class ProfileView {
+  kAll,        // every allocation made during the capture
+  kLeaks,      // allocations still live when the capture ended (--leaks)
+  kTemporary,  // allocations freed soon after, by the same thread, with no allocation of that
+               // thread in between (--temporary; memray's definition)
+};
+
+// One frame of a stack as reports show it. An address whose symbolization found inlined calls is
+// expanded into several ProfileFrames: the innermost inlined function first, the containing
+// function last, all with the same `address`.
+struct ProfileFrame {
+  uint64_t address = 0;  // return address as captured; 0 for a synthetic frame
+  std::string function;  // demangled; "module+0xoffset" or "0xaddress" when unresolved
+  std::string file;      // "" when unknown
+  int line = 0;          // 0 when unknown
+  std::string module;    // module path; "" when unknown
+  bool inlined = false;  // an inlined call inside the next frame's function
+};
+
+// One distinct call stack of the view with its totals.
+struct ProfileStack {
+  std::vector<ProfileFrame> frames;  // innermost (the allocation's caller) first, root last
+  uint64_t bytes = 0;                // bytes allocated through this stack (in this view)
+  uint64_t count = 0;                // allocations through this stack (in this view)
+};
+
+struct ProfileThread {
+  uint64_t tid = 0;
+  std::string name;
+};
+
+struct ProfileModel {
+  // From the capture's header and trailer.
+  std::string id;            // "background_<epoch>" or "scope_<name>_<epoch>"
+  std::string kind;          // "background" or "scope"
+  std::string service, program;
+  int64_t pid = 0;
+  double start_time = 0;     // unix seconds
+  double duration_s = 0;     // as recorded (to the last event or the end record)
+  std::string end_reason;    // "duration", "stopped", "size_limit", "write_error", "exit"
+  bool truncated = false;    // the capture stopped before its duration (size cap, disk, exit)
+  ProfileView view = ProfileView::kAll;
+
+  // Totals over the whole capture, whatever the view.
+  uint64_t allocations = 0, frees = 0;
+  uint64_t allocated_bytes = 0, freed_bytes = 0;
+  uint64_t peak_bytes = 0;          // highest sum of live bytes of the capture's own allocations
+  uint64_t live_bytes_at_end = 0;   // what --leaks shows, in bytes
+  uint64_t live_blocks_at_end = 0;
+  uint64_t dropped_events = 0;      // events lost because the writer fell behind
+  std::vector<ProfileThread> threads;
+  std::vector<ModuleInfo> modules;
+
+  // The view's stacks, largest `bytes` first.
+  std::vector<ProfileStack> stacks;
+};
+
+}  // namespace rsr::ctl
