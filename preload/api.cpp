@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "cold/proc.h"
+#include "cold/profiling.h"
 #include "cold/state.h"
 #include "hot/api.h"
 #include "hot/engine.h"
@@ -38,12 +39,14 @@ RSR_API void rsrmem_leak_record(const char* type, const char* severity) {
 
 RSR_API uint64_t rsrmem_scope_begin(const char* name) {
   ErrnoKeeper keep;
-  return rsr::hot::api_scope_begin(name);
+  const uint64_t token = rsr::hot::api_scope_begin(name);
+  if (token != 0) rsr::cold::profiling_scope_begin(name, token);
+  return token;
 }
 
 RSR_API void rsrmem_scope_end(uint64_t token) {
   ErrnoKeeper keep;
-  rsr::hot::api_scope_end(token);
+  if (rsr::hot::api_scope_end(token)) rsr::cold::profiling_scope_end(token);
 }
 
 // Formatted on the stack (the prefix is at most kNameMax bytes), then copied like snprintf.

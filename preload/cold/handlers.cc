@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "../../common/json.h"
@@ -15,6 +16,7 @@
 #include "modules.h"
 #include "private_libs.h"
 #include "proc.h"
+#include "profiling.h"
 #include "state.h"
 
 namespace rsr::cold {
@@ -41,10 +43,7 @@ void common_fields(Writer& w) {
 
 double uptime_s() { return static_cast<double>(monotonic_ms() - g_cold.start_mono_ms) / 1000.0; }
 
-namespace {
-
-void identity(Writer& w) {
-  common_fields(w);
+void write_cmdline(Writer& w) {
   char cmdline[8192];
   const size_t n = read_cmdline(cmdline, sizeof cmdline);
   w.key("cmdline").begin_array();
@@ -54,6 +53,13 @@ void identity(Writer& w) {
     i += len + 1;
   }
   w.end_array();
+}
+
+namespace {
+
+void identity(Writer& w) {
+  common_fields(w);
+  write_cmdline(w);
   w.field("start_time", g_cold.start_ms / 1000)
       .field("uptime_s", uptime_s())
       .field("socket", g_cold.socket_path)
@@ -131,7 +137,7 @@ void handle_status(Writer& w) {
   w.end_array();
   write_sampling(w);
   write_tracker(w);
-  w.key("profilers").begin_array().end_array();
+  write_profilers(w);
   write_leak_status(w);
   w.field("threads", static_cast<uint64_t>(hot::read_totals().threads));
 }
@@ -164,6 +170,11 @@ void handle_health(Writer& w) {
   }
   if (g_cold.config.prometheus_metrics_enabled) component(w, "prometheus_metrics", "ok", "metrics request served");
   else component(w, "prometheus_metrics", "disabled", "RSR_PROMETHEUS_METRICS_ENABLED=false");
+  if (g_cold.config.profiling_enabled) {
+    component(w, "profiling", "ok", profiling_active() ? "a background capture is running" : "ready, no capture running");
+  } else {
+    component(w, "profiling", "disabled", "RSR_PROFILING_ENABLED=false");
+  }
   w.end_object();
 }
 
@@ -334,6 +345,16 @@ bool int_argument(std::string_view req, std::string_view name, int64_t lo, int64
   return true;
 }
 
+bool number_of(std::string_view raw, double* out) {
+  char buf[64];
+  if (raw.empty() || raw.size() >= sizeof buf) return false;
+  std::memcpy(buf, raw.data(), raw.size());
+  buf[raw.size()] = '\0';
+  char* end = nullptr;
+  *out = strtod(buf, &end);
+  return end == buf + raw.size();
+}
+
 }  // namespace
 
 proto::Kind handle_request(std::string_view req, String& out) {
@@ -360,6 +381,21 @@ proto::Kind handle_request(std::string_view req, String& out) {
     if (!leaks_running()) return refuse(out, "leak detection could not start (out of memory)");
     common_fields(w);
     write_leak_report(w);
+  } else if (std::strcmp(cmd, "start_profiling") == 0) {
+    double duration = 0;
+    const json::Value v = json::json_get(req, "duration_s");
+    if (v.type != json::Type::kNumber || !number_of(v.raw, &duration))
+      return refuse(out, "bad argument: \"duration_s\" must be a number of seconds above 0 and at most 86400");
+    char err[kPathMax + 256];
+    common_fields(w);
+    if (!profiling_start(duration, w, err, sizeof err)) return refuse(out, err);
+  } else if (std::strcmp(cmd, "stop_profiling") == 0) {
+    const json::Value v = json::json_get(req, "id");
+    char id[256] = "";
+    if (v.type != json::Type::kNone && !json::json_string(v, id, sizeof id)) return refuse(out, "invalid profile id");
+    char err[512];
+    common_fields(w);
+    if (!profiling_stop(id, v.type != json::Type::kNone, w, err, sizeof err)) return refuse(out, err);
   } else {
     char msg[128];
     snprintf(msg, sizeof msg, "unknown command \"%.64s\"", cmd);

@@ -16,6 +16,8 @@ using Writer = json::JsonWriter<String>;
 // ok, pid, program, service, version, protocol.
 void common_fields(Writer& w);
 double uptime_s();
+// `"cmdline": [...]`, the process's arguments (shared with profiling.cc).
+void write_cmdline(Writer& w);
 // The `heap`, `sampling` and `tracker` objects of `summary` and `status`.
 void write_heap(Writer& w, const hot::Totals& t);
 void write_sampling(Writer& w);

@@ -24,6 +24,7 @@
 #include "modules.h"
 #include "private_libs.h"
 #include "proc.h"
+#include "profiling.h"
 #include "state.h"
 
 namespace rsr::cold {
@@ -103,6 +104,7 @@ void fork_child() {
   g_cold.socket_path[0] = '\0';
   g_cold.rate_count = g_cold.rate_next = 0;
   set_identity();
+  profiling_fork_child();
   if (!start_control_thread()) log(Level::kWarn, "child %d: control thread did not start", static_cast<int>(getpid()));
 }
 
@@ -170,11 +172,18 @@ __attribute__((constructor)) void rsrmem_start() {
   } catch (...) {  // out of private heap: leak detection stays off
   }
   pthread_atfork(fork_prepare, fork_parent, fork_child);
+  profiling_start_writer();
   if (!start_control_thread()) log(Level::kWarn, "control thread did not start: no socket");
   log(Level::kInfo, "monitoring %s (socket %s)", g_cold.program, g_cold.socket_path);
 }
 
-__attribute__((destructor)) void rsrmem_stop() { close_socket_at_exit(); }
+__attribute__((destructor)) void rsrmem_stop() {
+  if (hot::g_engine.mode.load() == hot::kActive && getpid() == g_cold.pid) {
+    hot::GuardScope guard;
+    profiling_at_exit();
+  }
+  close_socket_at_exit();
+}
 
 }  // namespace
 }  // namespace rsr::cold

@@ -7,6 +7,7 @@
 #include "../hot/tables.h"
 #include "leaks.h"
 #include "proc.h"
+#include "profiling.h"
 #include "state.h"
 
 namespace rsr::cold {
@@ -235,7 +236,7 @@ void write_metrics(Writer& w) {
   write_stack_depth(w);
   write_caches(w);
   write_scopes(w);
-  w.key("profiling").begin_object().field("enabled", c.profiling_enabled).field("active", 0).end_object();
+  w.key("profiling").begin_object().field("enabled", c.profiling_enabled).field("active", profiling_active()).end_object();
 }
 
 }  // namespace rsr::cold

@@ -116,16 +116,17 @@ uint64_t api_scope_begin(const char* name) {
   return o.token;
 }
 
-void api_scope_end(uint64_t token) {
+bool api_scope_end(uint64_t token) {
   ScopeStack& st = t_scopes;
   const uint64_t level = (token & 15) - 1;  // token 0 gives a level no stack reaches
-  if (level >= st.depth || st.open[level].token != token) return;
+  if (level >= st.depth || st.open[level].token != token) return false;
   const OpenScope o = st.open[level];
   st.depth = static_cast<uint32_t>(level);  // scopes left open inside it end unrecorded
   const ThreadState& t = t_state;
   const uint64_t allocated = since(t.alloc_bytes, o.alloc_at);
   const uint64_t freed = since(t.free_bytes, o.free_at);
   observe(g_api.scopes[o.slot], allocated, since(allocated, freed));
+  return true;
 }
 
 bool api_scope_allocated(uint64_t* bytes) {

@@ -65,7 +65,8 @@ int api_leak_record(const char* type, const char* severity);  // severity kept i
 
 // Returns a token for api_scope_end, 0 when the scope is not tracked (API off, too deep).
 uint64_t api_scope_begin(const char* name);
-void api_scope_end(uint64_t token);
+// True when `token` was an open scope of this thread (and is now ended).
+bool api_scope_end(uint64_t token);
 // Bytes this thread allocated since its innermost open scope began; false outside any scope.
 bool api_scope_allocated(uint64_t* bytes);
 

@@ -14,7 +14,8 @@
 //
 // Cost, not sampled: allocation = gate test, header load, two counter updates, the sampler's
 // subtract-and-test and the peak counter's; free = bootstrap-range test, gate test, header load,
-// two counter updates, one byte load from the sampled-block filter.
+// two counter updates, one byte load from the sampled-block filter. A profiling capture
+// (capture.h) turns the gate off while it runs, so it costs nothing when none runs.
 #pragma once
 
 #include <atomic>
@@ -41,6 +42,7 @@ struct ThreadState {
   uint8_t fast;          // 1: the fast path may run (see above)
   uint8_t registered;    // kUnregistered, kRegistered, kRetired
   uint8_t registering;
+  uint8_t capturing;     // 1 while recording a capture event (capture.h); read by the writer
 };
 static_assert(sizeof(ThreadState) <= 80, "ThreadState must stay small: it is in every thread's TLS");
 
@@ -146,6 +148,14 @@ struct GuardScope {
 
 // Realloc failed and kept a block whose free was already counted: count it live again.
 void undo_free(size_t usable);
+
+// Captures (capture.h). A capture's start clears every registered thread's `fast` byte (each
+// thread sets it again itself, from its slow path, once no capture wants it); its end waits,
+// bounded, until no thread is recording an event. Both take the registry lock.
+void threads_capture_started();
+bool threads_wait_capture_idle(int max_ms);
+// Recomputes this thread's `fast` byte (a scope capture began or ended on it).
+void refresh_fast();
 
 // Fork support (threads.cc): prepare takes the registry lock, parent releases it, child folds
 // every other thread's counters into the retired totals (those threads do not exist there).

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 
+#include "capture.h"
 #include "engine.h"
 #include "private.h"
 #include "stack.h"
@@ -88,6 +89,16 @@ void count_depth(int n) {
   }
   guard_leave();
   errno = saved_errno;
+}
+
+uint32_t capture_stack_id() {
+  if (g_engine.mode.load(std::memory_order_acquire) != kActive) return 0;
+  guard_enter();
+  uintptr_t frames[kMaxDepth];
+  const int n = capture(frames, g_stack.depth);
+  const uint32_t site = site_intern(frames, n);
+  guard_leave();
+  return site == kNoSite ? 0 : site + 1;
 }
 
 [[gnu::noinline]] bool free_tracked(ThreadState& t, void* p) {

@@ -5,7 +5,9 @@
 // readers summing totals: never on an allocation's fast path.
 #include <pthread.h>
 #include <sched.h>
+#include <time.h>
 
+#include "capture.h"
 #include "engine.h"
 
 namespace rsr::hot {
@@ -39,7 +41,21 @@ void lock() {
 void unlock() { g_lock.store(false, std::memory_order_release); }
 
 bool fast_allowed(const ThreadState& t) {
-  return t.guard == 0 && t.registered == kRegistered && !g_passthrough && real::g_glibc_chunks;
+  return t.guard == 0 && t.registered == kRegistered && !g_passthrough && real::g_glibc_chunks &&
+         !capture_wanted();
+}
+
+// Sets the owner's gate. The fence and second look pair with threads_capture_started(): either
+// this thread sees the capture, or the sweep's store of 0 comes after this store.
+// Only a change to 1 pays for the fence (once per sample, or once after a capture).
+void set_fast(ThreadState& t) {
+  if (!fast_allowed(t)) {
+    if (t.fast != 0) __atomic_store_n(&t.fast, 0, __ATOMIC_RELAXED);
+    return;
+  }
+  if (t.fast == 1) return;
+  __atomic_store_n(&t.fast, 1, __ATOMIC_SEQ_CST);
+  if (g_capture.epoch.load(std::memory_order_seq_cst) != 0) __atomic_store_n(&t.fast, 0, __ATOMIC_RELAXED);
 }
 
 void raise_peak(int64_t live) {
@@ -76,6 +92,7 @@ void fold_into_retired(ThreadState& t) {
 void retire(void*) {
   ThreadState& t = t_state;
   if (t.registered != kRegistered) return;
+  capture_thread_exit(t);
   t.fast = 0;
   lock();
   for (int i = 0; i < g_thread_high; ++i) {
@@ -124,7 +141,7 @@ void try_register(ThreadState& t) {
     --t.guard;
     t.until_flush = kPeakFlushBytes;
     t.registered = kRegistered;
-    t.fast = fast_allowed(t) ? 1 : 0;
+    set_fast(t);
   }
   t.registering = 0;
 }
@@ -151,6 +168,8 @@ void alloc_slow(ThreadState& t, void* p) {
   if (t.registered == kRegistered && !t.registering) tally_alloc(t, usable);
   else count_global(static_cast<int64_t>(usable));
   if (t.guard == 0 && sampler_take(t.sampler, usable)) sample_slow(t, p, usable);
+  if (capture_wanted()) [[unlikely]] capture_event(t, kEventAlloc, p, usable);
+  else if (t.guard == 0 && t.registered == kRegistered) set_fast(t);  // a capture ended
 }
 
 void free_slow(ThreadState& t, void* p) {
@@ -159,6 +178,8 @@ void free_slow(ThreadState& t, void* p) {
   const size_t usable = real::usable_size(p);
   if (t.registered == kRegistered && !t.registering) tally_free(t, usable);
   else count_global(-static_cast<int64_t>(usable));
+  if (capture_wanted()) [[unlikely]] capture_event(t, kEventFree, p, usable);
+  else if (t.guard == 0 && t.registered == kRegistered) set_fast(t);
 }
 
 void flush_peak(ThreadState& t) {
@@ -191,7 +212,39 @@ void guard_enter() {
 void guard_leave() {
   ThreadState& t = t_state;
   --t.guard;
-  t.fast = fast_allowed(t) ? 1 : 0;
+  set_fast(t);
+}
+
+void refresh_fast() { set_fast(t_state); }
+
+void threads_capture_started() {
+  lock();
+  for (int i = 0; i < g_thread_high; ++i)
+    if (ThreadState* t = g_threads[i]) __atomic_store_n(&t->fast, 0, __ATOMIC_SEQ_CST);
+  unlock();
+}
+
+bool threads_wait_capture_idle(int max_ms) {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  bool idle = true;
+  lock();
+  for (int i = 0; i < g_thread_high && idle; ++i) {
+    ThreadState* t = g_threads[i];
+    if (!t) continue;
+    timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (__atomic_load_n(&t->capturing, __ATOMIC_SEQ_CST) != 0) {
+      timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 >= max_ms) {
+        idle = false;
+        break;
+      }
+      sched_yield();
+    }
+  }
+  unlock();
+  return idle;
 }
 
 Totals read_totals() {

@@ -15,6 +15,9 @@ ALLOWED = {
     # Thread registration runs once per thread, outside any allocation's fast path; both
     # calls are made with the guard held (pthread_setspecific may allocate for high keys).
     "pthread_key_create", "pthread_setspecific",
+    # Profiling captures (hot/capture.cc): gettid once per thread, and a futex wake of the
+    # writer thread when it has work; neither allocates nor blocks.
+    "syscall",
 }
 
 

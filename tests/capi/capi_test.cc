@@ -16,6 +16,7 @@ namespace {
 
 using nlohmann::json;
 using rt::Process;
+using rt::run_text;
 using rt::Reply;
 using rt::Spawn;
 using rt::TempDir;
@@ -26,17 +27,6 @@ constexpr double kMiB = 1024.0 * 1024.0;
 
 // Bucket of the scope histogram that holds 3 MiB: (2.5, 5] MB.
 constexpr int kBucket3MiB = 7;
-
-std::string run_text(const std::string& cmd) {
-  std::string out;
-  FILE* f = popen(cmd.c_str(), "r");
-  if (!f) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  pclose(f);
-  return out;
-}
 
 // A program under the library, its socket up and its first line read.
 struct Monitored {

@@ -146,6 +146,8 @@ std::vector<std::string> list_dir(const std::string& dir);
 bool maps_contain(pid_t pid, const std::string& needle);
 
 std::string read_file(const std::string& path);
+// What a shell command writes to stdout ("" when it cannot run).
+std::string run_text(const std::string& cmd);
 void write_file(const std::string& path, const std::string& text, mode_t mode = 0644);
 
 // Runs `fn` in a forked child after dropping to uid/gid; returns what it wrote to the pipe.

@@ -1,0 +1,169 @@
+// Recording of capture events on the service's threads (see capture.h). May run inside malloc.
+#include "capture.h"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace rsr::hot {
+
+constinit CaptureHot g_capture;
+__thread CaptureTls t_capture __attribute__((tls_model("initial-exec")));
+
+namespace {
+
+uint64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Tagged free list over pool indices, so a pop never suffers from ABA.
+EventBuffer* pool_pop() {
+  CaptureHot& c = g_capture;
+  uint64_t head = c.free_head.load(std::memory_order_acquire);
+  for (;;) {
+    const uint32_t at = static_cast<uint32_t>(head);
+    if (at == 0) return nullptr;
+    EventBuffer* b = c.pool[at - 1];
+    const uint64_t next = ((head >> 32) + 1) << 32 | __atomic_load_n(&b->free_next, __ATOMIC_RELAXED);
+    if (c.free_head.compare_exchange_weak(head, next, std::memory_order_acq_rel, std::memory_order_acquire))
+      return b;
+  }
+}
+
+void hand_over(EventBuffer* b) {
+  CaptureHot& c = g_capture;
+  EventBuffer* head = c.full.load(std::memory_order_relaxed);
+  do {
+    b->next = head;
+  } while (!c.full.compare_exchange_weak(head, b, std::memory_order_release, std::memory_order_relaxed));
+  if (head == nullptr) capture_wake_writer();
+}
+
+void append_background(CaptureTls& tls, uint32_t epoch, const Event& e) {
+  if (tls.epoch != epoch) {  // the buffer, if any, belonged to an earlier capture
+    tls.buffer = nullptr;
+    tls.epoch = epoch;
+  }
+  EventBuffer* b = tls.buffer;
+  if (!b) {
+    b = pool_pop();
+    if (!b) {
+      g_capture.dropped.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    b->tid = tls.tid;
+    b->count.store(0, std::memory_order_relaxed);
+    tls.buffer = b;
+  }
+  const uint32_t n = b->count.load(std::memory_order_relaxed);
+  b->events[n] = e;
+  b->count.store(n + 1, std::memory_order_release);
+  if (n + 1 == kBufferEvents) {
+    tls.buffer = nullptr;
+    hand_over(b);
+  }
+}
+
+void append_scope(ScopeBuffer* s, const Event& e) {
+  if (s->count < s->capacity) s->events[s->count++] = e;
+  else ++s->dropped;
+}
+
+}  // namespace
+
+uint32_t capture_tid() {
+  CaptureTls& tls = t_capture;
+  if (tls.tid == 0) tls.tid = static_cast<uint32_t>(syscall(SYS_gettid));
+  return tls.tid;
+}
+
+void capture_event(ThreadState& t, uint32_t kind, void* p, size_t usable) {
+  if (t.capturing || t.guard != 0 || t.registered != kRegistered) return;  // re-entry (signal handler)
+  __atomic_store_n(&t.capturing, 1, __ATOMIC_SEQ_CST);
+  const uint32_t epoch = g_capture.epoch.load(std::memory_order_seq_cst);
+  CaptureTls& tls = t_capture;
+  if (epoch != 0 || tls.scope) {
+    const int saved_errno = errno;
+    capture_tid();
+    Event e;
+    e.address = reinterpret_cast<uintptr_t>(p);
+    e.size = kind == kEventAlloc ? usable : 0;
+    e.stack = kind == kEventAlloc ? capture_stack_id() : 0;
+    e.kind = kind;
+    e.t_ns = monotonic_ns();
+    if (epoch != 0) append_background(tls, epoch, e);
+    if (tls.scope) append_scope(tls.scope, e);
+    errno = saved_errno;
+  }
+  __atomic_store_n(&t.capturing, 0, __ATOMIC_RELEASE);
+}
+
+void capture_thread_exit(ThreadState& t) {
+  CaptureTls& tls = t_capture;
+  __atomic_store_n(&t.capturing, 1, __ATOMIC_SEQ_CST);
+  const uint32_t epoch = g_capture.epoch.load(std::memory_order_seq_cst);
+  if (epoch != 0 && tls.epoch == epoch && tls.buffer) hand_over(tls.buffer);
+  tls.buffer = nullptr;
+  if (ScopeBuffer* s = tls.scope) {
+    tls.scope = nullptr;
+    capture_push_scope(s);
+  }
+  __atomic_store_n(&t.capturing, 0, __ATOMIC_RELEASE);
+}
+
+void capture_pool_reset(EventBuffer** pool, uint32_t n) {
+  CaptureHot& c = g_capture;
+  c.pool = pool;
+  c.pool_size = n;
+  for (uint32_t i = 0; i < n; ++i) {
+    pool[i]->index = i;
+    pool[i]->free_next = i + 1 < n ? i + 2 : 0;
+  }
+  const uint64_t tag = (c.free_head.load() >> 32) + 1;
+  c.free_head.store(tag << 32 | (n ? 1 : 0), std::memory_order_release);
+  c.full.store(nullptr, std::memory_order_release);
+  c.dropped.store(0, std::memory_order_relaxed);
+}
+
+EventBuffer* capture_take_full() { return g_capture.full.exchange(nullptr, std::memory_order_acquire); }
+
+ScopeBuffer* capture_take_scopes() { return g_capture.scopes_done.exchange(nullptr, std::memory_order_acquire); }
+
+void capture_release(EventBuffer* b) {
+  CaptureHot& c = g_capture;
+  uint64_t head = c.free_head.load(std::memory_order_relaxed);
+  uint64_t next;
+  do {
+    __atomic_store_n(&b->free_next, static_cast<uint32_t>(head), __ATOMIC_RELAXED);
+    next = ((head >> 32) + 1) << 32 | (b->index + 1);
+  } while (!c.free_head.compare_exchange_weak(head, next, std::memory_order_acq_rel, std::memory_order_relaxed));
+}
+
+void capture_push_scope(ScopeBuffer* s) {
+  CaptureHot& c = g_capture;
+  ScopeBuffer* head = c.scopes_done.load(std::memory_order_relaxed);
+  do {
+    s->next = head;
+  } while (!c.scopes_done.compare_exchange_weak(head, s, std::memory_order_release, std::memory_order_relaxed));
+  capture_wake_writer();
+}
+
+void capture_wake_writer() {
+  g_capture.wake.fetch_add(1, std::memory_order_release);
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_capture.wake), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+void capture_writer_sleep(int timeout_ms) {
+  const uint32_t seen = g_capture.wake.load(std::memory_order_acquire);
+  if (g_capture.full.load(std::memory_order_acquire) || g_capture.scopes_done.load(std::memory_order_acquire))
+    return;
+  timespec ts{timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_capture.wake), FUTEX_WAIT_PRIVATE, seen, &ts, nullptr, 0);
+}
+
+}  // namespace rsr::hot

@@ -1,0 +1,119 @@
+// Profiling captures, the part that runs on the service's threads (common/capture.md is the file
+// format; cold/profiling.cc is the writer). May run inside malloc.
+//
+// While a background capture runs, every thread takes the slow path (engine.h): the capture's
+// start clears every registered thread's `fast` byte, and fast_allowed() says no while
+// g_capture.epoch is non-zero. A thread with a captured scope (C API) takes it too, for itself.
+// With no capture the fast path pays nothing.
+//
+// Each thread appends raw events to a buffer of its own, taken from a fixed pool allocated by the
+// writer side on the private heap. A full buffer is pushed on a lock-free stack for the writer
+// thread (woken through a futex when the stack was empty) and replaced from the pool; when the
+// pool is empty the event is dropped and counted. Nothing here waits for the writer or the disk.
+//
+// Stopping: the writer sets the epoch to 0, then waits (threads_wait_capture_idle) until no thread
+// is between its `capturing` flag and the end of its append (a Dekker handshake on sequentially
+// consistent operations); after that no thread touches the pool again, and the buffers threads
+// still held are read as they are. A thread learns that its buffer belongs to an old capture from
+// the epoch it remembers in TLS and drops the pointer without touching it.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "engine.h"
+
+#pragma GCC visibility push(hidden)
+
+namespace rsr::hot {
+
+enum EventKind : uint32_t { kEventAlloc = 1, kEventFree = 2 };
+
+struct Event {
+  uint64_t t_ns;  // CLOCK_MONOTONIC
+  uint64_t address;
+  uint64_t size;   // usable bytes (ALLOC)
+  uint32_t stack;  // site index + 1, 0 unknown (ALLOC)
+  uint32_t kind;
+};
+static_assert(sizeof(Event) == 32);
+
+inline constexpr uint32_t kBufferEvents = 2048;  // 64 KiB of events per buffer
+
+struct EventBuffer {
+  EventBuffer* next;  // link in the full stack
+  uint32_t index;     // position in the pool
+  uint32_t free_next; // free list link: index + 1, 0 ends
+  uint64_t tid;
+  std::atomic<uint32_t> count;
+  uint32_t unused;
+  Event events[kBufferEvents];
+};
+
+// A captured scope's events: one thread's, up to `capacity`, the rest counted as dropped.
+struct ScopeBuffer {
+  ScopeBuffer* next;   // link in the finished stack
+  uint64_t tid;
+  uint64_t token;      // the scope's C API token
+  uint64_t serial;     // the process's scope capture number
+  int64_t start_mono_ns;
+  int64_t start_real_ns;
+  uint64_t dropped;
+  uint32_t count;
+  uint32_t capacity;
+  char name[64];
+  Event events[1];     // `capacity` of them
+};
+
+struct CaptureHot {
+  std::atomic<uint32_t> epoch{0};  // the running background capture, 0 when none
+  EventBuffer** pool = nullptr;
+  uint32_t pool_size = 0;
+  std::atomic<uint64_t> free_head{0};      // (tag << 32) | (index + 1)
+  std::atomic<EventBuffer*> full{nullptr};
+  std::atomic<uint64_t> dropped{0};
+  std::atomic<ScopeBuffer*> scopes_done{nullptr};
+  std::atomic<uint32_t> wake{0};           // futex word the writer sleeps on
+  std::atomic<bool> scopes_on{false};      // RSR_PROFILING_ENABLED: scopes may be captured
+};
+extern CaptureHot g_capture;
+
+// Per thread, initial-exec TLS, all zero at start.
+struct CaptureTls {
+  EventBuffer* buffer;  // belongs to capture `epoch`
+  uint32_t epoch;
+  uint32_t tid;
+  ScopeBuffer* scope;   // the captured scope open on this thread, if any
+  uint64_t rng;
+};
+extern __thread CaptureTls t_capture __attribute__((tls_model("initial-exec")));
+
+// Whether this thread's allocations and frees must take the slow path for a capture.
+[[gnu::always_inline]] inline bool capture_wanted() {
+  return g_capture.epoch.load(std::memory_order_relaxed) != 0 || t_capture.scope != nullptr;
+}
+
+// From alloc_slow / free_slow (registered threads, guard not held).
+void capture_event(ThreadState& t, uint32_t kind, void* p, size_t usable);
+// The thread is exiting: its partly filled buffer and its open scope go to the writer.
+void capture_thread_exit(ThreadState& t);
+
+// Writer side: pool handling and the hand-over (capture.cc).
+void capture_pool_reset(EventBuffer** pool, uint32_t n);  // every buffer free
+EventBuffer* capture_take_full();                          // the whole stack, newest first
+ScopeBuffer* capture_take_scopes();
+void capture_release(EventBuffer* b);                      // back to the free list
+void capture_push_scope(ScopeBuffer* s);
+void capture_wake_writer();
+// Sleeps until woken or `timeout_ms` passed.
+void capture_writer_sleep(int timeout_ms);
+uint32_t capture_tid();
+
+// The stack of the allocation being recorded, interned in the site table: site index + 1, or 0
+// (sample.cc).
+uint32_t capture_stack_id();
+
+}  // namespace rsr::hot
+
+#pragma GCC visibility pop

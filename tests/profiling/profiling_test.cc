@@ -1,0 +1,624 @@
+// Profiling captures end to end: a program with known allocation sites runs under the preload,
+// captures are started and stopped through the control socket, and the files are decoded here
+// (libzstd + common/capture_format.h) and checked record by record.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "capture_format.h"
+#include "harness.h"
+
+namespace {
+
+using nlohmann::json;
+using rt::Process;
+using rt::Reply;
+using rt::Spawn;
+using rt::TempDir;
+using rt::run_text;
+namespace cap = rsr::capture;
+using Env = std::map<std::string, std::string>;
+
+constexpr int kLineMs = 20000;
+constexpr int kSocketMs = 10000;
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+struct Alloc {
+  int64_t t;
+  uint64_t tid, address, size, stack;
+};
+struct Free {
+  int64_t t;
+  uint64_t tid, address;
+};
+struct Module {
+  uint64_t start, end, base;
+  std::string path, build_id;
+};
+
+struct Capture {
+  bool header_ok = false;
+  bool truncated_stream = false;
+  json header, end;
+  bool has_end = false;
+  std::vector<Module> modules;
+  std::map<uint64_t, std::vector<uint64_t>> stacks;
+  std::map<uint64_t, std::string> threads;
+  std::vector<Alloc> allocs;
+  std::vector<Free> frees;
+  std::vector<std::string> problems;  // ordering violations
+};
+
+Capture decode(const std::string& path) {
+  Capture c;
+  const std::string bytes = rt::read_file(path);
+  uint16_t version = 0, compression = 0;
+  if (!cap::decode_file_header(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), &version, &compression))
+    return c;
+  c.header_ok = version == cap::kVersion && compression == cap::kCompressionZstd;
+  std::string stream;
+  ZSTD_DCtx* d = ZSTD_createDCtx();
+  ZSTD_inBuffer in{bytes.data() + cap::kFileHeaderBytes, bytes.size() - cap::kFileHeaderBytes, 0};
+  std::vector<char> out(1 << 20);
+  size_t last = 0;
+  while (in.pos < in.size) {
+    ZSTD_outBuffer o{out.data(), out.size(), 0};
+    last = ZSTD_decompressStream(d, &o, &in);
+    if (ZSTD_isError(last)) {
+      c.truncated_stream = true;
+      break;
+    }
+    stream.append(out.data(), o.pos);
+  }
+  if (last != 0) c.truncated_stream = true;
+  ZSTD_freeDCtx(d);
+  cap::RecordReader r(reinterpret_cast<const uint8_t*>(stream.data()), stream.size());
+  cap::Record type;
+  cap::Fields f(nullptr, 0);
+  int64_t t = 0;
+  bool first = true;
+  while (r.next(&type, &f)) {
+    std::string_view s;
+    uint64_t a, b, x, y;
+    int64_t dt;
+    if (first && type != cap::Record::kHeader) c.problems.push_back("first record is not HEADER");
+    first = false;
+    if (c.has_end) c.problems.push_back("record after END");
+    switch (type) {
+      case cap::Record::kHeader:
+        f.str(&s);
+        c.header = json::parse(s);
+        break;
+      case cap::Record::kEnd:
+        f.str(&s);
+        c.end = json::parse(s);
+        c.has_end = true;
+        break;
+      case cap::Record::kModule: {
+        Module m;
+        std::string_view p, id;
+        f.v(&m.start) && f.v(&m.end) && f.v(&m.base) && f.str(&p) && f.str(&id);
+        m.path = std::string(p);
+        m.build_id = std::string(id);
+        c.modules.push_back(m);
+        break;
+      }
+      case cap::Record::kStack: {
+        uint64_t id = 0, n = 0;
+        f.v(&id) && f.v(&n);
+        std::vector<uint64_t> frames(n);
+        for (auto& fr : frames) f.v(&fr);
+        if (c.stacks.count(id)) c.problems.push_back("stack written twice");
+        c.stacks[id] = frames;
+        break;
+      }
+      case cap::Record::kThread:
+        f.v(&a);
+        f.str(&s);
+        c.threads[a] = std::string(s);
+        break;
+      case cap::Record::kAlloc:
+        f.s(&dt) && f.v(&a) && f.v(&b) && f.v(&x) && f.v(&y);
+        t += dt;
+        if (y != 0 && !c.stacks.count(y)) c.problems.push_back("ALLOC before its STACK");
+        if (!c.threads.count(a)) c.problems.push_back("ALLOC before its THREAD");
+        c.allocs.push_back({t, a, b, x, y});
+        break;
+      case cap::Record::kFree:
+        f.s(&dt) && f.v(&a) && f.v(&b);
+        t += dt;
+        if (!c.threads.count(a)) c.problems.push_back("FREE before its THREAD");
+        c.frees.push_back({t, a, b});
+        break;
+    }
+  }
+  if (r.truncated()) c.truncated_stream = true;
+  return c;
+}
+
+// Blocks allocated during the capture and not freed by its end (events sorted by time).
+std::map<uint64_t, Alloc> live_at_end(const Capture& c) {
+  struct Ev {
+    int64_t t;
+    int order;
+    bool alloc;
+    size_t i;
+  };
+  std::vector<Ev> ev;
+  int order = 0;
+  for (size_t i = 0; i < c.allocs.size(); ++i) ev.push_back({c.allocs[i].t, order++, true, i});
+  for (size_t i = 0; i < c.frees.size(); ++i) ev.push_back({c.frees[i].t, order++, false, i});
+  std::stable_sort(ev.begin(), ev.end(), [](const Ev& a, const Ev& b) { return a.t < b.t; });
+  std::map<uint64_t, Alloc> live;
+  for (const Ev& e : ev) {
+    if (e.alloc) live[c.allocs[e.i].address] = c.allocs[e.i];
+    else live.erase(c.frees[e.i].address);
+  }
+  return live;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The program
+
+struct Symbol {
+  uint64_t addr = 0, size = 0;  // runtime address and size
+  bool holds(uint64_t pc) const { return pc >= addr && pc < addr + size; }
+};
+
+uint64_t field_hex(const std::string& line, const std::string& key) {
+  const size_t at = line.find(key + "=");
+  if (at == std::string::npos) return 0;
+  return std::stoull(line.substr(at + key.size() + 1), nullptr, 0);
+}
+
+// Function sizes from nm, placed at their runtime addresses.
+std::map<std::string, Symbol> symbols(const std::string& program, const std::string& ready) {
+  std::map<std::string, Symbol> out;
+  const char* nm = getenv("RSR_TEST_NM");
+  std::istringstream in(run_text(std::string(nm ? nm : "nm") + " -S --defined-only " + program));
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string a, sz, kind, name;
+    if (!(f >> a >> sz >> kind >> name)) continue;
+    if (name != "alloc_pages" && name != "make_names" && name != "touch_few" && name != "scoped_work") continue;
+    out[name] = Symbol{field_hex(ready, name), std::stoull(sz, nullptr, 16)};
+  }
+  return out;
+}
+
+std::string build_id_of(const std::string& program) {
+  const char* readelf = getenv("RSR_TEST_READELF");
+  const std::string text = run_text(std::string(readelf ? readelf : "readelf") + " -n " + program);
+  const size_t at = text.find("Build ID: ");
+  if (at == std::string::npos) return "";
+  std::string id = text.substr(at + 10);
+  return id.substr(0, id.find_first_of(" \n"));
+}
+
+bool stack_has(const Capture& c, uint64_t stack, const Symbol& fn) {
+  auto it = c.stacks.find(stack);
+  if (it == c.stacks.end()) return false;
+  for (uint64_t pc : it->second)
+    if (fn.holds(pc)) return true;
+  return false;
+}
+
+struct Service {
+  TempDir dir{"rsrprof"};
+  std::string out_dir;
+  Process p;
+  std::string ready;
+
+  explicit Service(std::map<std::string, std::string> env = {}, bool enabled = true) {
+    out_dir = dir / "profiles";
+    Spawn s;
+    s.argv = {rt::program("profiled")};
+    s.socket_dir = dir.path();
+    s.env = {{"RSR_PROFILING_OUTPUT_DIR", out_dir}};
+    if (enabled) s.env["RSR_PROFILING_ENABLED"] = "true";
+    for (auto& [k, v] : env) s.env[k] = v;
+    p = Process(s);
+    EXPECT_TRUE(p.started());
+    ready = p.read_line(kLineMs).value_or("");
+    EXPECT_EQ(ready.rfind("ready ", 0), 0u) << p.describe();
+    Reply hello;
+    EXPECT_TRUE(rt::wait_for_socket(dir.path(), p.pid(), kSocketMs, &hello)) << hello.describe();
+  }
+
+  Reply ask(const json& request) { return rt::query(rt::socket_path(dir.path(), p.pid()), request.dump(), 10000); }
+
+  std::string line(const std::string& command, const std::string& prefix) {
+    p.write(command + "\n");
+    return p.read_until([&](const std::string& l) { return l.rfind(prefix, 0) == 0; }, kLineMs).value_or("");
+  }
+
+  json start(double seconds) {
+    Reply r = ask({{"cmd", "start_profiling"}, {"duration_s", seconds}});
+    EXPECT_TRUE(r.served()) << r.describe();
+    return r.json;
+  }
+
+  // Waits until no capture is active.
+  bool wait_idle(int ms) {
+    for (int waited = 0; waited < ms; waited += 50) {
+      Reply r = ask({{"cmd", "status"}});
+      if (r.served() && r.json["profilers"].empty()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+
+  std::vector<std::string> files() { return rt::list_dir(out_dir); }
+};
+
+// ---------------------------------------------------------------------------------------------
+
+TEST(Profiling, CapturesKnownSitesExactly) {
+  Service s;
+  const std::string program = rt::program("profiled");
+  const auto syms = symbols(program, s.ready);
+  ASSERT_EQ(syms.size(), 4u) << s.ready;
+  const uint64_t usable4096 = field_hex(s.ready, "usable4096");
+  const uint64_t usable100 = field_hex(s.ready, "usable100");
+
+  // The exact counters of one run without a capture and of one with it must agree.
+  ASSERT_FALSE(s.line("run", "done").empty());  // warm-up: thread stacks and caches settle
+  Reply before = rt::summary(s.dir.path(), s.p.pid(), 0);
+  ASSERT_FALSE(s.line("run", "done").empty());
+  Reply middle = rt::summary(s.dir.path(), s.p.pid(), 0);
+
+  const json started = s.start(60);
+  ASSERT_TRUE(started.contains("id")) << started.dump();
+  const std::string id = started["id"];
+  const std::string path = started["path"];
+  EXPECT_EQ(id.rfind("background_", 0), 0u);
+  EXPECT_EQ(path.rfind(s.out_dir + "/profile_", 0), 0u) << path;
+  EXPECT_NE(path.find("_" + std::to_string(s.p.pid()) + ".bin"), std::string::npos) << path;
+  EXPECT_EQ(started["max_bytes"], 100ull << 20);
+
+  Reply status = s.ask({{"cmd", "status"}});
+  ASSERT_EQ(status.json["profilers"].size(), 1u) << status.payload;
+  EXPECT_EQ(status.json["profilers"][0]["id"], id);
+  EXPECT_EQ(status.json["profilers"][0]["kind"], "background");
+  Reply metrics = s.ask({{"cmd", "metrics"}});
+  EXPECT_EQ(metrics.json["profiling"]["active"], 1) << metrics.payload;
+  Reply health = s.ask({{"cmd", "health"}});
+  EXPECT_EQ(health.json["components"]["profiling"]["status"], "ok") << health.payload;
+
+  // A second one is refused, naming the running one.
+  Reply again = s.ask({{"cmd", "start_profiling"}, {"duration_s", 5}});
+  EXPECT_EQ(again.kind, rsr::proto::Kind::kError);
+  EXPECT_NE(again.json.value("error", "").find(id), std::string::npos) << again.payload;
+
+  const std::string done = s.line("run", "done");
+  ASSERT_FALSE(done.empty());
+  Reply after = rt::summary(s.dir.path(), s.p.pid(), 0);
+  std::istringstream dl(done.substr(5));
+  uint64_t tid_pages, tid_names, tid_few;
+  dl >> tid_pages >> tid_names >> tid_few;
+
+  Reply stop = s.ask({{"cmd", "stop_profiling"}, {"id", id}});
+  ASSERT_TRUE(stop.served()) << stop.describe();
+  EXPECT_EQ(stop.json["stopped"]["id"], id);
+  EXPECT_EQ(stop.json["stopped"]["path"], path);
+  EXPECT_EQ(stop.json["stopped"]["reason"], "stopped");
+  EXPECT_EQ(stop.json["stopped"]["dropped_events"], 0);
+  EXPECT_TRUE(s.ask({{"cmd", "status"}}).json["profilers"].empty());
+
+  for (const char* f : {"allocations", "frees", "allocated_bytes", "freed_bytes", "live_bytes"})
+    EXPECT_EQ(rt::heap_field(after, f) - rt::heap_field(middle, f), rt::heap_field(middle, f) - rt::heap_field(before, f))
+        << f;
+
+  // Files: 0600 in a 0700 directory, no .part left.
+  struct stat st{};
+  ASSERT_EQ(stat(s.out_dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(stat(path.c_str(), &st), 0) << path;
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  for (const std::string& name : s.files()) EXPECT_EQ(name.find(".part"), std::string::npos) << name;
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), stop.json["stopped"]["bytes"].get<uint64_t>());
+
+  const Capture c = decode(path);
+  ASSERT_TRUE(c.header_ok);
+  EXPECT_FALSE(c.truncated_stream);
+  EXPECT_TRUE(c.problems.empty()) << c.problems.front();
+  EXPECT_EQ(c.header["format"], "rsrmem-capture");
+  EXPECT_EQ(c.header["kind"], "background");
+  EXPECT_EQ(c.header["id"], id);
+  EXPECT_EQ(c.header["pid"], s.p.pid());
+  EXPECT_EQ(c.header["duration_s"], 60.0);
+  ASSERT_TRUE(c.has_end);
+  EXPECT_EQ(c.end["reason"], "stopped");
+  EXPECT_EQ(c.end["truncated"], false);
+  EXPECT_EQ(c.end["events"], c.allocs.size() + c.frees.size());
+  EXPECT_EQ(stop.json["stopped"]["events"], c.allocs.size() + c.frees.size());
+
+  // Sites.
+  uint64_t pages = 0, pages_bytes = 0, names = 0, names_bytes = 0, few = 0;
+  std::set<uint64_t> names_addr;
+  for (const Alloc& a : c.allocs) {
+    if (stack_has(c, a.stack, syms.at("alloc_pages"))) {
+      ++pages;
+      pages_bytes += a.size;
+      EXPECT_EQ(a.tid, tid_pages);
+    } else if (stack_has(c, a.stack, syms.at("make_names"))) {
+      ++names;
+      names_bytes += a.size;
+      names_addr.insert(a.address);
+      EXPECT_EQ(a.tid, tid_names);
+    } else if (stack_has(c, a.stack, syms.at("touch_few"))) {
+      ++few;
+    }
+  }
+  EXPECT_EQ(pages, 1000u);
+  EXPECT_EQ(pages_bytes, 1000 * usable4096);
+  EXPECT_EQ(names, 500u);
+  EXPECT_EQ(names_bytes, 500 * usable100);
+  EXPECT_EQ(few, 10u);
+  uint64_t names_frees = 0;
+  for (const Free& f : c.frees)
+    if (f.tid == tid_names && names_addr.count(f.address)) ++names_frees;
+  EXPECT_EQ(names_frees, 500u);
+
+  // Threads and modules.
+  for (uint64_t tid : {tid_pages, tid_names, tid_few}) EXPECT_TRUE(c.threads.count(tid)) << tid;
+  const std::string want_id = build_id_of(program);
+  ASSERT_FALSE(want_id.empty());
+  bool found_program = false;
+  for (const Module& m : c.modules) {
+    if (m.path == program) {
+      found_program = true;
+      EXPECT_EQ(m.build_id, want_id);
+      EXPECT_TRUE(syms.at("alloc_pages").addr >= m.start && syms.at("alloc_pages").addr < m.end);
+    }
+  }
+  EXPECT_TRUE(found_program);
+
+  // Still live at the end: exactly the pages.
+  uint64_t live_pages = 0, live_names = 0;
+  for (const auto& [addr, a] : live_at_end(c)) {
+    if (stack_has(c, a.stack, syms.at("alloc_pages"))) ++live_pages;
+    if (stack_has(c, a.stack, syms.at("make_names")) || stack_has(c, a.stack, syms.at("touch_few"))) ++live_names;
+  }
+  EXPECT_EQ(live_pages, 1000u);
+  EXPECT_EQ(live_names, 0u);
+}
+
+TEST(Profiling, RefusesBadRequests) {
+  Service s;
+  Reply r = s.ask({{"cmd", "stop_profiling"}, {"id", "background_123"}});
+  EXPECT_EQ(r.kind, rsr::proto::Kind::kError);
+  EXPECT_EQ(r.json.value("error", ""), "no active profiling capture 'background_123'");
+  for (const char* bad : {"../../etc/passwd", "background_", "profile_1", "scope_a/b", ""}) {
+    r = s.ask({{"cmd", "stop_profiling"}, {"id", bad}});
+    EXPECT_EQ(r.kind, rsr::proto::Kind::kError) << bad;
+    EXPECT_EQ(r.json.value("error", ""), "invalid profile id") << bad;
+  }
+  for (const json& d : {json(0), json(-1), json(86401), json("10"), json(nullptr)}) {
+    r = s.ask({{"cmd", "start_profiling"}, {"duration_s", d}});
+    EXPECT_EQ(r.kind, rsr::proto::Kind::kError) << d;
+    EXPECT_NE(r.json.value("error", "").find("duration_s"), std::string::npos) << r.payload;
+  }
+  r = s.ask({{"cmd", "stop_profiling"}});
+  ASSERT_TRUE(r.served());
+  EXPECT_TRUE(r.json["profilers"].empty());
+  EXPECT_TRUE(rt::summary(s.dir.path(), s.p.pid(), 0).served());
+}
+
+TEST(Profiling, DisabledIsRefusedNamingTheSetting) {
+  Service s({}, false);
+  Reply r = s.ask({{"cmd", "start_profiling"}, {"duration_s", 1}});
+  EXPECT_EQ(r.kind, rsr::proto::Kind::kError);
+  EXPECT_NE(r.json.value("error", "").find("RSR_PROFILING_ENABLED"), std::string::npos) << r.payload;
+  Reply h = s.ask({{"cmd", "health"}});
+  EXPECT_EQ(h.json["components"]["profiling"]["status"], "disabled") << h.payload;
+  Reply m = s.ask({{"cmd", "metrics"}});
+  EXPECT_EQ(m.json["profiling"]["active"], 0);
+  EXPECT_EQ(m.json["profiling"]["enabled"], false);
+  EXPECT_TRUE(s.files().empty());
+}
+
+TEST(Profiling, UnusableOutputDirectoryIsRefused) {
+  TempDir base("rsrprofdir");
+  rt::write_file(base / "plain", "x");
+  {
+    Service s(Env{{"RSR_PROFILING_OUTPUT_DIR", base / "plain/sub"}});
+    Reply r = s.ask({{"cmd", "start_profiling"}, {"duration_s", 1}});
+    EXPECT_EQ(r.kind, rsr::proto::Kind::kError);
+    const std::string e = r.json.value("error", "");
+    EXPECT_NE(e.find(base / "plain/sub"), std::string::npos) << e;
+    EXPECT_NE(e.find("Not a directory"), std::string::npos) << e;
+    EXPECT_TRUE(rt::summary(s.dir.path(), s.p.pid(), 0).served());
+    EXPECT_FALSE(s.line("run", "done").empty());
+  }
+  {
+    ASSERT_EQ(mkdir((base / "real").c_str(), 0700), 0);
+    ASSERT_EQ(symlink((base / "real").c_str(), (base / "link").c_str()), 0);
+    Service s(Env{{"RSR_PROFILING_OUTPUT_DIR", base / "link"}});
+    Reply r = s.ask({{"cmd", "start_profiling"}, {"duration_s", 1}});
+    EXPECT_EQ(r.kind, rsr::proto::Kind::kError);
+    EXPECT_NE(r.json.value("error", "").find("symbolic link"), std::string::npos) << r.payload;
+    EXPECT_TRUE(rt::list_dir(base / "real").empty());
+  }
+  {
+    ASSERT_EQ(mkdir((base / "open").c_str(), 0777), 0);
+    chmod((base / "open").c_str(), 0777);
+    Service s(Env{{"RSR_PROFILING_OUTPUT_DIR", base / "open"}});
+    Reply r = s.ask({{"cmd", "start_profiling"}, {"duration_s", 1}});
+    EXPECT_EQ(r.kind, rsr::proto::Kind::kError);
+    EXPECT_NE(r.json.value("error", "").find("world-writable"), std::string::npos) << r.payload;
+  }
+}
+
+TEST(Profiling, EndsByItselfAtItsDuration) {
+  Service s;
+  const json started = s.start(1.0);
+  ASSERT_TRUE(s.wait_idle(6000));
+  const Capture c = decode(started["path"]);
+  ASSERT_TRUE(c.has_end);
+  EXPECT_EQ(c.end["reason"], "duration");
+  EXPECT_EQ(c.end["truncated"], false);
+  EXPECT_EQ(c.header["duration_s"], 1.0);
+  const double took = c.end["end_time"].get<double>() - c.header["start_time"].get<double>();
+  EXPECT_GE(took, 0.95);
+  EXPECT_LT(took, 3.0);
+  Reply r = s.ask({{"cmd", "stop_profiling"}, {"id", started["id"]}});
+  EXPECT_EQ(r.json.value("error", ""), "no active profiling capture '" + started["id"].get<std::string>() + "'");
+}
+
+TEST(Profiling, StopsAtTheSizeCap) {
+  Service s(Env{{"RSR_MAX_PROFILE_SIZE_MB", "1"}});
+  const json started = s.start(120);
+  EXPECT_EQ(started["max_bytes"], 1 << 20);
+  EXPECT_FALSE(s.line("churn 3000000", "churned").empty());
+  ASSERT_TRUE(s.wait_idle(10000));
+  struct stat st{};
+  ASSERT_EQ(stat(started["path"].get<std::string>().c_str(), &st), 0);
+  EXPECT_LE(st.st_size, 1 << 20);
+  const Capture c = decode(started["path"]);
+  EXPECT_FALSE(c.truncated_stream);
+  ASSERT_TRUE(c.has_end);
+  EXPECT_EQ(c.end["reason"], "size_limit");
+  EXPECT_EQ(c.end["truncated"], true);
+  EXPECT_GT(c.allocs.size(), 10000u);
+  EXPECT_TRUE(rt::summary(s.dir.path(), s.p.pid(), 0).served());
+}
+
+TEST(Profiling, WriteErrorEndsTheCaptureOnly) {
+  // Files of the service may not grow beyond 256 KiB; SIGXFSZ ignored, so write() fails with EFBIG.
+  rlimit old{};
+  getrlimit(RLIMIT_FSIZE, &old);
+  rlimit small{256 * 1024, old.rlim_max};
+  auto old_handler = signal(SIGXFSZ, SIG_IGN);
+  setrlimit(RLIMIT_FSIZE, &small);
+  Service s;
+  setrlimit(RLIMIT_FSIZE, &old);
+  signal(SIGXFSZ, old_handler);
+
+  const json started = s.start(120);
+  EXPECT_FALSE(s.line("churn 2000000", "churned").empty());
+  ASSERT_TRUE(s.wait_idle(10000));
+  struct stat st{};
+  ASSERT_EQ(stat(started["path"].get<std::string>().c_str(), &st), 0) << "renamed even after the error";
+  EXPECT_LE(st.st_size, 256 * 1024);
+  const Capture c = decode(started["path"]);
+  EXPECT_TRUE(c.header_ok);
+  EXPECT_FALSE(c.truncated_stream);  // the frame cut short was dropped
+  // The END record fits unless the last whole frame ended within its size of the limit.
+  if (c.has_end) {
+    EXPECT_EQ(c.end["reason"], "write_error");
+    EXPECT_EQ(c.end["truncated"], true);
+  } else {
+    EXPECT_GT(st.st_size, 256 * 1024 - 512);
+  }
+  EXPECT_FALSE(s.line("run", "done").empty());
+  EXPECT_TRUE(rt::summary(s.dir.path(), s.p.pid(), 0).served());
+}
+
+TEST(Profiling, DirectoryRemovedDuringTheCapture) {
+  Service s;
+  const json started = s.start(120);
+  EXPECT_EQ(system(("rm -rf '" + s.out_dir + "'").c_str()), 0);
+  EXPECT_FALSE(s.line("churn 20000", "churned").empty());
+  ASSERT_TRUE(s.wait_idle(10000));
+  EXPECT_FALSE(s.line("run", "done").empty());
+  EXPECT_TRUE(rt::summary(s.dir.path(), s.p.pid(), 0).served());
+}
+
+TEST(Profiling, ScopesAreCapturedOnePerFile) {
+  Service s(Env{{"RSR_PROFILING_REQUEST_PROBABILITY", "1"}});
+  const std::string line = s.line("scopes", "scoped");
+  ASSERT_FALSE(line.empty());
+  const uint64_t tid = std::stoull(line.substr(7));
+  const auto syms = symbols(rt::program("profiled"), s.ready);
+  std::vector<std::string> files;
+  for (int waited = 0; waited < 5000; waited += 50) {
+    files.clear();
+    for (const std::string& f : s.files())
+      if (f.rfind("scope_", 0) == 0 && f.find(".part") == std::string::npos) files.push_back(f);
+    if (files.size() >= 3) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(files.size(), 3u);
+  std::set<std::string> serials;
+  for (const std::string& f : files) {
+    EXPECT_EQ(f.rfind("scope_req_a_", 0), 0u) << f;
+    EXPECT_NE(f.find("_" + std::to_string(s.p.pid()) + "_"), std::string::npos) << f;
+    serials.insert(f.substr(f.rfind('_') + 1));
+    const Capture c = decode(s.out_dir + "/" + f);
+    EXPECT_TRUE(c.problems.empty());
+    EXPECT_EQ(c.header["kind"], "scope");
+    EXPECT_EQ(c.header["scope"], "req/a");
+    EXPECT_EQ(c.header["id"].get<std::string>().rfind("scope_req_a_", 0), 0u);
+    ASSERT_TRUE(c.has_end);
+    EXPECT_EQ(c.end["reason"], "scope_end");
+    EXPECT_EQ(c.allocs.size(), 7u);
+    EXPECT_EQ(c.frees.size(), 3u);
+    for (const Alloc& a : c.allocs) {
+      EXPECT_EQ(a.tid, tid);
+      EXPECT_TRUE(stack_has(c, a.stack, syms.at("scoped_work")));
+    }
+    for (const Free& fr : c.frees) EXPECT_EQ(fr.tid, tid);
+    EXPECT_EQ(c.threads.size(), 1u);
+    EXPECT_FALSE(c.modules.empty());
+  }
+  EXPECT_EQ(serials.size(), 3u);
+}
+
+TEST(Profiling, ForkedChildHasNoCapture) {
+  Service s;
+  const json started = s.start(60);
+  const std::string forked = s.line("fork", "forked");
+  ASSERT_FALSE(forked.empty());
+  const pid_t child = std::stoi(forked.substr(7));
+  ASSERT_FALSE(s.p.read_until([](const std::string& l) { return l.rfind("child", 0) == 0; }, kLineMs)->empty());
+  Reply hello;
+  ASSERT_TRUE(rt::wait_for_socket(s.dir.path(), child, kSocketMs, &hello)) << hello.describe();
+  Reply cs = rt::query(rt::socket_path(s.dir.path(), child), R"({"cmd":"status"})");
+  ASSERT_TRUE(cs.served());
+  EXPECT_TRUE(cs.json["profilers"].empty()) << cs.payload;
+  Reply cm = rt::query(rt::socket_path(s.dir.path(), child), R"({"cmd":"metrics"})");
+  EXPECT_EQ(cm.json["profiling"]["active"], 0);
+  // The child can start its own, and the parent's keeps running.
+  Reply ps = s.ask({{"cmd", "status"}});
+  EXPECT_EQ(ps.json["profilers"].size(), 1u);
+  EXPECT_FALSE(s.line("run", "done").empty());
+  Reply stop = s.ask({{"cmd", "stop_profiling"}, {"id", started["id"]}});
+  ASSERT_TRUE(stop.served()) << stop.describe();
+  const Capture c = decode(started["path"]);
+  ASSERT_TRUE(c.has_end);
+  EXPECT_EQ(c.end["reason"], "stopped");
+  for (const Alloc& a : c.allocs) EXPECT_NE(a.tid, static_cast<uint64_t>(child));
+  kill(child, SIGKILL);
+}
+
+TEST(Profiling, ExitEndsTheCapture) {
+  Service s;
+  const json started = s.start(60);
+  EXPECT_FALSE(s.line("run", "done").empty());
+  s.p.write("exit\n");
+  ASSERT_TRUE(s.p.wait(10000).has_value());
+  const Capture c = decode(started["path"]);
+  ASSERT_TRUE(c.has_end);
+  EXPECT_EQ(c.end["reason"], "exit");
+  EXPECT_EQ(c.end["truncated"], true);
+  EXPECT_GE(c.allocs.size(), 1500u);
+}
+
+}  // namespace

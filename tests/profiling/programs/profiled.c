@@ -1,0 +1,155 @@
+/* A service with known allocation sites, driven line by line on stdin:
+ *   run     3 threads: alloc_pages keeps 1000 x 4096 bytes, make_names allocates 500 x 100 bytes
+ *           and frees them, touch_few allocates and frees 10 x 333 bytes; prints their tids
+ *   churn N N malloc/free pairs of varied sizes (a lot of events)
+ *   scopes  3 scopes "req/a" on a new thread (7 x 64 bytes each, 3 freed inside) while the main
+ *           thread allocates outside any scope; prints the scope thread's tid
+ *   fork    forks; the child allocates, prints "child <pid>", waits for its parent to say
+ *           "child-exit" through a pipe... (it simply sleeps until killed or 30 s)
+ *   exit    exit(0)
+ * At start it prints the functions' addresses and the usable sizes of its blocks. */
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rsrmem.h"
+
+#define PAGES 1000
+#define NAMES 500
+#define FEW 10
+
+static void* volatile sink;
+static pid_t tids[3];
+
+__attribute__((noinline)) void alloc_pages(void** keep) {
+  for (int i = 0; i < PAGES; ++i) {
+    keep[i] = malloc(4096);
+    memset(keep[i], 1, 16);
+  }
+  sink = keep;
+}
+
+__attribute__((noinline)) void make_names(void) {
+  static char* names[NAMES];
+  for (int i = 0; i < NAMES; ++i) {
+    names[i] = malloc(100);
+    snprintf(names[i], 100, "name-%d", i);
+  }
+  for (int i = 0; i < NAMES; ++i) free(names[i]);
+  sink = names;
+}
+
+__attribute__((noinline)) void touch_few(void) {
+  void* p[FEW];
+  for (int i = 0; i < FEW; ++i) p[i] = malloc(333);
+  for (int i = 0; i < FEW; ++i) free(p[i]);
+  sink = p[0];
+}
+
+static void* pages_thread(void* arg) {
+  tids[0] = (pid_t)syscall(SYS_gettid);
+  alloc_pages((void**)arg);
+  return NULL;
+}
+static void* names_thread(void* arg) {
+  (void)arg;
+  tids[1] = (pid_t)syscall(SYS_gettid);
+  make_names();
+  return NULL;
+}
+static void* few_thread(void* arg) {
+  (void)arg;
+  tids[2] = (pid_t)syscall(SYS_gettid);
+  touch_few();
+  return NULL;
+}
+
+__attribute__((noinline)) void scoped_work(void) {
+  for (int s = 0; s < 3; ++s) {
+    uint64_t token = rsrmem_scope_begin("req/a");
+    void* p[7];
+    for (int i = 0; i < 7; ++i) p[i] = malloc(64);
+    for (int i = 0; i < 3; ++i) free(p[i]);
+    rsrmem_scope_end(token);
+    sink = p[5];
+  }
+}
+
+static volatile int scope_done;
+static void* scope_thread(void* arg) {
+  *(pid_t*)arg = (pid_t)syscall(SYS_gettid);
+  scoped_work();
+  scope_done = 1;
+  return NULL;
+}
+
+static void churn(long n) {
+  unsigned x = 12345;
+  void* slots[64] = {0};
+  for (long i = 0; i < n; ++i) {
+    x = x * 1103515245u + 12345u;
+    const unsigned k = (x >> 8) & 63;
+    free(slots[k]);
+    slots[k] = malloc(16 + ((x >> 16) & 4095));
+  }
+  for (int k = 0; k < 64; ++k) free(slots[k]);
+}
+
+int main(void) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  void* a = malloc(4096);
+  void* b = malloc(100);
+  void* c = malloc(333);
+  printf("ready alloc_pages=%p make_names=%p touch_few=%p scoped_work=%p usable4096=%zu usable100=%zu usable333=%zu\n",
+         (void*)alloc_pages, (void*)make_names, (void*)touch_few, (void*)scoped_work, malloc_usable_size(a),
+         malloc_usable_size(b), malloc_usable_size(c));
+  free(a);
+  free(b);
+  free(c);
+  char line[128];
+  while (fgets(line, sizeof line, stdin)) {
+    if (strncmp(line, "run", 3) == 0) {
+      void** keep = malloc(PAGES * sizeof(void*));
+      pthread_t t[3];
+      pthread_create(&t[0], NULL, pages_thread, keep);
+      pthread_create(&t[1], NULL, names_thread, NULL);
+      pthread_create(&t[2], NULL, few_thread, NULL);
+      for (int i = 0; i < 3; ++i) pthread_join(t[i], NULL);
+      printf("done %d %d %d keep=%p\n", (int)tids[0], (int)tids[1], (int)tids[2], (void*)keep);
+    } else if (strncmp(line, "churn", 5) == 0) {
+      churn(atol(line + 6));
+      printf("churned\n");
+    } else if (strncmp(line, "scopes", 6) == 0) {
+      pid_t tid = 0;
+      pthread_t t;
+      scope_done = 0;
+      pthread_create(&t, NULL, scope_thread, &tid);
+      while (!scope_done) {
+        void* p = malloc(48);
+        sink = p;
+        free(p);
+      }
+      pthread_join(t, NULL);
+      printf("scoped %d\n", (int)tid);
+    } else if (strncmp(line, "fork", 4) == 0) {
+      pid_t pid = fork();
+      if (pid == 0) {
+        for (int i = 0; i < 100; ++i) free(malloc(100 + i));
+        printf("child %d\n", (int)getpid());
+        sleep(30);
+        _exit(0);
+      }
+      printf("forked %d\n", (int)pid);
+    } else if (strncmp(line, "exit", 4) == 0) {
+      exit(0);
+    }
+  }
+  return 0;
+}
