@@ -4,7 +4,9 @@
 //
 // One command family per file: commands_list.cc (list), commands_status.cc (status,
 // health-check, update-metrics), commands_memory.cc (memory-summary), commands_leaks.cc
-// (check-leaks), commands_metrics.cc (metrics, serve, push); site_stacks.h symbolizes and prints
+// (check-leaks), commands_metrics.cc (metrics, serve, push), commands_profiling.cc
+// (start-profiling, stop-profiling, cleanup-profiles), commands_reports.cc (summary, stats,
+// table, tree, flamegraph, export over a capture file); site_stacks.h symbolizes and prints
 // call sites for memory-summary and check-leaks. Each command is a
 // plain function over GlobalOptions and the output streams, so tests can run it against a fake
 // server.
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "client.h"
+#include "profile_model.h"
 #include "target.h"
 
 namespace rsr::ctl {
@@ -77,6 +80,57 @@ struct PushOptions {
 // worst failure (4 when the gateway could not be reached or refused). Repeatedly: until SIGINT or
 // SIGTERM (then 0), reporting failures as they happen.
 int cmd_push(const GlobalOptions& g, const PushOptions& options, Io io);
+
+// ---- Profiling captures (commands_profiling.cc; capture_reader.h reads the files) ----
+
+// --duration as start-profiling takes it: minutes ("10", "0.5"), or with a unit ("30s", "2m").
+// Returns seconds, from 1 s to 24 h. Throws CtlError (kExitUsage) naming the bad value.
+double parse_profiling_duration(const std::string& text);
+
+// True for a capture id as the preload makes them: ^(background|scope)_[A-Za-z0-9_-]{1,80}$.
+bool valid_profile_id(const std::string& id);
+
+// Asks the targeted processes to start a capture of `duration_s` seconds and prints each reply's
+// id (first line) and file. A refusal (profiling disabled, already running, bad directory) exits
+// 4 with the process's message.
+int cmd_start_profiling(const GlobalOptions& g, double duration_s, Io io);
+
+// Without an id: lists the active captures. With one (validated first: kExitUsage when
+// malformed): stops it and prints what was written; an unknown id is the process's refusal (4).
+int cmd_stop_profiling(const GlobalOptions& g, const std::string& id, Io io);
+
+struct CleanupOptions {
+  double days = -1;  // < 0: RSR_PROFILING_CLEANUP_DAYS, else 7; 0: every capture
+  std::string dir;   // "": RSR_PROFILING_OUTPUT_DIR, else /tmp/rsr_memory_profiles
+};
+// Deletes capture files older than `days` in `dir` (see kCleanupHelp in main.cc for exactly which
+// files). Exit 0, or 1 when some file could not be removed, 2 for a bad --days or a --dir that
+// is a symlink or not a directory.
+int cmd_cleanup_profiles(const GlobalOptions& g, const CleanupOptions& options, Io io);
+
+// ---- Reports over a capture file (commands_reports.cc) ----
+
+struct ReportOptions {
+  std::string file;
+  ProfileView view = ProfileView::kAll;
+  int top = 10;             // rows / functions listed; 0: all
+  int depth = 0;            // tree: levels shown; 0: all
+  double threshold = 1.0;   // tree: hide nodes below this percent of the view's bytes
+  std::string output;       // flamegraph / export: output file ("" : derived or stdout)
+  std::string export_format;  // export: "pprof" or "folded"
+  bool by_count = false;    // export --format folded: allocations instead of bytes
+};
+// Each reads the capture (progress on stderr when it is a terminal), prints warnings about a
+// truncated or damaged capture on stderr, and the report on stdout (text or --format json).
+// Errors: a missing/unreadable file exits 3, a file that is not a capture 2.
+int cmd_profile_summary(const GlobalOptions& g, const ReportOptions& options, Io io);
+int cmd_profile_stats(const GlobalOptions& g, const ReportOptions& options, Io io);
+int cmd_profile_table(const GlobalOptions& g, const ReportOptions& options, Io io);
+int cmd_profile_tree(const GlobalOptions& g, const ReportOptions& options, Io io);
+// flamegraph: one HTML file (default: FILE with .bin replaced by .html); export: pprof (default
+// FILE.pb.gz) or folded (default stdout).
+int cmd_profile_flamegraph(const ReportOptions& options, Io io);
+int cmd_profile_export(const ReportOptions& options, Io io);
 
 // ---- plumbing (command_support.cc) ----
 

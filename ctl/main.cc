@@ -53,6 +53,34 @@ constexpr const char* kPushHelp =
     "Once: exit 0 when every push succeeded, 4 when the gateway could not be reached or refused.\n"
     "With --interval: failures are reported and retried; exits 0 on SIGINT or SIGTERM.\n";
 
+constexpr const char* kStartProfilingHelp =
+    "Records every allocation and free of the process, with stacks, threads and timestamps, to\n"
+    "RSR_PROFILING_OUTPUT_DIR/profile_YYYYMMDD_HHMMSS_<pid>.bin until the duration ends,\n"
+    "stop-profiling stops it, or RSR_MAX_PROFILE_SIZE_MB is reached. Prints the capture's id\n"
+    "(first line) and file. Read the file with summary, stats, table, tree, flamegraph, export.\n"
+    "The process refuses (exit 4) when RSR_PROFILING_ENABLED is not true, a capture is already\n"
+    "running, or the output directory cannot be used.\n";
+
+constexpr const char* kStopProfilingHelp =
+    "Without --profile-id: lists the active captures. With it: stops that capture and prints\n"
+    "its file. A malformed id exits 2; an id the process does not know exits 4 (\"no active\n"
+    "profiling capture\").\n";
+
+constexpr const char* kCleanupHelp =
+    "Removes, directly in the directory (never below it, never through a symlink), regular\n"
+    "files named profile_*.bin, scope_*.bin or *.bin.part that start with the capture magic\n"
+    "RSRMCAPT and were last modified more than N days ago. A .bin.part file modified within the\n"
+    "last minute is being written and is kept even with --days 0. Needs no target.\n"
+    "Exit codes: 0 done (also when nothing matched or the directory does not exist), 1 some\n"
+    "file could not be removed, 2 bad --days or a --dir that is not a directory.\n";
+
+constexpr const char* kReportHelp =
+    "FILE is a capture written by start-profiling or a profiling scope. Views: every allocation\n"
+    "(default), --leaks (still live when the capture ended), --temporary (freed by the same\n"
+    "thread before it allocated anything else). A truncated capture is read up to the damage,\n"
+    "with a warning on stderr. Exit codes: 0 done, 2 bad usage or FILE is not an rsrmem capture\n"
+    "(or of an unknown version), 3 FILE missing or unreadable.\n";
+
 int usage_error(const std::string& message) {
   std::cerr << "rsrmemctl: " << message << "\nRun 'rsrmemctl --help' for usage.\n";
   return kExitUsage;
@@ -166,6 +194,92 @@ int dispatch(int argc, const char* const* argv) {
                   "Show each call site's full stack and levels, and the history");
   leaks->footer(kCheckLeaksHelp);
 
+  CLI::App* start_profiling = app.add_subcommand(
+      "start-profiling", "Start a timed profiling capture of every allocation and free");
+  std::string duration_text;
+  start_profiling
+      ->add_option("--duration", duration_text,
+                   "Minutes (10, 0.5), or with a unit: 30s, 2m; 1 second to 24 hours")
+      ->type_name("MIN")
+      ->required();
+  start_profiling->footer(kStartProfilingHelp);
+  CLI::App* stop_profiling = app.add_subcommand(
+      "stop-profiling", "Stop a profiling capture, or list the active ones");
+  std::string profile_id;
+  stop_profiling
+      ->add_option("--profile-id", profile_id,
+                   "Capture to stop, e.g. background_1764400000 (as start-profiling printed)")
+      ->type_name("ID");
+  stop_profiling->footer(kStopProfilingHelp);
+  CLI::App* cleanup = app.add_subcommand("cleanup-profiles", "Delete old capture files");
+  CleanupOptions cleanup_options;
+  cleanup
+      ->add_option("--days", cleanup_options.days,
+                   "Remove captures older than N days; 0 removes all (default "
+                   "RSR_PROFILING_CLEANUP_DAYS, else 7)")
+      ->type_name("N")
+      ->check(CLI::Range(0.0, 36500.0).description(""));
+  cleanup
+      ->add_option("--dir", cleanup_options.dir,
+                   "Capture directory (default RSR_PROFILING_OUTPUT_DIR, else "
+                   "/tmp/rsr_memory_profiles)")
+      ->type_name("DIR");
+  cleanup->footer(kCleanupHelp);
+
+  auto count_option = [](CLI::App* sub, const char* name, int& value, const char* help) {
+    sub->add_option(name, value, help)->type_name("N")->check(CLI::Range(0, 100000).description(""));
+  };
+  ReportOptions report;
+  bool view_leaks = false, view_temporary = false;
+  auto report_command = [&](const char* name, const char* description) {
+    CLI::App* sub = app.add_subcommand(name, description);
+    sub->add_option("FILE", report.file, "Capture file (.bin)")->required();
+    CLI::Option* l =
+        sub->add_flag("--leaks", view_leaks, "Only what was still live when the capture ended");
+    CLI::Option* t = sub->add_flag("--temporary", view_temporary,
+                                   "Only temporary allocations (freed by the same thread before "
+                                   "it allocated anything else)");
+    l->excludes(t);
+    sub->footer(kReportHelp);
+    return sub;
+  };
+  CLI::App* profile_summary = report_command(
+      "summary", "Capture report: totals, peak, duration, threads, top functions by bytes");
+  count_option(profile_summary, "--top", report.top, "Functions listed, 0 for all (default 10)");
+  CLI::App* profile_stats = report_command(
+      "stats", "Capture report: size histogram, top allocators by count and bytes, threads");
+  count_option(profile_stats, "--top", report.top, "Allocators listed, 0 for all (default 10)");
+  CLI::App* profile_table = report_command(
+      "table", "Capture report: one row per allocating function and line, largest first");
+  count_option(profile_table, "--top", report.top, "Rows shown, 0 for all (default 10)");
+  CLI::App* profile_tree =
+      report_command("tree", "Capture report: the call tree from the root with bytes and share");
+  count_option(profile_tree, "--depth", report.depth, "Levels shown, 0 for all (default all)");
+  profile_tree
+      ->add_option("--threshold", report.threshold,
+                   "Hide calls below this percent of the view's bytes (default 1)")
+      ->type_name("PERCENT")
+      ->check(CLI::Range(0.0, 100.0).description(""));
+  CLI::App* profile_flamegraph = report_command(
+      "flamegraph", "Capture report: one self-contained interactive HTML flame graph");
+  profile_flamegraph
+      ->add_option("-o,--output", report.output,
+                   "HTML file to write (default: FILE with .html instead of .bin; - for stdout)")
+      ->type_name("OUT");
+  CLI::App* profile_export =
+      report_command("export", "Export a capture as pprof (profile.proto, gzipped) or folded stacks");
+  profile_export->add_option("--format", report.export_format, "pprof or folded")
+      ->type_name("pprof|folded")
+      ->required()
+      ->check(CLI::IsMember({"pprof", "folded"}).description(""));
+  profile_export
+      ->add_option("-o,--output", report.output,
+                   "File to write (default: pprof to FILE with .pb.gz instead of .bin, folded "
+                   "to stdout; - for stdout)")
+      ->type_name("OUT");
+  profile_export->add_flag("--count", report.by_count,
+                           "folded: allocations instead of bytes as the value");
+
   std::vector<const char*> cli_argv;
   for (const std::string& a : split.options) cli_argv.push_back(a.c_str());
   try {
@@ -194,6 +308,19 @@ int dispatch(int argc, const char* const* argv) {
   if (split.has_separator)
     return usage_error("'--' is only used by run: rsrmemctl run [--env-file F] -- CMD ARGS...");
 
+  const Io io{std::cout, std::cerr};
+  if (view_leaks) report.view = ProfileView::kLeaks;
+  if (view_temporary) report.view = ProfileView::kTemporary;
+  const bool targets_given = *pid_opt || *socket_opt || *all_opt;
+  for (CLI::App* sub : {profile_summary, profile_stats, profile_table, profile_tree,
+                        profile_flamegraph, profile_export, cleanup}) {
+    if (sub->parsed() && targets_given)
+      return usage_error(sub->get_name() + " works on files; --pid, --socket and --all do not "
+                                           "apply");
+  }
+  if (profile_flamegraph->parsed()) return cmd_profile_flamegraph(report, io);
+  if (profile_export->parsed()) return cmd_profile_export(report, io);
+
   GlobalOptions g;
   g.format = format == "json" ? OutputFormat::kJson : OutputFormat::kText;
   g.timeout = std::chrono::milliseconds(static_cast<long long>(timeout_s * 1000));
@@ -208,7 +335,6 @@ int dispatch(int argc, const char* const* argv) {
     g.target.mode = TargetMode::kAll;
   }
 
-  const Io io{std::cout, std::cerr};
   if (list->parsed()) return cmd_list(g, io);
   if (status->parsed()) return cmd_status(g, io);
   if (health->parsed()) return cmd_health(g, verbose, io);
@@ -218,6 +344,14 @@ int dispatch(int argc, const char* const* argv) {
   if (metrics->parsed()) return cmd_metrics(g, io);
   if (serve->parsed()) return cmd_serve(g, serve_options, io);
   if (push->parsed()) return cmd_push(g, push_options, io);
+  if (start_profiling->parsed())
+    return cmd_start_profiling(g, parse_profiling_duration(duration_text), io);
+  if (stop_profiling->parsed()) return cmd_stop_profiling(g, profile_id, io);
+  if (cleanup->parsed()) return cmd_cleanup_profiles(g, cleanup_options, io);
+  if (profile_summary->parsed()) return cmd_profile_summary(g, report, io);
+  if (profile_stats->parsed()) return cmd_profile_stats(g, report, io);
+  if (profile_table->parsed()) return cmd_profile_table(g, report, io);
+  if (profile_tree->parsed()) return cmd_profile_tree(g, report, io);
   return usage_error("no command given");
 }
 

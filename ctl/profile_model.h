@@ -19,6 +19,16 @@ enum class ProfileView {
                // thread in between (--temporary; memray's definition)
 };
 
+// "all", "leaks" or "temporary": the view's key in JSON reports and the flamegraph page.
+inline const char* view_name(ProfileView view) {
+  switch (view) {
+    case ProfileView::kLeaks: return "leaks";
+    case ProfileView::kTemporary: return "temporary";
+    case ProfileView::kAll: break;
+  }
+  return "all";
+}
+
 // One frame of a stack as reports show it. An address whose symbolization found inlined calls is
 // expanded into several ProfileFrames: the innermost inlined function first, the containing
 // function last, all with the same `address`.
@@ -31,16 +41,28 @@ struct ProfileFrame {
   bool inlined = false;  // an inlined call inside the next frame's function
 };
 
+// Allocations of a view whose size falls in one power-of-two bucket (see size_bucket()).
+struct SizeBucket {
+  uint64_t count = 0;
+  uint64_t bytes = 0;
+};
+
 // One distinct call stack of the view with its totals.
 struct ProfileStack {
   std::vector<ProfileFrame> frames;  // innermost (the allocation's caller) first, root last
   uint64_t bytes = 0;                // bytes allocated through this stack (in this view)
   uint64_t count = 0;                // allocations through this stack (in this view)
+  // Index in `frames` of the first frame of the service's own code (site_stacks.h's
+  // first_user_frame: std::, allocator and system-library frames passed over); the first frame
+  // when none is user code; -1 for an empty stack.
+  int user_frame = -1;
 };
 
 struct ProfileThread {
   uint64_t tid = 0;
   std::string name;
+  uint64_t allocations = 0;  // in the view
+  uint64_t bytes = 0;        // in the view
 };
 
 struct ProfileModel {
@@ -67,6 +89,16 @@ struct ProfileModel {
 
   // The view's stacks, largest `bytes` first.
   std::vector<ProfileStack> stacks;
+
+  // Also from the capture.
+  std::string scope;           // scope captures: the scope's name
+  std::string hostname;
+  double requested_duration_s = 0;
+  bool complete = false;        // the END record was read
+  bool file_truncated = false;  // the file ends early or is corrupt; read up to the damage
+  uint64_t view_allocations = 0, view_bytes = 0;  // sums over `stacks`
+  std::vector<SizeBucket> size_histogram;         // the view's allocations; 65 buckets
+  std::vector<std::string> warnings;  // truncation, reordering, symbolization problems
 };
 
 }  // namespace rsr::ctl

@@ -1,0 +1,268 @@
+// `rsrmemctl start-profiling`, `stop-profiling` and `cleanup-profiles`: timed captures in the
+// monitored process (common/capture.md), and the removal of old capture files.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <regex>
+#include <sstream>
+#include <vector>
+
+#include "capture_format.h"
+#include "commands.h"
+#include "errors.h"
+#include "format.h"
+
+namespace rsr::ctl {
+namespace {
+
+constexpr double kMaxDurationS = 24 * 3600;
+constexpr const char* kDefaultOutputDir = "/tmp/rsr_memory_profiles";
+constexpr double kDefaultCleanupDays = 7;
+// A .part file is being written while its mtime moves; one touched this recently is never
+// removed, even with --days 0.
+constexpr time_t kPartQuietS = 60;
+
+std::string duration_text(double seconds) {
+  if (seconds <= 0) return "-";
+  return human_span(seconds);
+}
+
+std::string number_text(double v) {
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
+
+Json duration_value(double seconds) {
+  if (std::floor(seconds) == seconds) return Json(static_cast<long long>(seconds));
+  return Json(seconds);
+}
+
+void render_profiler(std::ostream& out, const Json& p) {
+  out << str(p, "id", "?") << '\n';
+  const std::string kind = str(p, "kind");
+  if (!kind.empty()) out << "  kind      " << kind << '\n';
+  out << "  file      " << str(p, "path", "?") << '\n';
+  out << "  elapsed   " << duration_text(num(p, "elapsed_s")) << " of "
+      << (num(p, "duration_s") > 0 ? duration_text(num(p, "duration_s")) : "the scope") << '\n';
+  out << "  written   " << human_count(num(p, "events")) << " events, "
+      << human_bytes(num(p, "bytes")) << '\n';
+  const double dropped = num(p, "dropped_events", num(p, "dropped"));
+  if (dropped > 0) out << "  dropped   " << human_count(dropped) << " events\n";
+}
+
+bool capture_name(const std::string& name) {
+  auto ends_with = [&name](const char* suffix) {
+    const size_t n = std::strlen(suffix);
+    return name.size() >= n && name.compare(name.size() - n, n, suffix) == 0;
+  };
+  if (ends_with(".bin.part")) return true;
+  return ends_with(".bin") && (name.rfind("profile_", 0) == 0 || name.rfind("scope_", 0) == 0);
+}
+
+// True when `name` in `dfd` is still the regular file `st` and starts with the capture magic.
+bool starts_with_magic(int dfd, const std::string& name, const struct stat& st) {
+  const int fd = ::openat(dfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;
+  uint8_t head[capture::kFileHeaderBytes];
+  struct stat now {};
+  const bool same = ::fstat(fd, &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino &&
+                    S_ISREG(now.st_mode);
+  const ssize_t n = same ? ::read(fd, head, sizeof head) : -1;
+  ::close(fd);
+  return n >= static_cast<ssize_t>(sizeof capture::kMagic) &&
+         std::memcmp(head, capture::kMagic, sizeof capture::kMagic) == 0;
+}
+
+}  // namespace
+
+double parse_profiling_duration(const std::string& text) {
+  const auto bad = [&text](const std::string& why) {
+    return CtlError(kExitUsage, "bad --duration '" + text + "': " + why +
+                                    " (minutes, e.g. 10 or 0.5, or with a unit: 30s, 2m)");
+  };
+  if (text.empty()) throw bad("empty");
+  std::string number = text;
+  double unit = 60;
+  const char last = text.back();
+  if (last == 's' || last == 'm') {
+    unit = last == 's' ? 1 : 60;
+    number.pop_back();
+  }
+  if (number.empty() || !(std::isdigit(static_cast<unsigned char>(number[0])) || number[0] == '.'))
+    throw bad("not a number");
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(number.c_str(), &end);
+  if (errno != 0 || end != number.c_str() + number.size() || !std::isfinite(v))
+    throw bad("not a number");
+  const double seconds = v * unit;
+  if (seconds < 1) throw bad("shorter than 1 second");
+  if (seconds > kMaxDurationS) throw bad("longer than 24 hours");
+  return seconds;
+}
+
+bool valid_profile_id(const std::string& id) {
+  static const std::regex kId("^(background|scope)_[A-Za-z0-9_-]{1,80}$");
+  return std::regex_match(id, kId);
+}
+
+int cmd_start_profiling(const GlobalOptions& g, double duration_s, Io io) {
+  auto start = [&](const Target&, const Client& client) {
+    const Json reply =
+        client.request(Json{{"cmd", "start_profiling"}, {"duration_s", duration_value(duration_s)}});
+    Outcome outcome;
+    outcome.json = reply;
+    std::ostringstream out;
+    out << str(reply, "id", "?") << '\n';
+    out << "  file      " << str(reply, "path", "?") << '\n';
+    out << "  duration  " << duration_text(num(reply, "duration_s", duration_s));
+    if (num(reply, "max_bytes") > 0) out << ", at most " << human_bytes(num(reply, "max_bytes"));
+    out << '\n';
+    outcome.text = out.str();
+    return outcome;
+  };
+  return print_results(g, io, collect(g, start));
+}
+
+int cmd_stop_profiling(const GlobalOptions& g, const std::string& id, Io io) {
+  if (!id.empty() && !valid_profile_id(id))
+    throw CtlError(kExitUsage, "bad --profile-id '" + id +
+                                   "': expected background_<...> or scope_<...> (letters, "
+                                   "digits, '_' and '-', at most 80 after the prefix)");
+  auto stop = [&](const Target&, const Client& client) {
+    Json request{{"cmd", "stop_profiling"}};
+    if (!id.empty()) request["id"] = id;
+    const Json reply = client.request(request);
+    Outcome outcome;
+    outcome.json = reply;
+    std::ostringstream out;
+    if (id.empty()) {
+      const Json& profilers = member(reply, "profilers");
+      if (!profilers.is_array() || profilers.empty()) {
+        out << "No active profiling captures.\n";
+      } else {
+        out << "Active profiling captures (stop one with --profile-id=ID):\n";
+        for (const Json& p : profilers) render_profiler(out, p);
+      }
+    } else {
+      const Json& s = member(reply, "stopped");
+      out << "Stopped " << str(s, "id", id) << '\n';
+      out << "  file      " << str(s, "path", "?") << '\n';
+      out << "  written   " << human_count(num(s, "events")) << " events, "
+          << human_bytes(num(s, "bytes")) << '\n';
+      const std::string reason = str(s, "reason");
+      if (!reason.empty()) out << "  reason    " << reason << '\n';
+    }
+    outcome.text = out.str();
+    return outcome;
+  };
+  return print_results(g, io, collect(g, stop));
+}
+
+int cmd_cleanup_profiles(const GlobalOptions& g, const CleanupOptions& options, Io io) {
+  double days = options.days;
+  if (days < 0) {
+    const char* env = std::getenv("RSR_PROFILING_CLEANUP_DAYS");
+    days = kDefaultCleanupDays;
+    if (env && *env) {
+      char* end = nullptr;
+      const double v = std::strtod(env, &end);
+      if (*end != '\0' || !(v >= 0) || !std::isfinite(v))
+        throw CtlError(kExitUsage, std::string("bad RSR_PROFILING_CLEANUP_DAYS '") + env +
+                                       "': expected a number of days, 0 or more");
+      days = v;
+    }
+  }
+  std::string dir = options.dir;
+  if (dir.empty()) {
+    const char* env = std::getenv("RSR_PROFILING_OUTPUT_DIR");
+    dir = env && *env ? env : kDefaultOutputDir;
+  }
+
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0) {
+    const int err = errno;
+    if (err == ENOENT) {
+      if (g.format == OutputFormat::kJson)
+        io.out << Json{{"dir", dir}, {"days", days}, {"removed", Json::array()},
+                       {"removed_bytes", 0}}
+                      .dump(2)
+               << '\n';
+      else
+        io.out << "No capture directory " << dir << ": nothing to clean up.\n";
+      return kExitOk;
+    }
+    if (err == ELOOP || err == ENOTDIR)
+      throw CtlError(kExitUsage, dir + " is not a directory (symlinks are not followed)");
+    throw CtlError(kExitNotFound, "cannot open " + dir + ": " + std::strerror(err));
+  }
+  DIR* d = ::fdopendir(dfd);
+  if (!d) {
+    ::close(dfd);
+    throw CtlError(kExitNotFound, "cannot read " + dir + ": " + std::strerror(errno));
+  }
+  const time_t now = ::time(nullptr);
+  const double cutoff = static_cast<double>(now) - days * 86400;
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (capture_name(name)) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+
+  Json removed = Json::array();
+  uint64_t removed_bytes = 0;
+  int code = kExitOk;
+  std::ostringstream text;
+  for (const std::string& name : names) {
+    struct stat st {};
+    if (::fstatat(dfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+      continue;
+    const bool part = name.size() > 5 && name.compare(name.size() - 5, 5, ".part") == 0;
+    if (days > 0 && static_cast<double>(st.st_mtime) >= cutoff) continue;
+    if (part && st.st_mtime > now - kPartQuietS) continue;
+    if (!starts_with_magic(dfd, name, st)) continue;
+    if (::unlinkat(dfd, name.c_str(), 0) != 0) {
+      io.err << "rsrmemctl: cannot remove " << dir << '/' << name << ": " << std::strerror(errno)
+             << '\n';
+      code = kExitNegative;
+      continue;
+    }
+    removed_bytes += static_cast<uint64_t>(st.st_size);
+    removed.push_back(Json{{"file", dir + "/" + name},
+                           {"bytes", static_cast<uint64_t>(st.st_size)},
+                           {"mtime", static_cast<long long>(st.st_mtime)}});
+    text << "removed " << dir << '/' << name << " (" << human_bytes(static_cast<double>(st.st_size))
+         << ")\n";
+  }
+  ::closedir(d);
+
+  const std::string age = days == 0 ? "every capture" : "captures older than " +
+                                                            number_text(days) + " days";
+  if (removed.empty())
+    text << "No " << (days == 0 ? "captures" : age) << " in " << dir << ".\n";
+  else
+    text << "Removed " << removed.size() << (removed.size() == 1 ? " file, " : " files, ")
+         << human_bytes(static_cast<double>(removed_bytes)) << " (" << age << " in " << dir
+         << ").\n";
+  if (g.format == OutputFormat::kJson)
+    io.out << Json{{"dir", dir}, {"days", days}, {"removed", removed},
+                   {"removed_bytes", removed_bytes}}
+                  .dump(2)
+           << '\n';
+  else
+    io.out << text.str();
+  return code;
+}
+
+}  // namespace rsr::ctl

@@ -1,0 +1,494 @@
+// Reports over a capture file, like memray's: summary, stats, table, tree (text or JSON), and the
+// flamegraph and export writers (report_flamegraph.h, report_export.h). Every report reads the
+// file once through capture_reader.h for one view.
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include "capture_reader.h"
+#include "commands.h"
+#include "errors.h"
+#include "format.h"
+#include "report_export.h"
+#include "report_flamegraph.h"
+#include "site_stacks.h"
+
+namespace rsr::ctl {
+namespace {
+
+std::string view_label(ProfileView view) {
+  switch (view) {
+    case ProfileView::kAll: return "all allocations";
+    case ProfileView::kLeaks: return "still live at the end (--leaks)";
+    case ProfileView::kTemporary: return "temporary allocations (--temporary)";
+  }
+  return "";
+}
+
+std::string percent(uint64_t part, uint64_t whole) {
+  return whole == 0 ? "-" : fixed(100.0 * static_cast<double>(part) / static_cast<double>(whole), 1) + "%";
+}
+
+double share(uint64_t part, uint64_t whole) {
+  return whole == 0 ? 0 : static_cast<double>(part) / static_cast<double>(whole);
+}
+
+ProfileModel load(const ReportOptions& options, Io io) {
+  CaptureReadOptions read;
+  read.view = options.view;
+  const bool tty = ::isatty(STDERR_FILENO) == 1 && &io.err == &std::cerr;
+  int shown = -1;
+  if (tty) {
+    read.progress = [&](uint64_t done, uint64_t total) {
+      const int pct = total == 0 ? 100 : static_cast<int>(100 * done / total);
+      if (pct == shown) return;
+      shown = pct;
+      io.err << "\rreading " << options.file << ": " << pct << "%" << std::flush;
+    };
+  }
+  ProfileModel model;
+  try {
+    model = read_capture(options.file, read);
+  } catch (...) {
+    if (shown >= 0) io.err << "\r\033[K" << std::flush;
+    throw;
+  }
+  if (shown >= 0) io.err << "\r\033[K" << std::flush;
+  for (const std::string& w : model.warnings) io.err << "rsrmemctl: warning: " << w << '\n';
+  return model;
+}
+
+// A row of table/summary/stats: the stacks that share a first user frame.
+struct Row {
+  std::string function, file, module;
+  int line = 0;
+  uint64_t bytes = 0, count = 0;
+};
+
+// By function (summary, stats) or by function and line (table).
+std::vector<Row> aggregate(const ProfileModel& model, bool by_line) {
+  std::map<std::string, Row> rows;
+  for (const ProfileStack& s : model.stacks) {
+    Row r;
+    if (s.user_frame < 0) {
+      r.function = "[unknown]";
+    } else {
+      const ProfileFrame& f = s.frames[static_cast<size_t>(s.user_frame)];
+      r.function = qualified_name(f.function);
+      r.file = f.file;
+      r.line = f.line;
+      r.module = f.module;
+    }
+    const std::string key = by_line ? r.function + '\x1f' + r.file + ':' + std::to_string(r.line)
+                                    : r.function;
+    auto [it, fresh] = rows.try_emplace(key, r);
+    if (!by_line && !fresh && it->second.line != r.line) it->second.line = 0;
+    it->second.bytes += s.bytes;
+    it->second.count += s.count;
+  }
+  std::vector<Row> out;
+  for (auto& [key, r] : rows) out.push_back(std::move(r));
+  std::stable_sort(out.begin(), out.end(), [](const Row& a, const Row& b) {
+    return a.bytes != b.bytes ? a.bytes > b.bytes : a.count > b.count;
+  });
+  return out;
+}
+
+std::vector<Row> top(std::vector<Row> rows, int n) {
+  if (n > 0 && rows.size() > static_cast<size_t>(n)) rows.resize(static_cast<size_t>(n));
+  return rows;
+}
+
+Json row_json(const Row& r, const ProfileModel& m) {
+  return Json{{"function", r.function},
+              {"file", r.file.empty() ? Json(nullptr) : Json(r.file)},
+              {"line", r.line > 0 ? Json(r.line) : Json(nullptr)},
+              {"module", r.module.empty() ? Json(nullptr) : Json(r.module)},
+              {"bytes", r.bytes},
+              {"count", r.count},
+              {"share", share(r.bytes, m.view_bytes)}};
+}
+
+void render_rows(std::ostream& out, const std::vector<Row>& rows, const ProfileModel& m) {
+  Table t({{"Bytes", Table::Align::kRight},
+           {"Share", Table::Align::kRight},
+           {"Allocations", Table::Align::kRight},
+           {"Function"},
+           {"Location"}});
+  for (const Row& r : rows)
+    t.add_row({human_bytes(static_cast<double>(r.bytes)), percent(r.bytes, m.view_bytes),
+               human_count(static_cast<double>(r.count)), r.function,
+               r.file.empty() ? base_name(r.module) : short_location(r.file, r.line)});
+  t.render(out);
+}
+
+std::string utc(double unix_s) {
+  if (unix_s <= 0) return "?";
+  const time_t t = static_cast<time_t>(unix_s);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+Json capture_json(const ProfileModel& m, const ReportOptions& options) {
+  Json threads = Json::array();
+  for (const ProfileThread& t : m.threads)
+    threads.push_back(
+        Json{{"tid", t.tid}, {"name", t.name}, {"allocations", t.allocations}, {"bytes", t.bytes}});
+  return Json{{"file", options.file},
+              {"id", m.id},
+              {"kind", m.kind},
+              {"pid", m.pid},
+              {"service", m.service},
+              {"program", m.program},
+              {"start_time", m.start_time},
+              {"duration_s", m.duration_s},
+              {"end_reason", m.end_reason.empty() ? Json(nullptr) : Json(m.end_reason)},
+              {"truncated", m.truncated},
+              {"file_truncated", m.file_truncated},
+              {"view", view_name(m.view)},
+              {"totals",
+               {{"allocations", m.allocations},
+                {"frees", m.frees},
+                {"allocated_bytes", m.allocated_bytes},
+                {"freed_bytes", m.freed_bytes},
+                {"peak_bytes", m.peak_bytes},
+                {"live_bytes_at_end", m.live_bytes_at_end},
+                {"live_blocks_at_end", m.live_blocks_at_end},
+                {"dropped_events", m.dropped_events}}},
+              {"view_allocations", m.view_allocations},
+              {"view_bytes", m.view_bytes},
+              {"threads", threads},
+              {"warnings", m.warnings}};
+}
+
+void render_header(std::ostream& out, const ProfileModel& m) {
+  out << "Capture " << (m.id.empty() ? "?" : m.id) << " (" << (m.kind.empty() ? "?" : m.kind)
+      << "), pid " << m.pid;
+  if (!m.service.empty()) out << " (" << m.service << ")";
+  out << '\n';
+  auto field = [&out](const std::string& label, const std::string& value) {
+    out << "  " << label << std::string(label.size() < 14 ? 14 - label.size() : 1, ' ') << value
+        << '\n';
+  };
+  if (!m.program.empty()) field("Program", m.program);
+  std::string ran = utc(m.start_time) + ", ran " + human_duration(m.duration_s);
+  if (!m.end_reason.empty()) ran += ", ended: " + m.end_reason;
+  if (m.truncated) ran += " (truncated)";
+  field("Started", ran);
+  field("Allocations", human_count(static_cast<double>(m.allocations)) + " (" +
+                           human_bytes(static_cast<double>(m.allocated_bytes)) + ")");
+  field("Frees", human_count(static_cast<double>(m.frees)) + " (" +
+                     human_bytes(static_cast<double>(m.freed_bytes)) + ")");
+  field("Peak memory", human_bytes(static_cast<double>(m.peak_bytes)));
+  field("Live at end", human_bytes(static_cast<double>(m.live_bytes_at_end)) + " in " +
+                           human_count(static_cast<double>(m.live_blocks_at_end)) +
+                           (m.live_blocks_at_end == 1 ? " block" : " blocks"));
+  field("Threads", std::to_string(m.threads.size()));
+  field("View", view_label(m.view) + ": " + human_count(static_cast<double>(m.view_allocations)) +
+                    " allocations, " + human_bytes(static_cast<double>(m.view_bytes)));
+}
+
+// ---- tree ----
+
+struct Node {
+  std::string function, file;
+  int line = 0;
+  uint64_t bytes = 0, count = 0;
+  std::map<std::string, size_t> index;
+  std::vector<std::unique_ptr<Node>> children;
+};
+
+void build_tree(Node& root, const ProfileModel& m) {
+  for (const ProfileStack& s : m.stacks) {
+    root.bytes += s.bytes;
+    root.count += s.count;
+    Node* at = &root;
+    for (auto f = s.frames.rbegin(); f != s.frames.rend(); ++f) {
+      const std::string key = f->function + '\x1f' + f->file + ':' + std::to_string(f->line);
+      auto [it, fresh] = at->index.try_emplace(key, at->children.size());
+      if (fresh) {
+        auto n = std::make_unique<Node>();
+        n->function = f->function;
+        n->file = f->file;
+        n->line = f->line;
+        at->children.push_back(std::move(n));
+      }
+      at = at->children[it->second].get();
+      at->bytes += s.bytes;
+      at->count += s.count;
+    }
+  }
+}
+
+std::vector<const Node*> shown_children(const Node& n, uint64_t min_bytes, uint64_t* hidden_bytes,
+                                        size_t* hidden) {
+  std::vector<const Node*> out;
+  *hidden_bytes = 0;
+  *hidden = 0;
+  for (const auto& c : n.children) {
+    if (c->bytes >= min_bytes && c->bytes > 0) {
+      out.push_back(c.get());
+    } else {
+      *hidden_bytes += c->bytes;
+      ++*hidden;
+    }
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const Node* a, const Node* b) { return a->bytes > b->bytes; });
+  return out;
+}
+
+void render_node(std::ostream& out, const Node& n, const std::string& prefix, bool last,
+                 int depth, const ReportOptions& o, uint64_t total, uint64_t min_bytes) {
+  out << prefix << (last ? "└── " : "├── ") << human_bytes(static_cast<double>(n.bytes)) << "  "
+      << percent(n.bytes, total) << "  " << n.function;
+  const std::string where = short_location(n.file, n.line);
+  if (!where.empty()) out << "  " << where;
+  out << '\n';
+  const std::string inner = prefix + (last ? "    " : "│   ");
+  if (o.depth > 0 && depth >= o.depth) {
+    if (!n.children.empty()) out << inner << "└── ... (--depth " << o.depth << ")\n";
+    return;
+  }
+  uint64_t hidden_bytes = 0;
+  size_t hidden = 0;
+  const std::vector<const Node*> kids = shown_children(n, min_bytes, &hidden_bytes, &hidden);
+  for (size_t i = 0; i < kids.size(); ++i)
+    render_node(out, *kids[i], inner, i + 1 == kids.size() && hidden == 0, depth + 1, o, total,
+                min_bytes);
+  if (hidden > 0)
+    out << inner << "└── " << human_bytes(static_cast<double>(hidden_bytes)) << " in " << hidden
+        << (hidden == 1 ? " call" : " calls") << " below " << fixed(o.threshold, 1) << "%\n";
+}
+
+Json node_json(const Node& n, int depth, const ReportOptions& o, uint64_t total,
+               uint64_t min_bytes) {
+  Json j{{"function", n.function},
+         {"file", n.file.empty() ? Json(nullptr) : Json(n.file)},
+         {"line", n.line > 0 ? Json(n.line) : Json(nullptr)},
+         {"bytes", n.bytes},
+         {"count", n.count},
+         {"share", share(n.bytes, total)}};
+  Json kids = Json::array();
+  uint64_t hidden_bytes = 0;
+  size_t hidden = 0;
+  if (o.depth == 0 || depth < o.depth) {
+    for (const Node* c : shown_children(n, min_bytes, &hidden_bytes, &hidden))
+      kids.push_back(node_json(*c, depth + 1, o, total, min_bytes));
+  } else {
+    for (const auto& c : n.children) hidden_bytes += c->bytes;
+    hidden = n.children.size();
+  }
+  j["children"] = std::move(kids);
+  j["hidden_children"] = hidden;
+  j["hidden_bytes"] = hidden_bytes;
+  return j;
+}
+
+std::string replace_suffix(const std::string& path, const std::string& suffix) {
+  const std::string bin = ".bin";
+  if (path.size() > bin.size() && path.compare(path.size() - bin.size(), bin.size(), bin) == 0)
+    return path.substr(0, path.size() - bin.size()) + suffix;
+  return path + suffix;
+}
+
+void write_file(const std::string& path, const std::function<void(std::ostream&)>& write) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  if (!f) throw CtlError(kExitNotFound, "cannot write " + path + ": " + std::strerror(errno));
+  write(f);
+  f.flush();
+  if (!f) throw CtlError(kExitNegative, "error writing " + path);
+}
+
+}  // namespace
+
+int cmd_profile_summary(const GlobalOptions& g, const ReportOptions& options, Io io) {
+  const ProfileModel m = load(options, io);
+  const std::vector<Row> rows = top(aggregate(m, /*by_line=*/false), options.top);
+  if (g.format == OutputFormat::kJson) {
+    Json j = capture_json(m, options);
+    Json functions = Json::array();
+    for (const Row& r : rows) functions.push_back(row_json(r, m));
+    j["top_functions"] = std::move(functions);
+    io.out << j.dump(2) << '\n';
+    return kExitOk;
+  }
+  render_header(io.out, m);
+  io.out << "\nTop functions by bytes (" << view_label(m.view) << ")";
+  if (rows.empty()) {
+    io.out << ": none\n";
+    return kExitOk;
+  }
+  io.out << ":\n";
+  render_rows(io.out, rows, m);
+  return kExitOk;
+}
+
+int cmd_profile_stats(const GlobalOptions& g, const ReportOptions& options, Io io) {
+  const ProfileModel m = load(options, io);
+  std::vector<Row> by_bytes = aggregate(m, /*by_line=*/false);
+  std::vector<Row> by_count = by_bytes;
+  std::stable_sort(by_count.begin(), by_count.end(), [](const Row& a, const Row& b) {
+    return a.count != b.count ? a.count > b.count : a.bytes > b.bytes;
+  });
+  by_bytes = top(by_bytes, options.top);
+  by_count = top(by_count, options.top);
+  auto bucket_range = [](size_t k) -> std::pair<uint64_t, uint64_t> {
+    if (k == 0) return {0, 0};
+    return {uint64_t{1} << (k - 1), k >= 64 ? UINT64_MAX : (uint64_t{1} << k) - 1};
+  };
+  if (g.format == OutputFormat::kJson) {
+    Json j = capture_json(m, options);
+    Json hist = Json::array();
+    for (size_t k = 0; k < m.size_histogram.size(); ++k) {
+      if (m.size_histogram[k].count == 0) continue;
+      const auto [lo, hi] = bucket_range(k);
+      hist.push_back(Json{{"min_bytes", lo},
+                          {"max_bytes", hi},
+                          {"count", m.size_histogram[k].count},
+                          {"bytes", m.size_histogram[k].bytes}});
+    }
+    j["size_histogram"] = std::move(hist);
+    Json a = Json::array(), b = Json::array();
+    for (const Row& r : by_count) a.push_back(row_json(r, m));
+    for (const Row& r : by_bytes) b.push_back(row_json(r, m));
+    j["top_by_count"] = std::move(a);
+    j["top_by_bytes"] = std::move(b);
+    io.out << j.dump(2) << '\n';
+    return kExitOk;
+  }
+  render_header(io.out, m);
+  io.out << "\nAllocation sizes (" << view_label(m.view) << "):\n";
+  uint64_t most = 0;
+  for (const SizeBucket& b : m.size_histogram) most = std::max(most, b.count);
+  Table hist({{"Size", Table::Align::kRight},
+              {"Allocations", Table::Align::kRight},
+              {"Bytes", Table::Align::kRight},
+              {""}});
+  for (size_t k = 0; k < m.size_histogram.size(); ++k) {
+    const SizeBucket& b = m.size_histogram[k];
+    if (b.count == 0) continue;
+    const auto [lo, hi] = bucket_range(k);
+    const std::string range = lo == hi ? human_bytes(static_cast<double>(lo))
+                                       : human_bytes(static_cast<double>(lo)) + " - " +
+                                             human_bytes(static_cast<double>(hi));
+    const size_t bar = most == 0 ? 0 : static_cast<size_t>(40.0 * static_cast<double>(b.count) /
+                                                           static_cast<double>(most) + 0.5);
+    hist.add_row({range, human_count(static_cast<double>(b.count)),
+                  human_bytes(static_cast<double>(b.bytes)), std::string(std::max<size_t>(bar, 1), '#')});
+  }
+  hist.render(io.out);
+  io.out << "\nTop allocators by count:\n";
+  render_rows(io.out, by_count, m);
+  io.out << "\nTop allocators by bytes:\n";
+  render_rows(io.out, by_bytes, m);
+  io.out << "\nThreads:\n";
+  Table threads({{"TID", Table::Align::kRight},
+                 {"Allocations", Table::Align::kRight},
+                 {"Bytes", Table::Align::kRight},
+                 {"Name"}});
+  for (const ProfileThread& t : m.threads)
+    threads.add_row({std::to_string(t.tid), human_count(static_cast<double>(t.allocations)),
+                     human_bytes(static_cast<double>(t.bytes)), t.name});
+  threads.render(io.out);
+  return kExitOk;
+}
+
+int cmd_profile_table(const GlobalOptions& g, const ReportOptions& options, Io io) {
+  const ProfileModel m = load(options, io);
+  const std::vector<Row> all = aggregate(m, /*by_line=*/true);
+  const std::vector<Row> rows = top(all, options.top);
+  if (g.format == OutputFormat::kJson) {
+    Json j = capture_json(m, options);
+    Json out = Json::array();
+    for (const Row& r : rows) out.push_back(row_json(r, m));
+    j["rows"] = std::move(out);
+    j["total_rows"] = all.size();
+    io.out << j.dump(2) << '\n';
+    return kExitOk;
+  }
+  io.out << "Capture " << m.id << ": " << view_label(m.view) << ", "
+         << human_count(static_cast<double>(m.view_allocations)) << " allocations, "
+         << human_bytes(static_cast<double>(m.view_bytes)) << '\n';
+  render_rows(io.out, rows, m);
+  if (rows.size() < all.size())
+    io.out << "... " << all.size() - rows.size() << " more rows (--top 0 shows all)\n";
+  return kExitOk;
+}
+
+int cmd_profile_tree(const GlobalOptions& g, const ReportOptions& options, Io io) {
+  const ProfileModel m = load(options, io);
+  Node root;
+  root.function = "[root]";
+  build_tree(root, m);
+  const uint64_t min_bytes =
+      static_cast<uint64_t>(static_cast<double>(root.bytes) * options.threshold / 100.0);
+  if (g.format == OutputFormat::kJson) {
+    Json j = capture_json(m, options);
+    j["tree"] = node_json(root, 0, options, root.bytes, min_bytes);
+    io.out << j.dump(2) << '\n';
+    return kExitOk;
+  }
+  io.out << "Capture " << m.id << ": " << view_label(m.view) << '\n';
+  io.out << human_bytes(static_cast<double>(root.bytes)) << "  100.0%  in "
+         << human_count(static_cast<double>(root.count))
+         << (root.count == 1 ? " allocation\n" : " allocations\n");
+  uint64_t hidden_bytes = 0;
+  size_t hidden = 0;
+  const std::vector<const Node*> kids = shown_children(root, min_bytes, &hidden_bytes, &hidden);
+  for (size_t i = 0; i < kids.size(); ++i)
+    render_node(io.out, *kids[i], "", i + 1 == kids.size() && hidden == 0, 1, options, root.bytes,
+                min_bytes);
+  if (hidden > 0)
+    io.out << "└── " << human_bytes(static_cast<double>(hidden_bytes)) << " in " << hidden
+           << (hidden == 1 ? " call" : " calls") << " below " << fixed(options.threshold, 1)
+           << "%\n";
+  return kExitOk;
+}
+
+int cmd_profile_flamegraph(const ReportOptions& options, Io io) {
+  const ProfileModel m = load(options, io);
+  const std::string out = options.output.empty() ? replace_suffix(options.file, ".html")
+                                                 : options.output;
+  if (out == "-") {
+    write_flamegraph_html(m, io.out);
+    return kExitOk;
+  }
+  write_file(out, [&m](std::ostream& f) { write_flamegraph_html(m, f); });
+  io.err << "wrote " << out << '\n';
+  return kExitOk;
+}
+
+int cmd_profile_export(const ReportOptions& options, Io io) {
+  const ProfileModel m = load(options, io);
+  const bool pprof = options.export_format == "pprof";
+  std::string out = options.output;
+  if (out.empty()) out = pprof ? replace_suffix(options.file, ".pb.gz") : "-";
+  auto write = [&](std::ostream& f) {
+    if (pprof)
+      write_pprof(m, f);
+    else
+      write_folded(m, f, options.by_count);
+  };
+  if (out == "-") {
+    write(io.out);
+    return kExitOk;
+  }
+  write_file(out, write);
+  io.err << "wrote " << out << '\n';
+  return kExitOk;
+}
+
+}  // namespace rsr::ctl

@@ -1,0 +1,81 @@
+// Builds capture files (common/capture.md) for the reader and report tests: records through
+// common/capture_format.h's RecordWriter, compressed as zstd frames after the file header.
+#pragma once
+
+#include <zstd.h>
+
+#include <cstdint>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "capture_format.h"
+#include "symbolizer.h"
+
+namespace rsrtest {
+
+class CaptureBuilder {
+ public:
+  void json(rsr::capture::Record type, const std::string& text) {
+    put([&](rsr::capture::RecordWriter& w) { return w.json(type, text); });
+  }
+  void module(const rsr::ctl::ModuleInfo& m) {
+    put([&](rsr::capture::RecordWriter& w) {
+      return w.module(m.start, m.end, m.base, m.path, m.build_id);
+    });
+  }
+  void stack(uint64_t id, const std::vector<uint64_t>& frames) {
+    put([&](rsr::capture::RecordWriter& w) { return w.stack(id, frames.data(), frames.size()); });
+  }
+  void thread(uint64_t tid, const std::string& name) {
+    put([&](rsr::capture::RecordWriter& w) { return w.thread(tid, name); });
+  }
+  // Times are absolute nanoseconds since the capture's start; the builder writes the deltas.
+  void alloc(int64_t t, uint64_t tid, uint64_t address, uint64_t size, uint64_t stack) {
+    const int64_t dt = t - last_;
+    last_ = t;
+    put([&](rsr::capture::RecordWriter& w) { return w.alloc(dt, tid, address, size, stack); });
+  }
+  void free(int64_t t, uint64_t tid, uint64_t address) {
+    const int64_t dt = t - last_;
+    last_ = t;
+    put([&](rsr::capture::RecordWriter& w) { return w.free(dt, tid, address); });
+  }
+  // Ends the current zstd frame: the next records go into a new one.
+  void cut_frame() { frames_.emplace_back(); }
+
+  // The whole file: header, then one zstd frame per cut_frame() section.
+  std::string bytes() const {
+    uint8_t header[rsr::capture::kFileHeaderBytes];
+    rsr::capture::encode_file_header(header);
+    std::string out(reinterpret_cast<char*>(header), sizeof header);
+    for (const std::vector<uint8_t>& f : frames_) {
+      if (f.empty()) continue;
+      std::vector<char> z(ZSTD_compressBound(f.size()));
+      const size_t n = ZSTD_compress(z.data(), z.size(), f.data(), f.size(), 3);
+      if (ZSTD_isError(n)) throw std::runtime_error("zstd failed");
+      out.append(z.data(), n);
+    }
+    return out;
+  }
+
+ private:
+  template <class F>
+  void put(F&& write) {
+    std::vector<uint8_t> buf(1 << 16);
+    rsr::capture::RecordWriter w(buf.data(), buf.size());
+    if (!write(w)) throw std::runtime_error("record too large");
+    frames_.back().insert(frames_.back().end(), buf.data(), buf.data() + w.size());
+  }
+
+  std::vector<std::vector<uint8_t>> frames_{1};
+  int64_t last_ = 0;
+};
+
+inline void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << bytes;
+}
+
+}  // namespace rsrtest

@@ -1,0 +1,148 @@
+// start-profiling end to end: the real rsrmemctl against a program under the real librsrmem.so
+// (tests/ctl/profile_target.cc), then summary, table and stop-profiling over what it wrote.
+// Paths come from the environment (tests/ctl/meson.build): RSRMEMCTL, RSR_PRELOAD_LIB,
+// RSR_PROFILE_TARGET.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "subprocess.h"
+
+namespace {
+
+using ::testing::HasSubstr;
+using Json = nlohmann::json;
+using rsrtest::Result;
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0;
+}
+
+class ProfilingE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/rsrctl-prof-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    if (target_.pid > 0) {
+      kill(target_.pid, SIGKILL);
+      rsrtest::finish(target_);
+    }
+    std::system(("rm -rf '" + dir_ + "'").c_str());
+  }
+
+  Result ctl(std::vector<std::string> args) {
+    args.insert(args.begin(), ctl_);
+    return rsrtest::run(args, {{"RSR_SOCKET_DIR", dir_}});
+  }
+
+  // Starts the target under the preload and waits for its control socket.
+  bool start(bool profiling_enabled) {
+    target_ = rsrtest::spawn({program_}, {{"LD_PRELOAD", lib_},
+                                          {"RSR_SOCKET_DIR", dir_},
+                                          {"RSR_SERVICE_NAME", "profiled"},
+                                          {"RSR_PROFILING_ENABLED", profiling_enabled ? "true" : "false"},
+                                          {"RSR_PROFILING_OUTPUT_DIR", dir_ + "/captures"}});
+    const std::string socket = dir_ + "/" + std::to_string(target_.pid) + ".sock";
+    for (int i = 0; i < 200 && !exists(socket); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    return exists(socket);
+  }
+
+  std::string pid() const { return std::to_string(target_.pid); }
+
+  std::string ctl_ = rsrtest::env_or_die("RSRMEMCTL");
+  std::string lib_ = rsrtest::env_or_die("RSR_PRELOAD_LIB");
+  std::string program_ = rsrtest::env_or_die("RSR_PROFILE_TARGET");
+  std::string dir_;
+  rsrtest::Child target_;
+};
+
+const Json* row_for(const Json& rows, const std::string& function) {
+  for (const Json& r : rows)
+    if (r["function"].get<std::string>().find(function) != std::string::npos) return &r;
+  return nullptr;
+}
+
+TEST_F(ProfilingE2eTest, CaptureShowsTheAllocatingFunctionsWithExactCounts) {
+  ASSERT_TRUE(start(true)) << "the target's socket did not appear in " << dir_;
+  Result r = ctl({"--pid", pid(), "start-profiling", "--duration=2s"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  const std::string id = r.out.substr(0, r.out.find('\n'));
+  EXPECT_THAT(id, ::testing::StartsWith("background_"));
+
+  r = ctl({"--pid", pid(), "stop-profiling"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(id));
+
+  r = ctl({"--pid", pid(), "--format", "json", "stop-profiling"});
+  const Json active = Json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(active.is_object()) << r.out;
+  ASSERT_EQ(active["profilers"].size(), 1u) << r.out;
+  const std::string path = active["profilers"][0].value("path", "");
+
+  kill(target_.pid, SIGUSR1);
+  // The capture ends by itself after 2 s; its file loses ".part" then.
+  std::string file = path;
+  if (file.size() > 5 && file.compare(file.size() - 5, 5, ".part") == 0)
+    file.resize(file.size() - 5);
+  for (int i = 0; i < 200 && !exists(file); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(exists(file)) << file;
+  kill(target_.pid, SIGTERM);
+  const Result out = rsrtest::finish(target_);
+  target_.pid = -1;
+  std::istringstream printed(out.out.substr(out.out.find("usable")));
+  std::string word;
+  size_t kept_usable = 0, churn_usable = 0;
+  printed >> word >> kept_usable >> churn_usable;
+  ASSERT_GT(kept_usable, 0u) << out.out;
+
+  r = ctl({"summary", file, "--format", "json", "--top", "0"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json summary = Json::parse(r.out);
+  EXPECT_EQ(summary["id"], id);
+  EXPECT_EQ(summary["service"], "profiled");
+  const Json* kept = row_for(summary["top_functions"], "keep_records");
+  ASSERT_NE(kept, nullptr) << summary.dump(2);
+  EXPECT_EQ((*kept)["count"], 100);
+  EXPECT_EQ((*kept)["bytes"], 100 * kept_usable);
+  const Json* churn = row_for(summary["top_functions"], "churn_buffers");
+  ASSERT_NE(churn, nullptr) << summary.dump(2);
+  EXPECT_EQ((*churn)["count"], 50);
+
+  r = ctl({"table", file, "--temporary", "--format", "json", "--top", "0"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json temporary = Json::parse(r.out);
+  churn = row_for(temporary["rows"], "churn_buffers");
+  ASSERT_NE(churn, nullptr) << temporary.dump(2);
+  EXPECT_EQ((*churn)["count"], 50);
+  EXPECT_EQ((*churn)["bytes"], 50 * churn_usable);
+  EXPECT_EQ(row_for(temporary["rows"], "keep_records"), nullptr);
+
+  r = ctl({"table", file, "--leaks"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("keep_records"));
+  EXPECT_THAT(r.out, HasSubstr("profile_target.cc"));
+}
+
+TEST_F(ProfilingE2eTest, RefusalsExitFour) {
+  ASSERT_TRUE(start(false));
+  Result r = ctl({"--pid", pid(), "start-profiling", "--duration=0.5"});
+  EXPECT_EQ(r.code, 4);
+  EXPECT_THAT(r.err, HasSubstr("RSR_PROFILING_ENABLED"));
+  r = ctl({"--pid", pid(), "stop-profiling", "--profile-id=background_1"});
+  EXPECT_EQ(r.code, 4);
+  EXPECT_THAT(r.err, HasSubstr("background_1"));
+}
+
+}  // namespace
