@@ -98,6 +98,7 @@ void fork_child() {
   hot::GuardScope guard;
   hot::threads_atfork_child();
   hot::stack_atfork_child();
+  hot::barrier_register();  // the registration belongs to the address space, new in the child
   pthread_mutex_init(&g_cold.mutex, nullptr);
   if (g_cold.listen_fd >= 0) close(g_cold.listen_fd);
   g_cold.listen_fd = -1;
@@ -171,6 +172,7 @@ __attribute__((constructor)) void rsrmem_start() {
     leaks_init();
   } catch (...) {  // out of private heap: leak detection stays off
   }
+  hot::barrier_register();
   pthread_atfork(fork_prepare, fork_parent, fork_child);
   profiling_start_writer();
   if (!start_control_thread()) log(Level::kWarn, "control thread did not start: no socket");

@@ -13,6 +13,7 @@
 #include <zstd.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 
@@ -30,11 +31,12 @@ namespace {
 namespace cap = rsr::capture;
 
 constexpr const char* kLibraryVersion = "0.1.0";
-constexpr uint32_t kPoolBuffers = 64;             // 4 MiB of event buffers per background capture
+constexpr uint32_t kPoolBuffers = 256;            // 16 MiB of event buffers per background capture
 constexpr uint32_t kScopeEvents = 32768;          // 1 MiB of events per captured scope
 constexpr int kMaxScopesInFlight = 8;
 constexpr size_t kRawBytes = 256 * 1024;          // records per zstd frame
 constexpr uint64_t kEndReserve = 1024;            // room kept for the END record's frame
+constexpr int kZstdLevel = -2;  // a fast level: the writer must keep up with busy threads
 constexpr int kStopWaitMs = 5000;
 constexpr int kExitWaitMs = 2000;
 
@@ -85,6 +87,42 @@ bool prepare_output_dir(const char* dir, char* err, size_t cap) {
     return false;
   }
   return true;
+}
+
+// Event ticks to CLOCK_MONOTONIC ns (hot/capture.h): one linear map per file, so events keep
+// their order, with the rate measured over the time since start-up when the file opens.
+struct TickClock {
+  bool identity = true;  // the events carry ns already
+  uint64_t t0 = 0;
+  int64_t ns0 = 0;
+  double ns_per_tick = 1.0;
+  int64_t to_ns(uint64_t ticks) const {
+    if (identity) return static_cast<int64_t>(ticks);
+    return ns0 + std::llround(static_cast<double>(static_cast<int64_t>(ticks - t0)) * ns_per_tick);
+  }
+};
+
+// `settle`: a rate measured over less than 100 ms is worth a short wait (a background capture
+// started right after start-up; the control thread waits, never the service's threads).
+TickClock tick_clock(bool settle) {
+  TickClock k;
+  const hot::CaptureHot& c = hot::g_capture;
+  if (!c.tsc) return k;
+  constexpr int64_t kSpanNs = 100000000;
+  int64_t ns1 = mono_ns();
+  if (settle && ns1 - c.ns0 < kSpanNs) {
+    const int64_t wait = kSpanNs - (ns1 - c.ns0);
+    timespec ts{static_cast<time_t>(wait / 1000000000), static_cast<long>(wait % 1000000000)};
+    nanosleep(&ts, nullptr);
+    ns1 = mono_ns();
+  }
+  const uint64_t t1 = __rdtsc();
+  k.identity = false;
+  k.t0 = c.tsc0;
+  k.ns0 = c.ns0;
+  k.ns_per_tick = t1 > c.tsc0 && ns1 > c.ns0 ? static_cast<double>(ns1 - c.ns0) / static_cast<double>(t1 - c.tsc0)
+                                              : 1.0 / 3.0;
+  return k;
 }
 
 void* zstd_alloc(void*, size_t n) { return heap_alloc(n); }
@@ -143,7 +181,10 @@ class CaptureFile {
     return true;
   }
 
-  void set_start(int64_t mono) { prev_ns_ = mono; }
+  void set_start(int64_t mono, const TickClock& clock) {
+    prev_ns_ = mono;
+    clock_ = clock;
+  }
   // In a forked child: the file is the parent's; close our descriptor and touch nothing else.
   void abandon() {
     if (fd_ >= 0) ::close(fd_);
@@ -185,13 +226,14 @@ class CaptureFile {
 
   void event(uint64_t tid, const hot::Event& e) {
     if (e.kind == hot::kEventAlloc && e.stack != 0) stack(e.stack);
-    const int64_t dt = static_cast<int64_t>(e.t_ns) - prev_ns_;
+    const int64_t t = clock_.to_ns(e.ticks);
+    const int64_t dt = t - prev_ns_;
     const bool ok = put([&] {
       return e.kind == hot::kEventAlloc ? writer_.alloc(dt, tid, e.address, e.size, e.stack)
                                         : writer_.free(dt, tid, e.address);
     });
     if (ok) {
-      prev_ns_ = static_cast<int64_t>(e.t_ns);
+      prev_ns_ = t;
       ++pending_events_;
     }
   }
@@ -199,7 +241,7 @@ class CaptureFile {
   // Compresses what is buffered into one frame and writes it, within the size cap.
   bool flush() {
     if (writer_.size() == 0 || error_ || size_limited_) return !error_;
-    const size_t n = ZSTD_compressCCtx(cctx_, frame_, frame_cap_, raw_, writer_.size(), 3);
+    const size_t n = ZSTD_compressCCtx(cctx_, frame_, frame_cap_, raw_, writer_.size(), kZstdLevel);
     writer_.clear();
     if (ZSTD_isError(n)) {
       error_ = ENOMEM;
@@ -252,7 +294,7 @@ class CaptureFile {
     if (ftruncate(fd_, static_cast<off_t>(offset_)) == 0 && lseek(fd_, static_cast<off_t>(offset_), SEEK_SET) >= 0) {
       writer_.clear();
       if (writer_.json(cap::Record::kEnd, text)) {
-        const size_t n = ZSTD_compressCCtx(cctx_, frame_, frame_cap_, raw_, writer_.size(), 3);
+        const size_t n = ZSTD_compressCCtx(cctx_, frame_, frame_cap_, raw_, writer_.size(), kZstdLevel);
         if (!ZSTD_isError(n) && offset_ + n <= max_bytes_) write_all(frame_, n);
       }
     }
@@ -316,6 +358,7 @@ class CaptureFile {
   Vector<uint64_t> threads_;
   uint64_t offset_ = 0, max_bytes_ = 0, pending_events_ = 0;
   int64_t prev_ns_ = 0;
+  TickClock clock_;
   int error_ = 0;
   bool size_limited_ = false;
   Stats* stats_ = nullptr;
@@ -437,7 +480,7 @@ void drain(Session& s, hot::EventBuffer* list) {
 
 void finish_session(Session& s, const char* reason, bool truncated) {
   hot::g_capture.epoch.store(0, std::memory_order_seq_cst);
-  const bool idle = hot::threads_wait_capture_idle(1000);
+  const bool idle = hot::threads_wait_clear(&hot::ThreadState::capturing, 1000);
   drain(s, hot::capture_take_full());
   // What threads still hold: every buffer neither free nor handed over.
   hot::CaptureHot& c = hot::g_capture;
@@ -518,7 +561,7 @@ void write_scope(hot::ScopeBuffer& sb) {
   stats.dropped.store(sb.dropped);
   CaptureFile* f = heap_new<CaptureFile>();
   if (f->open(path, static_cast<uint64_t>(c.max_profile_size_mb) << 20, &stats, err, sizeof err)) {
-    f->set_start(sb.start_mono_ns);
+    f->set_start(sb.start_mono_ns, tick_clock(false));
     f->json(cap::Record::kHeader, header_json(id, "scope", sb.name, sb.start_real_ns, 0.0,
                                               static_cast<uint64_t>(c.max_profile_size_mb) << 20));
     refresh_module_map();
@@ -634,6 +677,7 @@ uint64_t next_random(uint64_t& x) {
 
 void profiling_start_writer() {
   if (!g_cold.config.profiling_enabled) return;
+  hot::capture_clock_init();
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -744,7 +788,7 @@ bool profiling_start(double duration_s, Writer& w, char* err, size_t cap) {
     heap_delete(s);
     return false;
   }
-  s->file.set_start(s->start_mono);
+  s->file.set_start(s->start_mono, tick_clock(true));
   s->file.json(cap::Record::kHeader, header_json(s->id, "background", nullptr, s->start_real, duration_s, s->max_bytes));
   refresh_modules();
   s->modules_done = s->file.modules_from(0);

@@ -6,6 +6,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cpuid.h>
+
 #include <cerrno>
 
 namespace rsr::hot {
@@ -14,12 +16,6 @@ constinit CaptureHot g_capture;
 __thread CaptureTls t_capture __attribute__((tls_model("initial-exec")));
 
 namespace {
-
-uint64_t monotonic_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 // Tagged free list over pool indices, so a pop never suffers from ABA.
 EventBuffer* pool_pop() {
@@ -41,7 +37,7 @@ void hand_over(EventBuffer* b) {
   do {
     b->next = head;
   } while (!c.full.compare_exchange_weak(head, b, std::memory_order_release, std::memory_order_relaxed));
-  if (head == nullptr) capture_wake_writer();
+  if (c.handed.fetch_add(1, std::memory_order_relaxed) + 1 == kWakeEvery) capture_wake_writer();
 }
 
 void append_background(CaptureTls& tls, uint32_t epoch, const Event& e) {
@@ -76,6 +72,17 @@ void append_scope(ScopeBuffer* s, const Event& e) {
 
 }  // namespace
 
+void capture_clock_init() {
+  // CPUID 0x80000007, EDX bit 8: the TSC runs at a constant rate in every P-, C- and T-state.
+  unsigned a, b, c, d;
+  bool invariant = false;
+  if (__get_cpuid(0x80000000, &a, &b, &c, &d) && a >= 0x80000007 && __get_cpuid(0x80000007, &a, &b, &c, &d))
+    invariant = (d & (1u << 8)) != 0;
+  g_capture.ns0 = monotonic_ns();
+  g_capture.tsc0 = __rdtsc();
+  g_capture.tsc = invariant;
+}
+
 uint32_t capture_tid() {
   CaptureTls& tls = t_capture;
   if (tls.tid == 0) tls.tid = static_cast<uint32_t>(syscall(SYS_gettid));
@@ -84,8 +91,7 @@ uint32_t capture_tid() {
 
 void capture_event(ThreadState& t, uint32_t kind, void* p, size_t usable) {
   if (t.capturing || t.guard != 0 || t.registered != kRegistered) return;  // re-entry (signal handler)
-  __atomic_store_n(&t.capturing, 1, __ATOMIC_SEQ_CST);
-  const uint32_t epoch = g_capture.epoch.load(std::memory_order_seq_cst);
+  const uint32_t epoch = raise_then_load(t.capturing, g_capture.epoch);
   CaptureTls& tls = t_capture;
   if (epoch != 0 || tls.scope) {
     const int saved_errno = errno;
@@ -95,7 +101,7 @@ void capture_event(ThreadState& t, uint32_t kind, void* p, size_t usable) {
     e.size = kind == kEventAlloc ? usable : 0;
     e.stack = kind == kEventAlloc ? capture_stack_id() : 0;
     e.kind = kind;
-    e.t_ns = monotonic_ns();
+    e.ticks = capture_ticks();
     if (epoch != 0) append_background(tls, epoch, e);
     if (tls.scope) append_scope(tls.scope, e);
     errno = saved_errno;
@@ -130,7 +136,10 @@ void capture_pool_reset(EventBuffer** pool, uint32_t n) {
   c.dropped.store(0, std::memory_order_relaxed);
 }
 
-EventBuffer* capture_take_full() { return g_capture.full.exchange(nullptr, std::memory_order_acquire); }
+EventBuffer* capture_take_full() {
+  g_capture.handed.store(0, std::memory_order_relaxed);
+  return g_capture.full.exchange(nullptr, std::memory_order_acquire);
+}
 
 ScopeBuffer* capture_take_scopes() { return g_capture.scopes_done.exchange(nullptr, std::memory_order_acquire); }
 

@@ -8,15 +8,20 @@
 //
 // Each thread appends raw events to a buffer of its own, taken from a fixed pool allocated by the
 // writer side on the private heap. A full buffer is pushed on a lock-free stack for the writer
-// thread (woken through a futex when the stack was empty) and replaced from the pool; when the
-// pool is empty the event is dropped and counted. Nothing here waits for the writer or the disk.
+// thread and replaced from the pool; when the pool is empty the event is dropped and counted.
+// Nothing here waits for the writer or the disk. The writer wakes every few milliseconds by
+// itself; a futex wake (a system call, costly in a virtual machine) is sent only when
+// kWakeEvery buffers are waiting, long before the pool runs out.
 //
-// Stopping: the writer sets the epoch to 0, then waits (threads_wait_capture_idle) until no thread
-// is between its `capturing` flag and the end of its append (a Dekker handshake on sequentially
-// consistent operations); after that no thread touches the pool again, and the buffers threads
-// still held are read as they are. A thread learns that its buffer belongs to an old capture from
+// Stopping: the writer sets the epoch to 0, then waits (threads_wait_clear) until no thread is
+// between its `capturing` flag and the end of its append (an asymmetric Dekker handshake, see
+// engine.h); after that no thread touches the pool again, and the buffers threads still held are
+// read as they are. A thread learns that its buffer belongs to an old capture from
 // the epoch it remembers in TLS and drops the pointer without touching it.
 #pragma once
+
+#include <time.h>
+#include <x86intrin.h>
 
 #include <atomic>
 #include <cstddef>
@@ -31,7 +36,7 @@ namespace rsr::hot {
 enum EventKind : uint32_t { kEventAlloc = 1, kEventFree = 2 };
 
 struct Event {
-  uint64_t t_ns;  // CLOCK_MONOTONIC
+  uint64_t ticks;  // capture_ticks(): TSC ticks, or CLOCK_MONOTONIC ns
   uint64_t address;
   uint64_t size;   // usable bytes (ALLOC)
   uint32_t stack;  // site index + 1, 0 unknown (ALLOC)
@@ -40,6 +45,7 @@ struct Event {
 static_assert(sizeof(Event) == 32);
 
 inline constexpr uint32_t kBufferEvents = 2048;  // 64 KiB of events per buffer
+inline constexpr uint32_t kWakeEvery = 8;        // of a pool of 256 (cold/profiling.cc)
 
 struct EventBuffer {
   EventBuffer* next;  // link in the full stack
@@ -72,10 +78,17 @@ struct CaptureHot {
   uint32_t pool_size = 0;
   std::atomic<uint64_t> free_head{0};      // (tag << 32) | (index + 1)
   std::atomic<EventBuffer*> full{nullptr};
+  std::atomic<uint32_t> handed{0};         // buffers pushed on `full` since the writer took it
   std::atomic<uint64_t> dropped{0};
   std::atomic<ScopeBuffer*> scopes_done{nullptr};
   std::atomic<uint32_t> wake{0};           // futex word the writer sleeps on
   std::atomic<bool> scopes_on{false};      // RSR_PROFILING_ENABLED: scopes may be captured
+  // Event times: the invariant TSC where the CPU has one (a third of clock_gettime's cost under
+  // a virtual machine's clock source), converted to CLOCK_MONOTONIC ns by the writer from the
+  // pair read at start-up (capture_clock_init). Fixed before any capture can start.
+  bool tsc = false;
+  uint64_t tsc0 = 0;
+  int64_t ns0 = 0;
 };
 extern CaptureHot g_capture;
 
@@ -88,6 +101,18 @@ struct CaptureTls {
   uint64_t rng;
 };
 extern __thread CaptureTls t_capture __attribute__((tls_model("initial-exec")));
+
+inline int64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+}
+
+[[gnu::always_inline]] inline uint64_t capture_ticks() {
+  return g_capture.tsc ? __rdtsc() : static_cast<uint64_t>(monotonic_ns());
+}
+// Start-up: picks the clock and reads the anchor pair.
+void capture_clock_init();
 
 // Whether this thread's allocations and frees must take the slow path for a capture.
 [[gnu::always_inline]] inline bool capture_wanted() {

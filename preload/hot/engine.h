@@ -43,6 +43,7 @@ struct ThreadState {
   uint8_t registered;    // kUnregistered, kRegistered, kRetired
   uint8_t registering;
   uint8_t capturing;     // 1 while recording a capture event (capture.h); read by the writer
+  uint8_t unwinding;     // 1 while inside libunwind (sample.cc); read by the fork handler
 };
 static_assert(sizeof(ThreadState) <= 80, "ThreadState must stay small: it is in every thread's TLS");
 
@@ -149,11 +150,34 @@ struct GuardScope {
 // Realloc failed and kept a block whose free was already counted: count it live again.
 void undo_free(size_t usable);
 
+// Asymmetric Dekker handshakes (a capture's end, fork quiescence): a thread raises a flag in its
+// ThreadState, then loads a global; the other side stores the global, then reads every thread's
+// flag. Where membarrier(2) works (g_light_barrier) the frequent side orders its store before
+// its load with a compiler barrier only and the rare side calls barrier_heavy(), which makes
+// every running thread of the process execute a full fence; a full fence on every event would
+// cost more than the event (it waits for the thread's pending stores). Otherwise both sides
+// use sequentially consistent operations.
+extern bool g_light_barrier;
+void barrier_register();  // start-up and a forked child; sets g_light_barrier
+void barrier_heavy();
+// The frequent side: raises `flag`, then loads `global`.
+[[gnu::always_inline]] inline uint32_t raise_then_load(uint8_t& flag, const std::atomic<uint32_t>& global) {
+  if (g_light_barrier) {
+    __atomic_store_n(&flag, 1, __ATOMIC_RELAXED);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    return global.load(std::memory_order_relaxed);
+  }
+  __atomic_store_n(&flag, 1, __ATOMIC_SEQ_CST);
+  return global.load(std::memory_order_seq_cst);
+}
+// The rare side, after its store: barrier_heavy(), then waits, bounded, until no registered
+// thread has `flag` raised. False when one still has it after `max_ms`. Takes the registry lock.
+bool threads_wait_clear(uint8_t ThreadState::*flag, int max_ms);
+
 // Captures (capture.h). A capture's start clears every registered thread's `fast` byte (each
-// thread sets it again itself, from its slow path, once no capture wants it); its end waits,
-// bounded, until no thread is recording an event. Both take the registry lock.
+// thread sets it again itself, from its slow path, once no capture wants it). Takes the
+// registry lock.
 void threads_capture_started();
-bool threads_wait_capture_idle(int max_ms);
 // Recomputes this thread's `fast` byte (a scope capture began or ended on it).
 void refresh_fast();
 

@@ -21,15 +21,26 @@ namespace {
 // Fork quiescence: libunwind takes internal mutexes while it steps, and a child forked while
 // another thread holds one would hang at its first unwind. The prepare handler raises
 // g_fork_pending and waits (bounded) until no thread is inside libunwind; new captures meanwhile
-// record no frames. Both sides use sequentially consistent operations (a Dekker handshake).
+// record no frames. A registered thread says it is unwinding in its own ThreadState (the
+// asymmetric handshake of engine.h: no shared cache line, no full fence per stack); a thread not
+// yet registered counts itself in g_unwinding, with sequentially consistent operations.
 std::atomic<int> g_unwinding{0};
-std::atomic<bool> g_fork_pending{false};
+std::atomic<uint32_t> g_fork_pending{0};
 
 int unwind(void** raw, int want) {
-  g_unwinding.fetch_add(1);
+  ThreadState& t = t_state;
+  const bool own = t.registered == kRegistered;
+  uint32_t pending;
+  if (own) {
+    pending = raise_then_load(t.unwinding, g_fork_pending);
+  } else {
+    g_unwinding.fetch_add(1);
+    pending = g_fork_pending.load();
+  }
   int n = 0;
-  if (!g_fork_pending.load()) n = g_stack.backtrace(raw, want);
-  g_unwinding.fetch_sub(1);
+  if (!pending) n = g_stack.backtrace(raw, want);
+  if (own) __atomic_store_n(&t.unwinding, 0, __ATOMIC_RELEASE);
+  else g_unwinding.fetch_sub(1);
   return n;
 }
 
@@ -113,17 +124,19 @@ uint32_t capture_stack_id() {
 }
 
 void stack_atfork_prepare() {
-  g_fork_pending.store(true);
+  g_fork_pending.store(1);
   // Unwinding is bounded; the bound only matters when fork() is called from a signal handler
   // that interrupted this very thread inside libunwind.
+  threads_wait_clear(&ThreadState::unwinding, 1000);
   for (int spins = 0; g_unwinding.load() != 0 && spins < 100000; ++spins) sched_yield();
 }
 
-void stack_atfork_parent() { g_fork_pending.store(false); }
+void stack_atfork_parent() { g_fork_pending.store(0); }
 
 void stack_atfork_child() {
   g_unwinding.store(0);
-  g_fork_pending.store(false);
+  g_fork_pending.store(0);
+  t_state.unwinding = 0;
 }
 
 }  // namespace rsr::hot

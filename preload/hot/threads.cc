@@ -3,9 +3,12 @@
 // A thread registers its TLS counters at its first allocation (once) and retires them from a
 // pthread key destructor when it exits. The registry's spin lock is taken only then and by
 // readers summing totals: never on an allocation's fast path.
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "capture.h"
 #include "engine.h"
@@ -224,8 +227,21 @@ void threads_capture_started() {
   unlock();
 }
 
-bool threads_wait_capture_idle(int max_ms) {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+bool g_light_barrier = false;
+
+void barrier_register() {
+  const long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0);
+  g_light_barrier = cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 &&
+                    syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) == 0;
+}
+
+void barrier_heavy() {
+  if (!g_light_barrier || syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0) != 0)
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+bool threads_wait_clear(uint8_t ThreadState::*flag, int max_ms) {
+  barrier_heavy();
   bool idle = true;
   lock();
   for (int i = 0; i < g_thread_high && idle; ++i) {
@@ -233,7 +249,7 @@ bool threads_wait_capture_idle(int max_ms) {
     if (!t) continue;
     timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    while (__atomic_load_n(&t->capturing, __ATOMIC_SEQ_CST) != 0) {
+    while (__atomic_load_n(&(t->*flag), __ATOMIC_SEQ_CST) != 0) {
       timespec now;
       clock_gettime(CLOCK_MONOTONIC, &now);
       if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 >= max_ms) {
