@@ -113,6 +113,14 @@ inline void warm_up() {
     escape(p);
     ::operator delete(p, 16 + i);
   }
+  // BENCH_WAIT=1: print "READY" and wait for a line on stdin before the clock starts, so a
+  // profiling capture can be started in the process first (scripts/bench's capture variant).
+  if (const char* wait = std::getenv("BENCH_WAIT"); wait && wait[0] == '1') {
+    std::printf("READY\n");
+    std::fflush(stdout);
+    char line[16];
+    if (!std::fgets(line, sizeof line, stdin)) std::exit(3);
+  }
 }
 
 inline double process_cpu_seconds() {
