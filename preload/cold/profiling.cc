@@ -755,13 +755,24 @@ bool profiling_start(double duration_s, Writer& w, char* err, size_t cap) {
   s->max_bytes = static_cast<uint64_t>(c.max_profile_size_mb) << 20;
   char stamp[32];
   utc_stamp(s->start_real, stamp, sizeof stamp);
-  snprintf(s->id, sizeof s->id, "background_%lld", static_cast<long long>(s->start_real / 1000000000LL));
-  const int len = snprintf(s->path, sizeof s->path, "%s/profile_%s_%d.bin", c.profiling_output_dir, stamp,
-                           static_cast<int>(g_cold.pid));
-  if (len < 0 || static_cast<size_t>(len) + 5 >= sizeof s->path) {
-    heap_delete(s);
-    snprintf(err, cap, "profiling output directory %s is unusable: %s", c.profiling_output_dir, strerror(ENAMETOOLONG));
-    return false;
+  // A capture started in the same second as an earlier one of this process gets "_2", "_3"...
+  const long long epoch = static_cast<long long>(s->start_real / 1000000000LL);
+  for (int n = 1;; ++n) {
+    char suffix[16] = "";
+    if (n > 1) snprintf(suffix, sizeof suffix, "_%d", n);
+    snprintf(s->id, sizeof s->id, "background_%lld%s", epoch, suffix);
+    const int len = snprintf(s->path, sizeof s->path, "%s/profile_%s_%d%s.bin", c.profiling_output_dir, stamp,
+                             static_cast<int>(g_cold.pid), suffix);
+    if (len < 0 || static_cast<size_t>(len) + 5 >= sizeof s->path) {
+      heap_delete(s);
+      snprintf(err, cap, "profiling output directory %s is unusable: %s", c.profiling_output_dir,
+               strerror(ENAMETOOLONG));
+      return false;
+    }
+    char part[kPathMax + 8];
+    snprintf(part, sizeof part, "%s.part", s->path);
+    struct stat st{};
+    if ((lstat(s->path, &st) != 0 && lstat(part, &st) != 0) || n == 100) break;
   }
   // The pool, before the file: nothing to undo on disk when memory is short.
   auto** pool = static_cast<hot::EventBuffer**>(heap_alloc(kPoolBuffers * sizeof(hot::EventBuffer*)));

@@ -482,6 +482,24 @@ TEST(Profiling, EndsByItselfAtItsDuration) {
   EXPECT_EQ(r.json.value("error", ""), "no active profiling capture '" + started["id"].get<std::string>() + "'");
 }
 
+TEST(Profiling, CapturesInTheSameSecondGetTheirOwnIdsAndFiles) {
+  Service s;
+  std::set<std::string> ids, paths;
+  for (int i = 0; i < 3; ++i) {
+    const json started = s.start(60);
+    ASSERT_TRUE(started.contains("id")) << started.dump();
+    ids.insert(started["id"].get<std::string>());
+    paths.insert(started["path"].get<std::string>());
+    Reply r = s.ask({{"cmd", "stop_profiling"}, {"id", started["id"]}});
+    ASSERT_TRUE(r.served()) << r.describe();
+    EXPECT_EQ(r.json["stopped"]["reason"], "stopped");
+    EXPECT_TRUE(decode(started["path"]).has_end) << started["path"];
+  }
+  EXPECT_EQ(ids.size(), 3u);
+  EXPECT_EQ(paths.size(), 3u);
+  EXPECT_EQ(s.files().size(), 3u);
+}
+
 TEST(Profiling, StopsAtTheSizeCap) {
   Service s(Env{{"RSR_MAX_PROFILE_SIZE_MB", "1"}});
   const json started = s.start(120);
