@@ -24,6 +24,8 @@
 namespace rsr::ctl {
 namespace {
 
+constexpr std::chrono::milliseconds kStopTimeout{10000};
+
 constexpr double kMaxDurationS = 24 * 3600;
 constexpr const char* kDefaultOutputDir = "/tmp/rsr_memory_profiles";
 constexpr double kDefaultCleanupDays = 7;
@@ -166,7 +168,10 @@ int cmd_stop_profiling(const GlobalOptions& g, const std::string& id, Io io) {
     outcome.text = out.str();
     return outcome;
   };
-  return print_results(g, io, collect(g, stop));
+  // The process waits up to 5 s for the capture's file to be complete before it answers.
+  GlobalOptions waiting = g;
+  if (!id.empty()) waiting.timeout = std::max(g.timeout, kStopTimeout);
+  return print_results(waiting, io, collect(waiting, stop));
 }
 
 int cmd_cleanup_profiles(const GlobalOptions& g, const CleanupOptions& options, Io io) {

@@ -183,7 +183,7 @@ void render_header(std::ostream& out, const ProfileModel& m) {
         << '\n';
   };
   if (!m.program.empty()) field("Program", m.program);
-  std::string ran = utc(m.start_time) + ", ran " + human_duration(m.duration_s);
+  std::string ran = utc(m.start_time) + ", ran " + human_span(m.duration_s);
   if (!m.end_reason.empty()) ran += ", ended: " + m.end_reason;
   if (m.truncated) ran += " (truncated)";
   field("Started", ran);
@@ -310,6 +310,11 @@ void write_file(const std::string& path, const std::function<void(std::ostream&)
   write(f);
   f.flush();
   if (!f) throw CtlError(kExitNegative, "error writing " + path);
+}
+
+// Default output names keep the views apart: FILE.html, FILE-leaks.html, FILE-temporary.html.
+std::string view_suffix(ProfileView view) {
+  return view == ProfileView::kAll ? std::string() : std::string("-") + view_name(view);
 }
 
 }  // namespace
@@ -460,8 +465,9 @@ int cmd_profile_tree(const GlobalOptions& g, const ReportOptions& options, Io io
 
 int cmd_profile_flamegraph(const ReportOptions& options, Io io) {
   const ProfileModel m = load(options, io);
-  const std::string out = options.output.empty() ? replace_suffix(options.file, ".html")
-                                                 : options.output;
+  const std::string out = options.output.empty()
+                              ? replace_suffix(options.file, view_suffix(options.view) + ".html")
+                              : options.output;
   if (out == "-") {
     write_flamegraph_html(m, io.out);
     return kExitOk;
@@ -475,7 +481,7 @@ int cmd_profile_export(const ReportOptions& options, Io io) {
   const ProfileModel m = load(options, io);
   const bool pprof = options.export_format == "pprof";
   std::string out = options.output;
-  if (out.empty()) out = pprof ? replace_suffix(options.file, ".pb.gz") : "-";
+  if (out.empty()) out = pprof ? replace_suffix(options.file, view_suffix(options.view) + ".pb.gz") : "-";
   auto write = [&](std::ostream& f) {
     if (pprof)
       write_pprof(m, f);

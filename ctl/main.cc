@@ -264,7 +264,8 @@ int dispatch(int argc, const char* const* argv) {
       "flamegraph", "Capture report: one self-contained interactive HTML flame graph");
   profile_flamegraph
       ->add_option("-o,--output", report.output,
-                   "HTML file to write (default: FILE with .html instead of .bin; - for stdout)")
+                   "HTML file to write (default: FILE with .html instead of .bin, -leaks.html or "
+                   "-temporary.html for those views; - for stdout)")
       ->type_name("OUT");
   CLI::App* profile_export =
       report_command("export", "Export a capture as pprof (profile.proto, gzipped) or folded stacks");
@@ -274,8 +275,9 @@ int dispatch(int argc, const char* const* argv) {
       ->check(CLI::IsMember({"pprof", "folded"}).description(""));
   profile_export
       ->add_option("-o,--output", report.output,
-                   "File to write (default: pprof to FILE with .pb.gz instead of .bin, folded "
-                   "to stdout; - for stdout)")
+                   "File to write (default: pprof to FILE with .pb.gz instead of .bin, "
+                   "-leaks.pb.gz or -temporary.pb.gz for those views; folded to stdout; - for "
+                   "stdout)")
       ->type_name("OUT");
   profile_export->add_flag("--count", report.by_count,
                            "folded: allocations instead of bytes as the value");

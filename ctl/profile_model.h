@@ -73,7 +73,7 @@ struct ProfileModel {
   int64_t pid = 0;
   double start_time = 0;     // unix seconds
   double duration_s = 0;     // as recorded (to the last event or the end record)
-  std::string end_reason;    // "duration", "stopped", "size_limit", "write_error", "exit"
+  std::string end_reason;    // "duration", "stopped", "size_limit", "write_error", "exit", "scope_end"
   bool truncated = false;    // the capture stopped before its duration (size cap, disk, exit)
   ProfileView view = ProfileView::kAll;
 
