@@ -112,24 +112,45 @@ bool RecordWriter::thread(uint64_t tid, std::string_view name) {
 
 bool RecordWriter::alloc(int64_t dt_ns, uint64_t tid, uint64_t address, uint64_t size, uint64_t stack_id) {
   const uint64_t dt = zigzag(dt_ns);
-  uint8_t* p = begin(Record::kAlloc, varint_size(dt) + varint_size(tid) + varint_size(address) +
+  const uint64_t thread = tid == last_tid_ ? 0 : tid;
+  const uint64_t delta = zigzag(static_cast<int64_t>(address - last_address_));
+  uint8_t* p = begin(Record::kAlloc, varint_size(dt) + varint_size(thread) + varint_size(delta) +
                                          varint_size(size) + varint_size(stack_id));
   if (!p) return false;
   p += put_varint(p, dt);
-  p += put_varint(p, tid);
-  p += put_varint(p, address);
+  p += put_varint(p, thread);
+  p += put_varint(p, delta);
   p += put_varint(p, size);
   put_varint(p, stack_id);
+  last_tid_ = tid;
+  last_address_ = address;
   return true;
 }
 
 bool RecordWriter::free(int64_t dt_ns, uint64_t tid, uint64_t address) {
   const uint64_t dt = zigzag(dt_ns);
-  uint8_t* p = begin(Record::kFree, varint_size(dt) + varint_size(tid) + varint_size(address));
+  const uint64_t thread = tid == last_tid_ ? 0 : tid;
+  const uint64_t delta = zigzag(static_cast<int64_t>(address - last_address_));
+  uint8_t* p = begin(Record::kFree, varint_size(dt) + varint_size(thread) + varint_size(delta));
   if (!p) return false;
   p += put_varint(p, dt);
-  p += put_varint(p, tid);
-  put_varint(p, address);
+  p += put_varint(p, thread);
+  put_varint(p, delta);
+  last_tid_ = tid;
+  last_address_ = address;
+  return true;
+}
+
+bool EventDecoder::decode(Record type, Fields& f, EventFields* out) {
+  uint64_t thread = 0, delta = 0;
+  EventFields e;
+  if (!f.s(&e.dt_ns) || !f.v(&thread) || !f.v(&delta)) return false;
+  if (type == Record::kAlloc && (!f.v(&e.size) || !f.v(&e.stack_id))) return false;
+  e.tid = thread != 0 ? thread : last_tid_;
+  e.address = last_address_ + static_cast<uint64_t>(unzigzag(delta));
+  last_tid_ = e.tid;
+  last_address_ = e.address;
+  *out = e;
   return true;
 }
 

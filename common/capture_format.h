@@ -33,7 +33,9 @@ void encode_file_header(uint8_t out[kFileHeaderBytes]);
 bool decode_file_header(const uint8_t* in, size_t n, uint16_t* version, uint16_t* compression);
 
 // Appends records to a caller-owned buffer. Each append returns false, and leaves the buffer as
-// it was, when the record does not fit.
+// it was, when the record does not fit. ALLOC and FREE records are encoded against the previous
+// event appended (its thread and address, see capture.md), across clear(): one writer writes one
+// record stream.
 class RecordWriter {
  public:
   RecordWriter(uint8_t* buf, size_t capacity) : buf_(buf), cap_(capacity) {}
@@ -58,6 +60,7 @@ class RecordWriter {
   uint8_t* buf_;
   size_t cap_;
   size_t size_ = 0;
+  uint64_t last_tid_ = 0, last_address_ = 0;
 };
 
 // Reads the fields of one payload in order. Every read returns false, and reads nothing more,
@@ -73,6 +76,23 @@ class Fields {
  private:
   const uint8_t* p_;
   const uint8_t* end_;
+};
+
+// An ALLOC or FREE record's fields, with its thread and address resolved.
+struct EventFields {
+  int64_t dt_ns = 0;
+  uint64_t tid = 0, address = 0;
+  uint64_t size = 0, stack_id = 0;  // ALLOC only
+};
+
+// Decodes the ALLOC and FREE records of one record stream, in order (each is relative to the
+// previous). False for a malformed payload, which leaves the state as it was.
+class EventDecoder {
+ public:
+  bool decode(Record type, Fields& payload, EventFields* out);
+
+ private:
+  uint64_t last_tid_ = 0, last_address_ = 0;
 };
 
 // Iterates the records of a decompressed record stream.

@@ -277,12 +277,15 @@ class Decoder {
       }
       case cap::Record::kAlloc:
       case cap::Record::kFree: {
-        int64_t dt = 0;
+        cap::EventFields fields;
+        if (!events_.decode(type, f, &fields)) return false;
         Event e{};
         e.alloc = type == cap::Record::kAlloc;
-        if (!f.s(&dt) || !f.v(&e.tid) || !f.v(&e.address)) return false;
-        if (e.alloc && (!f.v(&e.size) || !f.v(&e.stack))) return false;
-        time_ += dt;
+        e.tid = fields.tid;
+        e.address = fields.address;
+        e.size = fields.size;
+        e.stack = fields.stack_id;
+        time_ += fields.dt_ns;
         e.time = time_;
         e.seq = seq_++;
         replay_.push(e);
@@ -322,6 +325,7 @@ class Decoder {
   bool saw_header_ = false;
   uint64_t malformed_ = 0;
   int64_t time_ = 0;
+  cap::EventDecoder events_;  // ALLOC and FREE are relative to the previous one
   uint64_t seq_ = 0;
   std::unordered_map<uint64_t, std::vector<uint64_t>> stacks_;
 };

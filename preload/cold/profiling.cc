@@ -36,7 +36,7 @@ constexpr uint32_t kScopeEvents = 32768;          // 1 MiB of events per capture
 constexpr int kMaxScopesInFlight = 8;
 constexpr size_t kRawBytes = 256 * 1024;          // records per zstd frame
 constexpr uint64_t kEndReserve = 1024;            // room kept for the END record's frame
-constexpr int kZstdLevel = -2;  // a fast level: the writer must keep up with busy threads
+constexpr int kZstdLevel = 1;  // fast: the writer must keep up with busy threads
 constexpr int kStopWaitMs = 5000;
 constexpr int kExitWaitMs = 2000;
 

@@ -61,14 +61,16 @@ class CaptureBuilder {
   }
 
  private:
+  // One writer for the whole stream: events are encoded against the previous one.
   template <class F>
   void put(F&& write) {
-    std::vector<uint8_t> buf(1 << 16);
-    rsr::capture::RecordWriter w(buf.data(), buf.size());
-    if (!write(w)) throw std::runtime_error("record too large");
-    frames_.back().insert(frames_.back().end(), buf.data(), buf.data() + w.size());
+    writer_.clear();
+    if (!write(writer_)) throw std::runtime_error("record too large");
+    frames_.back().insert(frames_.back().end(), writer_.data(), writer_.data() + writer_.size());
   }
 
+  std::vector<uint8_t> buf_ = std::vector<uint8_t>(1 << 16);
+  rsr::capture::RecordWriter writer_{buf_.data(), buf_.size()};
   std::vector<std::vector<uint8_t>> frames_{1};
   int64_t last_ = 0;
 };

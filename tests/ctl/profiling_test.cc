@@ -223,14 +223,20 @@ TEST_F(ProfilingTest, ProgressReportsFileBytes) {
 
 TEST_F(ProfilingTest, TruncatedTailKeepsWhatWasDecoded) {
   const std::string full = scenario(/*with_end=*/false).bytes();
-  // Cut inside the second frame: the first frame's four events survive.
-  const ProfileModel m = read_capture(write(full.substr(0, full.size() - 5)));
+  // Cut inside the second frame's header: the first frame's four events survive.
+  const size_t first = ZSTD_findFrameCompressedSize(full.data() + rsr::capture::kFileHeaderBytes,
+                                                    full.size() - rsr::capture::kFileHeaderBytes);
+  ASSERT_FALSE(ZSTD_isError(first));
+  const ProfileModel m =
+      read_capture(write(full.substr(0, rsr::capture::kFileHeaderBytes + first + 3)));
   EXPECT_TRUE(m.file_truncated);
   EXPECT_TRUE(m.truncated);
   EXPECT_EQ(m.allocations, 3u);
   EXPECT_EQ(m.frees, 1u);
   ASSERT_FALSE(m.warnings.empty());
   EXPECT_THAT(m.warnings[0], HasSubstr("truncated"));
+  // Cut at the very end (a copy interrupted): still read as truncated.
+  EXPECT_TRUE(read_capture(write(full.substr(0, full.size() - 5), "end.bin")).file_truncated);
 
   ReportOptions o = report(write(full.substr(0, full.size() - 5), "cut.bin"));
   EXPECT_EQ(cmd_profile_summary(text(), o, io_), kExitOk);

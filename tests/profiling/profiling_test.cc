@@ -92,10 +92,11 @@ Capture decode(const std::string& path) {
   cap::Fields f(nullptr, 0);
   int64_t t = 0;
   bool first = true;
+  cap::EventDecoder events;
   while (r.next(&type, &f)) {
     std::string_view s;
-    uint64_t a, b, x, y;
-    int64_t dt;
+    uint64_t a;
+    cap::EventFields e;
     if (first && type != cap::Record::kHeader) c.problems.push_back("first record is not HEADER");
     first = false;
     if (c.has_end) c.problems.push_back("record after END");
@@ -133,17 +134,17 @@ Capture decode(const std::string& path) {
         c.threads[a] = std::string(s);
         break;
       case cap::Record::kAlloc:
-        f.s(&dt) && f.v(&a) && f.v(&b) && f.v(&x) && f.v(&y);
-        t += dt;
-        if (y != 0 && !c.stacks.count(y)) c.problems.push_back("ALLOC before its STACK");
-        if (!c.threads.count(a)) c.problems.push_back("ALLOC before its THREAD");
-        c.allocs.push_back({t, a, b, x, y});
+        if (!events.decode(type, f, &e)) c.problems.push_back("malformed ALLOC");
+        t += e.dt_ns;
+        if (e.stack_id != 0 && !c.stacks.count(e.stack_id)) c.problems.push_back("ALLOC before its STACK");
+        if (!c.threads.count(e.tid)) c.problems.push_back("ALLOC before its THREAD");
+        c.allocs.push_back({t, e.tid, e.address, e.size, e.stack_id});
         break;
       case cap::Record::kFree:
-        f.s(&dt) && f.v(&a) && f.v(&b);
-        t += dt;
-        if (!c.threads.count(a)) c.problems.push_back("FREE before its THREAD");
-        c.frees.push_back({t, a, b});
+        if (!events.decode(type, f, &e)) c.problems.push_back("malformed FREE");
+        t += e.dt_ns;
+        if (!c.threads.count(e.tid)) c.problems.push_back("FREE before its THREAD");
+        c.frees.push_back({t, e.tid, e.address});
         break;
     }
   }

@@ -101,25 +101,79 @@ TEST(CaptureRecords, ReadBackFieldForField) {
   EXPECT_EQ(d, 0x7f0000001234u);
   EXPECT_EQ(e, 0x7fffffffffffu);
 
+  // Events: the first one's thread is written out and its address is relative to 0; the next
+  // one of the same thread at the same address is "0, 0".
   ASSERT_TRUE(r.next(&t, &f));
   EXPECT_EQ(t, Record::kAlloc);
-  ASSERT_TRUE(f.s(&dt) && f.v(&a) && f.v(&b) && f.v(&c) && f.v(&d));
-  EXPECT_EQ(dt, 150);
-  EXPECT_EQ(a, 4242u);
-  EXPECT_EQ(b, 0x55550000u);
-  EXPECT_EQ(c, 48u);
-  EXPECT_EQ(d, 1u);
+  {
+    Fields raw = f;
+    ASSERT_TRUE(raw.s(&dt) && raw.v(&a) && raw.v(&b));
+    EXPECT_EQ(a, 4242u);
+    EXPECT_EQ(unzigzag(b), 0x55550000);
+  }
+  EventDecoder events;
+  EventFields ev;
+  ASSERT_TRUE(events.decode(t, f, &ev));
+  EXPECT_EQ(ev.dt_ns, 150);
+  EXPECT_EQ(ev.tid, 4242u);
+  EXPECT_EQ(ev.address, 0x55550000u);
+  EXPECT_EQ(ev.size, 48u);
+  EXPECT_EQ(ev.stack_id, 1u);
 
   ASSERT_TRUE(r.next(&t, &f));
   EXPECT_EQ(t, Record::kFree);
-  ASSERT_TRUE(f.s(&dt) && f.v(&a) && f.v(&b));
-  EXPECT_EQ(dt, -20);
+  {
+    Fields raw = f;
+    ASSERT_TRUE(raw.s(&dt) && raw.v(&a) && raw.v(&b));
+    EXPECT_EQ(a, 0u);
+    EXPECT_EQ(b, 0u);
+    EXPECT_TRUE(raw.at_end());
+  }
+  ASSERT_TRUE(events.decode(t, f, &ev));
+  EXPECT_EQ(ev.dt_ns, -20);
+  EXPECT_EQ(ev.tid, 4242u);
+  EXPECT_EQ(ev.address, 0x55550000u);
 
   ASSERT_TRUE(r.next(&t, &f));
   EXPECT_EQ(t, Record::kEnd);
   EXPECT_FALSE(r.next(&t, &f));
   EXPECT_FALSE(r.truncated());
   EXPECT_EQ(r.consumed(s.data()), s.size());
+}
+
+TEST(CaptureRecords, EventsAreRelativeToThePreviousOneAcrossThreadsAndFlushes) {
+  struct In {
+    bool alloc;
+    uint64_t tid, address, size, stack;
+  };
+  const In in[] = {{true, 7, 0x7f0000001000, 32, 1},  {true, 7, 0x7f0000000fe0, 32, 1},
+                   {false, 9, 0x7f0000001000, 0, 0},  {true, 9, 0x10, 1 << 20, 2},
+                   {false, 7, 0xffffffffffffff00, 0, 0}, {false, 7, 0x7f0000000fe0, 0, 0}};
+  std::vector<uint8_t> stream;
+  std::vector<uint8_t> buf(64);
+  RecordWriter w(buf.data(), buf.size());
+  for (const In& e : in) {
+    ASSERT_TRUE(e.alloc ? w.alloc(5, e.tid, e.address, e.size, e.stack) : w.free(5, e.tid, e.address));
+    stream.insert(stream.end(), w.data(), w.data() + w.size());
+    w.clear();  // a flush: the next frame goes on from the same state
+  }
+  RecordReader r(stream.data(), stream.size());
+  EventDecoder events;
+  Record t;
+  Fields f(nullptr, 0);
+  for (const In& e : in) {
+    ASSERT_TRUE(r.next(&t, &f));
+    EXPECT_EQ(t, e.alloc ? Record::kAlloc : Record::kFree);
+    EventFields got;
+    ASSERT_TRUE(events.decode(t, f, &got));
+    EXPECT_EQ(got.tid, e.tid);
+    EXPECT_EQ(got.address, e.address);
+    EXPECT_EQ(got.size, e.size);
+    EXPECT_EQ(got.stack_id, e.stack);
+  }
+  EXPECT_FALSE(r.next(&t, &f));
+  // Mostly one-byte fields: six events in little more than six bytes each.
+  EXPECT_LT(stream.size(), 6u * 12u);
 }
 
 TEST(CaptureRecords, AStreamCutAnywhereReadsTheWholeRecordsBeforeTheCut) {
