@@ -16,7 +16,7 @@
 #include <sstream>
 #include <vector>
 
-#include "capture_format.h"
+#include "capture_files.h"
 #include "commands.h"
 #include "errors.h"
 #include "format.h"
@@ -29,9 +29,6 @@ constexpr std::chrono::milliseconds kStopTimeout{10000};
 constexpr double kMaxDurationS = 24 * 3600;
 constexpr const char* kDefaultOutputDir = "/tmp/rsr_memory_profiles";
 constexpr double kDefaultCleanupDays = 7;
-// A .part file is being written while its mtime moves; one touched this recently is never
-// removed, even with --days 0.
-constexpr time_t kPartQuietS = 60;
 
 std::string duration_text(double seconds) {
   if (seconds <= 0) return "-";
@@ -60,29 +57,6 @@ void render_profiler(std::ostream& out, const Json& p) {
       << human_bytes(num(p, "bytes")) << '\n';
   const double dropped = num(p, "dropped_events", num(p, "dropped"));
   if (dropped > 0) out << "  dropped   " << human_count(dropped) << " events\n";
-}
-
-bool capture_name(const std::string& name) {
-  auto ends_with = [&name](const char* suffix) {
-    const size_t n = std::strlen(suffix);
-    return name.size() >= n && name.compare(name.size() - n, n, suffix) == 0;
-  };
-  if (ends_with(".bin.part")) return true;
-  return ends_with(".bin") && (name.rfind("profile_", 0) == 0 || name.rfind("scope_", 0) == 0);
-}
-
-// True when `name` in `dfd` is still the regular file `st` and starts with the capture magic.
-bool starts_with_magic(int dfd, const std::string& name, const struct stat& st) {
-  const int fd = ::openat(dfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return false;
-  uint8_t head[capture::kFileHeaderBytes];
-  struct stat now {};
-  const bool same = ::fstat(fd, &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino &&
-                    S_ISREG(now.st_mode);
-  const ssize_t n = same ? ::read(fd, head, sizeof head) : -1;
-  ::close(fd);
-  return n >= static_cast<ssize_t>(sizeof capture::kMagic) &&
-         std::memcmp(head, capture::kMagic, sizeof capture::kMagic) == 0;
 }
 
 }  // namespace
@@ -217,11 +191,10 @@ int cmd_cleanup_profiles(const GlobalOptions& g, const CleanupOptions& options, 
     throw CtlError(kExitNotFound, "cannot read " + dir + ": " + std::strerror(errno));
   }
   const time_t now = ::time(nullptr);
-  const double cutoff = static_cast<double>(now) - days * 86400;
+  const double cutoff = days == 0 ? HUGE_VAL : static_cast<double>(now) - days * 86400;
   std::vector<std::string> names;
   while (dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    if (capture_name(name)) names.push_back(name);
+    if (capture::capture_file_name(e->d_name)) names.push_back(e->d_name);
   }
   std::sort(names.begin(), names.end());
 
@@ -231,12 +204,7 @@ int cmd_cleanup_profiles(const GlobalOptions& g, const CleanupOptions& options, 
   std::ostringstream text;
   for (const std::string& name : names) {
     struct stat st {};
-    if (::fstatat(dfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
-      continue;
-    const bool part = name.size() > 5 && name.compare(name.size() - 5, 5, ".part") == 0;
-    if (days > 0 && static_cast<double>(st.st_mtime) >= cutoff) continue;
-    if (part && st.st_mtime > now - kPartQuietS) continue;
-    if (!starts_with_magic(dfd, name, st)) continue;
+    if (!capture::capture_file_expired(dfd, name.c_str(), cutoff, now, &st)) continue;
     if (::unlinkat(dfd, name.c_str(), 0) != 0) {
       io.err << "rsrmemctl: cannot remove " << dir << '/' << name << ": " << std::strerror(errno)
              << '\n';

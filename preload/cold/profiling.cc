@@ -1,6 +1,7 @@
 // Profiling captures: requests, the writer thread and the capture files (see profiling.h).
 #include "profiling.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -17,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "../../common/capture_files.h"
 #include "../../common/capture_format.h"
 #include "../hot/capture.h"
 #include "../hot/tables.h"
@@ -589,12 +591,48 @@ void service_scopes() {
   }
 }
 
+// RSR_PROFILING_CLEANUP_DAYS (0: no automatic cleanup): removes the captures older than that
+// from the output directory, by the rule of `rsrmemctl cleanup-profiles` (common/capture_files.h),
+// when the directory is one captures would be written to (ours, not group/world-writable).
+void cleanup_old_captures() {
+  const Config& c = g_cold.config;
+  if (c.profiling_cleanup_days <= 0) return;
+  const int dfd = ::open(c.profiling_output_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0) return;
+  struct stat st{};
+  DIR* d = fstat(dfd, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 022) == 0 ? fdopendir(dfd) : nullptr;
+  if (!d) {
+    ::close(dfd);
+    return;
+  }
+  const time_t now = time(nullptr);
+  const double cutoff = static_cast<double>(now) - static_cast<double>(c.profiling_cleanup_days) * 86400.0;
+  int removed = 0;
+  uint64_t bytes = 0;
+  while (dirent* e = readdir(d)) {
+    if (cap::capture_file_expired(dfd, e->d_name, cutoff, now, &st) && unlinkat(dfd, e->d_name, 0) == 0) {
+      ++removed;
+      bytes += static_cast<uint64_t>(st.st_size);
+    }
+  }
+  closedir(d);
+  if (removed)
+    log(Level::kInfo, "removed %d capture file(s), %llu bytes, older than %d days from %s", removed,
+        static_cast<unsigned long long>(bytes), static_cast<int>(c.profiling_cleanup_days), c.profiling_output_dir);
+}
+
 void* writer_main(void*) {
   hot::guard_enter();
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  constexpr int64_t kCleanupEveryNs = 3600LL * 1000000000LL;
+  int64_t next_cleanup = 0;
   for (;;) {
+    if (mono_ns() >= next_cleanup) {
+      cleanup_old_captures();
+      next_cleanup = mono_ns() + kCleanupEveryNs;
+    }
     lock();
     Session* s = g_prof.session;
     unlock();

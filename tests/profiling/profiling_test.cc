@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -433,6 +434,60 @@ TEST(Profiling, DisabledIsRefusedNamingTheSetting) {
   EXPECT_EQ(m.json["profiling"]["active"], 0);
   EXPECT_EQ(m.json["profiling"]["enabled"], false);
   EXPECT_TRUE(s.files().empty());
+}
+
+// An output directory with captures of every age and files that only look like them.
+struct OldCaptures {
+  TempDir base{"rsrcleanup"};
+  std::string out = base / "profiles";
+  OldCaptures() {
+    EXPECT_EQ(mkdir(out.c_str(), 0700), 0);
+    const std::string magic(cap::kMagic, sizeof cap::kMagic);
+    file("profile_20200101_000000_1.bin", magic + "frames", 10);
+    file("scope_req_20200101_000000_1_1.bin", magic, 8);
+    file("profile_20200101_000000_2.bin.part", magic, 9);
+    file("profile_20260101_000000_3.bin", magic, 6);           // younger than 7 days
+    file("profile_20200101_000000_4.bin", "not a capture", 10);  // no magic
+    file("notes.bin", magic, 10);                              // not a capture's name
+    file("report.html", "<html>", 10);
+    file("../outside_1.bin", magic, 10);
+    EXPECT_EQ(symlink((base / "outside_1.bin").c_str(), (out + "/profile_20200101_000000_5.bin").c_str()), 0);
+  }
+  void file(const std::string& name, const std::string& content, int days_old) {
+    const std::string path = out + "/" + name;
+    rt::write_file(path, content, 0600);
+    const time_t when = time(nullptr) - days_old * 86400;
+    const timespec t[2] = {{when, 0}, {when, 0}};
+    EXPECT_EQ(utimensat(AT_FDCWD, path.c_str(), t, 0), 0);
+  }
+  std::set<std::string> names() {
+    const std::vector<std::string> v = rt::list_dir(out);
+    return {v.begin(), v.end()};
+  }
+};
+
+TEST(Profiling, CapturesOlderThanTheCleanupDaysAreRemovedByTheLibrary) {
+  OldCaptures old;
+  Service s(Env{{"RSR_PROFILING_OUTPUT_DIR", old.out}, {"RSR_PROFILING_CLEANUP_DAYS", "7"}});
+  const std::set<std::string> kept = {"profile_20260101_000000_3.bin", "profile_20200101_000000_4.bin",
+                                      "notes.bin", "report.html", "profile_20200101_000000_5.bin"};
+  for (int waited = 0; old.names() != kept && waited < 5000; waited += 50)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(old.names(), kept);
+  struct stat st{};
+  EXPECT_EQ(stat((old.base / "outside_1.bin").c_str(), &st), 0) << "a symlink's target is never removed";
+}
+
+TEST(Profiling, CleanupDaysZeroRemovesNothing) {
+  OldCaptures old;
+  const std::set<std::string> before = old.names();
+  Service s(Env{{"RSR_PROFILING_OUTPUT_DIR", old.out}, {"RSR_PROFILING_CLEANUP_DAYS", "0"}});
+  // A capture started and stopped: the writer thread has been through its loop.
+  const json started = s.start(60);
+  ASSERT_TRUE(s.ask({{"cmd", "stop_profiling"}, {"id", started["id"]}}).served());
+  std::set<std::string> after = old.names();
+  after.erase(started["path"].get<std::string>().substr(old.out.size() + 1));
+  EXPECT_EQ(after, before);
 }
 
 TEST(Profiling, UnusableOutputDirectoryIsRefused) {
