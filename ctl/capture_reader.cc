@@ -29,9 +29,11 @@ constexpr size_t kReadChunk = 1 << 20;
 constexpr int kBuckets = 65;
 // Events are held back this long (capture time) before they are replayed, so batches written
 // late by other threads still fall into place; doubled, up to the maximum, whenever an event
-// arrives later than that.
-constexpr int64_t kInitialWindowNs = 2'000'000'000;
-constexpr int64_t kMaxWindowNs = 120'000'000'000;
+// arrives later than that. An allocation later still (a thread that allocated and then went
+// quiet hands its buffer over late) whose block was freed meanwhile is matched with that free
+// (Replay::orphans_), so what is live at the end stays exact; only the peak may be off.
+constexpr int64_t kInitialWindowNs = 250'000'000;
+constexpr int64_t kMaxWindowNs = 30'000'000'000;
 
 struct Event {
   int64_t time;
@@ -156,6 +158,16 @@ class Replay {
   void on_alloc(const Event& e) {
     ++model_.allocations;
     model_.allocated_bytes += e.size;
+    if (auto o = orphans_.find(e.address); o != orphans_.end() && o->second >= e.time) {
+      // Replayed late: its free was replayed already.
+      orphans_.erase(o);
+      ++model_.frees;
+      model_.freed_bytes += e.size;
+      stacks_[e.stack].all.add(e.size);
+      count(hist_all_, e.size);
+      threads_[e.tid].all.add(e.size);
+      return;
+    }
     auto [it, fresh] = live_.try_emplace(e.address, Live{e.size, e.stack, e.tid, e.time});
     if (!fresh) {  // its free was lost (dropped events): the old block is gone
       forget(it->second);
@@ -175,7 +187,10 @@ class Replay {
 
   void on_free(const Event& e) {
     auto it = live_.find(e.address);
-    if (it == live_.end()) return;  // allocated before the capture started
+    if (it == live_.end()) {  // allocated before the capture started, or replayed late
+      orphans_[e.address] = e.time;
+      return;
+    }
     const Live block = it->second;
     live_.erase(it);
     ++model_.frees;
@@ -202,6 +217,7 @@ class Replay {
   int64_t window_ = kInitialWindowNs;
   int64_t newest_ = INT64_MIN, emitted_time_ = INT64_MIN, last_time_ = 0;
   uint64_t late_ = 0;
+  std::unordered_map<uint64_t, int64_t> orphans_;  // frees of blocks not (yet) seen allocated
   std::unordered_map<uint64_t, Live> live_;
   uint64_t live_bytes_ = 0;
   std::unordered_map<uint64_t, StackTotals> stacks_;

@@ -208,6 +208,36 @@ TEST_F(ProfilingTest, ReaderTemporaryView) {
   EXPECT_EQ(m.size_histogram[size_bucket(100)].count, 1u);
 }
 
+// A thread that allocated and then went quiet hands its buffer over long after another thread
+// freed the block: the allocation arrives seconds behind the reorder window and must still not
+// be live at the end.
+TEST_F(ProfilingTest, AllocationArrivingAfterItsFreeIsNotLive) {
+  const Stacks st = real_stacks();
+  rsrtest::CaptureBuilder b;
+  b.json(Record::kHeader, R"({"format":"rsrmem-capture","version":1,"id":"background_1","kind":"background"})");
+  b.thread(100, "quiet");
+  b.thread(200, "busy");
+  b.stack(1, st.plain);
+  b.stack(2, st.outer);
+  constexpr int64_t kSecond = 1'000'000'000;
+  b.free(2 * kSecond, 200, kA1);  // frees the block "quiet" allocated at 1 s
+  for (int i = 0; i < 200; ++i) b.alloc(2 * kSecond + i * (kSecond / 20), 200, 0x900000 + 64 * i, 32, 2);
+  b.cut_frame();
+  b.alloc(1 * kSecond, 100, kA1, 4096, 1);  // 11 s late
+  b.alloc(13 * kSecond, 100, kA2, 8, 1);
+  b.json(Record::kEnd, R"({"reason":"stopped","truncated":false,"events":203,"dropped_events":0})");
+  const ProfileModel all = read_capture(write(b.bytes()));
+  EXPECT_EQ(all.allocations, 202u);
+  EXPECT_EQ(all.frees, 1u);
+  EXPECT_EQ(all.freed_bytes, 4096u);
+  EXPECT_EQ(all.live_blocks_at_end, 201u);
+  EXPECT_EQ(all.live_bytes_at_end, 200u * 32u + 8u);
+  const ProfileModel leaks = read_capture(write(b.bytes(), "late.bin"), {ProfileView::kLeaks, {}});
+  std::multiset<uint64_t> bytes;
+  for (const ProfileStack& s : leaks.stacks) bytes.insert(s.bytes);
+  EXPECT_EQ(bytes, (std::multiset<uint64_t>{8u, 200u * 32u})) << "the late 4096-byte block is not live";
+}
+
 TEST_F(ProfilingTest, ProgressReportsFileBytes) {
   const std::string path = write(scenario().bytes());
   uint64_t last = 0, size = 0;
