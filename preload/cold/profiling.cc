@@ -33,7 +33,7 @@ namespace {
 namespace cap = rsr::capture;
 
 constexpr const char* kLibraryVersion = "0.1.0";
-constexpr uint32_t kPoolBuffers = 256;            // 16 MiB of event buffers per background capture
+constexpr uint32_t kPoolBuffers = 1024;           // 64 MiB of event buffers (resident as used)
 constexpr uint32_t kScopeEvents = 32768;          // 1 MiB of events per captured scope
 constexpr int kMaxScopesInFlight = 8;
 constexpr size_t kRawBytes = 256 * 1024;          // records per zstd frame
@@ -819,7 +819,7 @@ bool profiling_start(double duration_s, Writer& w, char* err, size_t cap) {
     for (; made < kPoolBuffers; ++made) {
       void* p = heap_alloc(sizeof(hot::EventBuffer));
       if (!p) break;
-      pool[made] = new (p) hot::EventBuffer();
+      pool[made] = new (p) hot::EventBuffer;  // events left untouched: pages become resident as used
     }
   }
   const auto free_pool = [&] {

@@ -45,7 +45,7 @@ struct Event {
 static_assert(sizeof(Event) == 32);
 
 inline constexpr uint32_t kBufferEvents = 2048;  // 64 KiB of events per buffer
-inline constexpr uint32_t kWakeEvery = 8;        // of a pool of 256 (cold/profiling.cc)
+inline constexpr uint32_t kWakeEvery = 8;        // of a pool of 1024 (cold/profiling.cc)
 
 struct EventBuffer {
   EventBuffer* next;  // link in the full stack
