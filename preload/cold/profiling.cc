@@ -39,6 +39,7 @@ constexpr int kMaxScopesInFlight = 8;
 constexpr size_t kRawBytes = 256 * 1024;          // records per zstd frame
 constexpr uint64_t kEndReserve = 1024;            // room kept for the END record's frame
 constexpr int kZstdLevel = 1;  // fast: the writer must keep up with busy threads
+constexpr int64_t kHandoverAgeNs = 100000000;  // a buffer's oldest event, before it is handed over
 constexpr int kStopWaitMs = 5000;
 constexpr int kExitWaitMs = 2000;
 
@@ -837,7 +838,11 @@ bool profiling_start(double duration_s, Writer& w, char* err, size_t cap) {
     heap_delete(s);
     return false;
   }
-  s->file.set_start(s->start_mono, tick_clock(true));
+  const TickClock clock = tick_clock(true);
+  s->file.set_start(s->start_mono, clock);
+  hot::g_capture.handover_ticks.store(
+      static_cast<uint64_t>(static_cast<double>(kHandoverAgeNs) / (clock.identity ? 1.0 : clock.ns_per_tick)),
+      std::memory_order_relaxed);
   s->file.json(cap::Record::kHeader, header_json(s->id, "background", nullptr, s->start_real, duration_s, s->max_bytes));
   refresh_modules();
   s->modules_done = s->file.modules_from(0);

@@ -53,13 +53,15 @@ void append_background(CaptureTls& tls, uint32_t epoch, const Event& e) {
       return;
     }
     b->tid = tls.tid;
+    b->first_ticks = e.ticks;
     b->count.store(0, std::memory_order_relaxed);
     tls.buffer = b;
   }
   const uint32_t n = b->count.load(std::memory_order_relaxed);
   b->events[n] = e;
   b->count.store(n + 1, std::memory_order_release);
-  if (n + 1 == kBufferEvents) {
+  const uint64_t age = g_capture.handover_ticks.load(std::memory_order_relaxed);
+  if (n + 1 == kBufferEvents || (age != 0 && e.ticks - b->first_ticks >= age)) {
     tls.buffer = nullptr;
     hand_over(b);
   }

@@ -7,8 +7,9 @@
 // With no capture the fast path pays nothing.
 //
 // Each thread appends raw events to a buffer of its own, taken from a fixed pool allocated by the
-// writer side on the private heap. A full buffer is pushed on a lock-free stack for the writer
-// thread and replaced from the pool; when the pool is empty the event is dropped and counted.
+// writer side on the private heap. A full buffer, or one whose first event is 100 ms old (checked
+// at the thread's next event), is pushed on a lock-free stack for the writer thread and replaced
+// from the pool; when the pool is empty the event is dropped and counted.
 // Nothing here waits for the writer or the disk. The writer wakes every few milliseconds by
 // itself; a futex wake (a system call, costly in a virtual machine) is sent only when
 // kWakeEvery buffers are waiting, long before the pool runs out.
@@ -52,6 +53,7 @@ struct EventBuffer {
   uint32_t index;     // position in the pool
   uint32_t free_next; // free list link: index + 1, 0 ends
   uint64_t tid;
+  uint64_t first_ticks;  // the first event's time
   std::atomic<uint32_t> count;
   uint32_t unused;
   Event events[kBufferEvents];
@@ -83,6 +85,9 @@ struct CaptureHot {
   std::atomic<ScopeBuffer*> scopes_done{nullptr};
   std::atomic<uint32_t> wake{0};           // futex word the writer sleeps on
   std::atomic<bool> scopes_on{false};      // RSR_PROFILING_ENABLED: scopes may be captured
+  // A buffer whose first event is this many ticks old is handed over at the thread's next event
+  // (a quiet thread's events reach the file close to their time); 0: only when full.
+  std::atomic<uint64_t> handover_ticks{0};
   // Event times: the invariant TSC where the CPU has one (a third of clock_gettime's cost under
   // a virtual machine's clock source), converted to CLOCK_MONOTONIC ns by the writer from the
   // pair read at start-up (capture_clock_init). Fixed before any capture can start.

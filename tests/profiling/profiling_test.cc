@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -554,6 +555,33 @@ TEST(Profiling, CapturesInTheSameSecondGetTheirOwnIdsAndFiles) {
   EXPECT_EQ(ids.size(), 3u);
   EXPECT_EQ(paths.size(), 3u);
   EXPECT_EQ(s.files().size(), 3u);
+}
+
+// A thread that allocates now and then hands its buffer over once its oldest event is 100 ms
+// old (at its next event), not only when the buffer is full or the capture ends: its events reach
+// the file close to their time.
+TEST(Profiling, AQuietThreadsEventsAreWrittenWithoutWaitingForTheEnd) {
+  Service s;
+  const json started = s.start(60);
+  const std::string quiet = s.line("quiet", "quiet ");
+  ASSERT_FALSE(quiet.empty());
+  const uint64_t tid = std::stoull(quiet.substr(6));
+  ASSERT_FALSE(s.line("churn 20000", "churned").empty());
+  Reply r = s.ask({{"cmd", "stop_profiling"}, {"id", started["id"]}});
+  ASSERT_TRUE(r.served()) << r.describe();
+  ASSERT_FALSE(s.line("quiet-end", "quiet-ended").empty());
+  const Capture c = decode(started["path"]);
+  std::vector<size_t> quiet_at, main_at;
+  for (size_t i = 0; i < c.allocs.size(); ++i)
+    (c.allocs[i].tid == tid ? quiet_at : main_at).push_back(i);
+  ASSERT_EQ(quiet_at.size(), 2u);
+  ASSERT_FALSE(main_at.empty());
+  // The churn (20,000 allocations after the quiet thread's second one) follows its events in
+  // the file; held until the end, they would come after all but the main thread's last buffer.
+  const size_t after = static_cast<size_t>(
+      main_at.end() - std::upper_bound(main_at.begin(), main_at.end(), quiet_at.back()));
+  EXPECT_GT(after, 10000u) << "the quiet thread's buffer was held until the end";
+  EXPECT_GT(c.allocs[quiet_at[1]].t - c.allocs[quiet_at[0]].t, 250'000'000);
 }
 
 TEST(Profiling, StopsAtTheSizeCap) {

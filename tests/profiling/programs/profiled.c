@@ -6,6 +6,8 @@
  *           thread allocates outside any scope; prints the scope thread's tid
  *   fork    forks; the child allocates, prints "child <pid>", waits for its parent to say
  *           "child-exit" through a pipe... (it simply sleeps until killed or 30 s)
+ *   quiet   a thread allocates 77 bytes, sleeps 300 ms, allocates 78 bytes and then waits (quiet)
+ *           until "quiet-end"; prints its tid after the second allocation
  *   exit    exit(0)
  * At start it prints the functions' addresses and the usable sizes of its blocks. */
 #define _GNU_SOURCE
@@ -90,6 +92,24 @@ static void* scope_thread(void* arg) {
   return NULL;
 }
 
+static pthread_mutex_t quiet_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t quiet_cv = PTHREAD_COND_INITIALIZER;
+static int quiet_state; /* 1: allocated twice, 2: may end */
+static void* quiet_thread(void* arg) {
+  *(pid_t*)arg = (pid_t)syscall(SYS_gettid);
+  void* first = malloc(77);
+  usleep(300 * 1000);
+  void* second = malloc(78);
+  pthread_mutex_lock(&quiet_mu);
+  quiet_state = 1;
+  pthread_cond_broadcast(&quiet_cv);
+  while (quiet_state != 2) pthread_cond_wait(&quiet_cv, &quiet_mu);
+  pthread_mutex_unlock(&quiet_mu);
+  free(first);
+  free(second);
+  return NULL;
+}
+
 static void churn(long n) {
   unsigned x = 12345;
   void* slots[64] = {0};
@@ -147,6 +167,22 @@ int main(void) {
         _exit(0);
       }
       printf("forked %d\n", (int)pid);
+    } else if (strncmp(line, "quiet-end", 9) == 0) {
+      pthread_mutex_lock(&quiet_mu);
+      quiet_state = 2;
+      pthread_cond_broadcast(&quiet_cv);
+      pthread_mutex_unlock(&quiet_mu);
+      printf("quiet-ended\n");
+    } else if (strncmp(line, "quiet", 5) == 0) {
+      static pid_t quiet_tid;
+      static pthread_t qt;
+      quiet_state = 0;
+      pthread_create(&qt, NULL, quiet_thread, &quiet_tid);
+      pthread_mutex_lock(&quiet_mu);
+      while (quiet_state != 1) pthread_cond_wait(&quiet_cv, &quiet_mu);
+      pthread_mutex_unlock(&quiet_mu);
+      pthread_detach(qt);
+      printf("quiet %d\n", (int)quiet_tid);
     } else if (strncmp(line, "exit", 4) == 0) {
       exit(0);
     }
