@@ -11,7 +11,9 @@
 
 #include <sys/wait.h>
 
+#include <chrono>
 #include <cstdio>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -164,30 +166,46 @@ TEST(PreFork, OnlyTheLeakingWorkerReportsTheLeak) {
     }
   }
   // The operator's view of the same family: `rsrmemctl --all check-leaks` names the leak in the
-  // leaking worker's block only, and exits 1 because one process has indicators.
+  // leaking worker's block only, and exits 1 because one process has indicators. A check judges
+  // the growth of the moment: on a loaded machine one check may see only the process's growth,
+  // so the leaking worker gets a few checks to name its site; the other must never name it.
   const std::string cmd = "RSR_SOCKET_DIR='" + dir.path() + "' '" + rt::ctl_path() + "' --all check-leaks --format json";
-  std::string out;
-  int status = -1;
-  if (FILE* f = popen(cmd.c_str(), "r")) {
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-    status = pclose(f);
-  }
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << "status " << status << "\n" << out.substr(0, 2000);
-  const json all_report = json::parse(out, nullptr, false);
-  ASSERT_TRUE(all_report.is_object()) << out.substr(0, 2000);
-  for (const auto& m : members) {
-    const std::string key = std::to_string(m.pid);
-    ASSERT_TRUE(all_report.contains(key)) << m.name << " missing from --all\n" << out.substr(0, 2000);
-    bool names_leak = false;
-    for (const auto& ind : all_report[key].value("leak_indicators", json::array())) {
-      if (ind.contains("site") && ind["site"].value("user_frame", json::object()).value("function", "") ==
-                                      "leaky_worker_store")
-        names_leak = true;
+  std::map<pid_t, bool> named;
+  std::string last;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::seconds(1));
+    std::string out;
+    int status = -1;
+    if (FILE* f = popen(cmd.c_str(), "r")) {
+      char buf[65536];
+      size_t n;
+      while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+      status = pclose(f);
     }
-    EXPECT_EQ(names_leak, m.leaks) << m.name << " in --all:\n" << all_report[key].dump(1).substr(0, 3000);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << "status " << status << "\n" << out.substr(0, 2000);
+    const json all_report = json::parse(out, nullptr, false);
+    ASSERT_TRUE(all_report.is_object()) << out.substr(0, 2000);
+    bool done = true;
+    for (const auto& m : members) {
+      const std::string key = std::to_string(m.pid);
+      ASSERT_TRUE(all_report.contains(key)) << m.name << " missing from --all\n" << out.substr(0, 2000);
+      bool names_leak = false;
+      for (const auto& ind : all_report[key].value("leak_indicators", json::array())) {
+        if (ind.contains("site") && ind["site"].value("user_frame", json::object()).value("function", "") ==
+                                        "leaky_worker_store")
+          names_leak = true;
+      }
+      if (!m.leaks) EXPECT_FALSE(names_leak) << m.name << " names the other worker's leak in --all:\n" << all_report[key].dump(1).substr(0, 3000);
+      named[m.pid] = named[m.pid] || names_leak;
+      if (m.leaks && !named[m.pid]) {
+        done = false;
+        last = m.name + " in --all:\n" + all_report[key].dump(1).substr(0, 3000);
+      }
+    }
+    if (done) break;
   }
+  for (const auto& m : members)
+    if (m.leaks) EXPECT_TRUE(named[m.pid]) << "in five checks, " << last;
 
   p.close_stdin();
   ASSERT_TRUE(p.read_until([](const std::string& l) { return l.rfind("parent done", 0) == 0; }, 20000)) << p.describe();
