@@ -266,6 +266,18 @@ bool json_int(const Value& v, int64_t* out) {
   return true;
 }
 
+bool json_double(const Value& v, double* out) {
+  char buf[64];
+  if (v.type != Type::kNumber || v.raw.empty() || v.raw.size() >= sizeof buf) return false;
+  std::memcpy(buf, v.raw.data(), v.raw.size());
+  buf[v.raw.size()] = '\0';
+  char* end = nullptr;
+  const double x = std::strtod(buf, &end);
+  if (*end != '\0') return false;
+  *out = x;
+  return true;
+}
+
 bool json_bool(const Value& v, bool* out) {
   if (v.type != Type::kBool) return false;
   *out = v.raw == "true";

@@ -34,6 +34,8 @@ Value json_get(std::string_view doc, std::string_view key);
 bool json_string(const Value& v, char* out, size_t cap);
 // Parses an integer value. False when it is not an integer or is out of range.
 bool json_int(const Value& v, int64_t* out);
+// Parses any number value (integer, fraction, exponent). False when it is not a number.
+bool json_double(const Value& v, double* out);
 bool json_bool(const Value& v, bool* out);
 
 template <class Buffer>

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 
 #include "../../common/json.h"
@@ -345,16 +344,6 @@ bool int_argument(std::string_view req, std::string_view name, int64_t lo, int64
   return true;
 }
 
-bool number_of(std::string_view raw, double* out) {
-  char buf[64];
-  if (raw.empty() || raw.size() >= sizeof buf) return false;
-  std::memcpy(buf, raw.data(), raw.size());
-  buf[raw.size()] = '\0';
-  char* end = nullptr;
-  *out = strtod(buf, &end);
-  return end == buf + raw.size();
-}
-
 }  // namespace
 
 proto::Kind handle_request(std::string_view req, String& out) {
@@ -384,7 +373,7 @@ proto::Kind handle_request(std::string_view req, String& out) {
   } else if (std::strcmp(cmd, "start_profiling") == 0) {
     double duration = 0;
     const json::Value v = json::json_get(req, "duration_s");
-    if (v.type != json::Type::kNumber || !number_of(v.raw, &duration))
+    if (!json::json_double(v, &duration))
       return refuse(out, "bad argument: \"duration_s\" must be a number of seconds above 0 and at most 86400");
     char err[kPathMax + 256];
     common_fields(w);

@@ -237,6 +237,19 @@ TEST(JsonString, DoesNotWritePastCap) {
   for (int i = 4; i < 8; ++i) EXPECT_EQ(buf[i], 'Z');
 }
 
+TEST(JsonDouble, NumbersOnly) {
+  double d = 0;
+  EXPECT_TRUE(rsr::json::json_double(num("0.5"), &d));
+  EXPECT_EQ(d, 0.5);
+  EXPECT_TRUE(rsr::json::json_double(num("-12"), &d));
+  EXPECT_EQ(d, -12.0);
+  EXPECT_TRUE(rsr::json::json_double(num("1e3"), &d));
+  EXPECT_EQ(d, 1000.0);
+  d = 7;
+  EXPECT_FALSE(rsr::json::json_double(str(R"("10")"), &d));
+  EXPECT_EQ(d, 7.0);
+}
+
 TEST(JsonInt, EdgeCases) {
   int64_t v = 42;
   EXPECT_TRUE(json_int(num("0"), &v));
