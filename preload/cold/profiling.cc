@@ -43,12 +43,6 @@ constexpr int64_t kHandoverAgeNs = 100000000;  // a buffer's oldest event, befor
 constexpr int kStopWaitMs = 5000;
 constexpr int kExitWaitMs = 2000;
 
-int64_t mono_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
-}
-
 int64_t real_ns() {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -112,12 +106,12 @@ TickClock tick_clock(bool settle) {
   const hot::CaptureHot& c = hot::g_capture;
   if (!c.tsc) return k;
   constexpr int64_t kSpanNs = 100000000;
-  int64_t ns1 = mono_ns();
+  int64_t ns1 = hot::monotonic_ns();
   if (settle && ns1 - c.ns0 < kSpanNs) {
     const int64_t wait = kSpanNs - (ns1 - c.ns0);
     timespec ts{static_cast<time_t>(wait / 1000000000), static_cast<long>(wait % 1000000000)};
     nanosleep(&ts, nullptr);
-    ns1 = mono_ns();
+    ns1 = hot::monotonic_ns();
   }
   const uint64_t t1 = __rdtsc();
   k.identity = false;
@@ -528,7 +522,7 @@ void service_background(Session& s) {
   s.file.check_linked();
   if (requested) finish_session(s, requested, std::strcmp(requested, "exit") == 0);
   else if (s.file.failed() || s.file.full()) finish_session(s, "write_error", true);
-  else if (mono_ns() >= s.deadline) finish_session(s, "duration", false);
+  else if (hot::monotonic_ns() >= s.deadline) finish_session(s, "duration", false);
 }
 
 void scope_name(const char* name, char* out, size_t cap) {
@@ -630,16 +624,16 @@ void* writer_main(void*) {
   constexpr int64_t kCleanupEveryNs = 3600LL * 1000000000LL;
   int64_t next_cleanup = 0;
   for (;;) {
-    if (mono_ns() >= next_cleanup) {
+    if (hot::monotonic_ns() >= next_cleanup) {
       cleanup_old_captures();
-      next_cleanup = mono_ns() + kCleanupEveryNs;
+      next_cleanup = hot::monotonic_ns() + kCleanupEveryNs;
     }
     lock();
     Session* s = g_prof.session;
     unlock();
     int timeout = 200;
     if (s) {
-      const int64_t left_ms = (s->deadline - mono_ns()) / 1000000;
+      const int64_t left_ms = (s->deadline - hot::monotonic_ns()) / 1000000;
       timeout = left_ms < 50 ? static_cast<int>(left_ms < 1 ? 1 : left_ms) : 50;
     }
     hot::capture_writer_sleep(timeout);
@@ -667,7 +661,7 @@ void write_profiler(Writer& w, const Session& s) {
       .field("path", s.path)
       .field("started_at", static_cast<double>(s.start_real) / 1e9)
       .field("duration_s", s.duration_s)
-      .field("elapsed_s", static_cast<double>(mono_ns() - s.start_mono) / 1e9)
+      .field("elapsed_s", static_cast<double>(hot::monotonic_ns() - s.start_mono) / 1e9)
       .field("events", s.stats.events.load())
       .field("bytes", s.stats.bytes.load())
       .field("dropped_events", hot::g_capture.dropped.load())
@@ -705,7 +699,7 @@ bool wait_result(uint64_t serial, int ms) {
 }
 
 uint64_t next_random(uint64_t& x) {
-  if (x == 0) x = static_cast<uint64_t>(mono_ns()) ^ (static_cast<uint64_t>(hot::capture_tid()) << 32) ^ 0x9E3779B97F4A7C15ULL;
+  if (x == 0) x = static_cast<uint64_t>(hot::monotonic_ns()) ^ (static_cast<uint64_t>(hot::capture_tid()) << 32) ^ 0x9E3779B97F4A7C15ULL;
   x ^= x << 13;
   x ^= x >> 7;
   x ^= x << 17;
@@ -788,7 +782,7 @@ bool profiling_start(double duration_s, Writer& w, char* err, size_t cap) {
   if (!prepare_output_dir(c.profiling_output_dir, err, cap)) return false;
   Session* s = heap_new<Session>();
   s->start_real = real_ns();
-  s->start_mono = mono_ns();
+  s->start_mono = hot::monotonic_ns();
   s->duration_s = duration_s;
   s->deadline = s->start_mono + static_cast<int64_t>(duration_s * 1e9);
   s->max_bytes = static_cast<uint64_t>(c.max_profile_size_mb) << 20;
@@ -944,7 +938,7 @@ void profiling_scope_begin(const char* name, uint64_t token) {
   s->tid = hot::capture_tid();
   s->token = token;
   s->serial = g_prof.scope_serial.fetch_add(1, std::memory_order_relaxed) + 1;
-  s->start_mono_ns = mono_ns();
+  s->start_mono_ns = hot::monotonic_ns();
   s->start_real_ns = real_ns();
   s->dropped = 0;
   s->count = 0;

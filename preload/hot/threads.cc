@@ -7,7 +7,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "capture.h"
@@ -247,12 +246,9 @@ bool threads_wait_clear(uint8_t ThreadState::*flag, int max_ms) {
   for (int i = 0; i < g_thread_high && idle; ++i) {
     ThreadState* t = g_threads[i];
     if (!t) continue;
-    timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    const int64_t start = monotonic_ns();
     while (__atomic_load_n(&(t->*flag), __ATOMIC_SEQ_CST) != 0) {
-      timespec now;
-      clock_gettime(CLOCK_MONOTONIC, &now);
-      if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 >= max_ms) {
+      if (monotonic_ns() - start >= int64_t{max_ms} * 1000000) {
         idle = false;
         break;
       }
