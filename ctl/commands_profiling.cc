@@ -18,6 +18,7 @@
 
 #include "capture_files.h"
 #include "commands.h"
+#include "config.h"
 #include "errors.h"
 #include "format.h"
 
@@ -27,8 +28,15 @@ namespace {
 constexpr std::chrono::milliseconds kStopTimeout{10000};
 
 constexpr double kMaxDurationS = 24 * 3600;
-constexpr const char* kDefaultOutputDir = "/tmp/rsr_memory_profiles";
-constexpr double kDefaultCleanupDays = 7;
+// The settings table's defaults (common/config.h): this command and the library agree on them.
+const Config& setting_defaults() {
+  static const Config defaults = [] {
+    Config c;
+    parse_config([](const char*) -> const char* { return nullptr; }, nullptr, nullptr, &c);
+    return c;
+  }();
+  return defaults;
+}
 
 std::string duration_text(double seconds) {
   if (seconds <= 0) return "-";
@@ -152,7 +160,7 @@ int cmd_cleanup_profiles(const GlobalOptions& g, const CleanupOptions& options, 
   double days = options.days;
   if (days < 0) {
     const char* env = std::getenv("RSR_PROFILING_CLEANUP_DAYS");
-    days = kDefaultCleanupDays;
+    days = static_cast<double>(setting_defaults().profiling_cleanup_days);
     if (env && *env) {
       char* end = nullptr;
       const double v = std::strtod(env, &end);
@@ -165,7 +173,7 @@ int cmd_cleanup_profiles(const GlobalOptions& g, const CleanupOptions& options, 
   std::string dir = options.dir;
   if (dir.empty()) {
     const char* env = std::getenv("RSR_PROFILING_OUTPUT_DIR");
-    dir = env && *env ? env : kDefaultOutputDir;
+    dir = env && *env ? env : setting_defaults().profiling_output_dir;
   }
 
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
