@@ -423,20 +423,13 @@ constinit Profiler g_prof;
 void lock() { pthread_mutex_lock(&g_prof.mu); }
 void unlock() { pthread_mutex_unlock(&g_prof.mu); }
 
-// The modules loaded since `from`, looked up under the control state's mutex.
-void refresh_module_map() {
-  pthread_mutex_lock(&g_cold.mutex);
-  try {
-    refresh_modules();
-  } catch (...) {
-  }
-  pthread_mutex_unlock(&g_cold.mutex);
-}
-
+// Refreshes the module map and writes the modules from index `from` on, under the control
+// state's mutex; returns the new count.
 size_t write_modules_since(CaptureFile& f, size_t from) {
   pthread_mutex_lock(&g_cold.mutex);
   size_t n = from;
   try {
+    refresh_modules();
     n = f.modules_from(from);
   } catch (...) {
   }
@@ -464,7 +457,6 @@ void write_buffer(CaptureFile& f, const hot::EventBuffer& b) {
 }
 
 void drain(Session& s, hot::EventBuffer* list) {
-  refresh_module_map();
   s.modules_done = write_modules_since(s.file, s.modules_done);
   for (hot::EventBuffer* b = reverse(list); b;) {
     hot::EventBuffer* next = b->next;
@@ -561,7 +553,6 @@ void write_scope(hot::ScopeBuffer& sb) {
     f->set_start(sb.start_mono_ns, tick_clock(false));
     f->json(cap::Record::kHeader, header_json(id, "scope", sb.name, sb.start_real_ns, 0.0,
                                               static_cast<uint64_t>(c.max_profile_size_mb) << 20));
-    refresh_module_map();
     write_modules_since(*f, 0);
     f->thread(sb.tid);
     for (uint32_t i = 0; i < sb.count; ++i) f->event(sb.tid, sb.events[i]);
