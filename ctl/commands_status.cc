@@ -103,6 +103,11 @@ Outcome status_of(const Target& target, const Client& client) {
     f.add("started", local_time(num(reply, "start_time")) + " (up " +
                          human_duration(num(reply, "uptime_s")) + ")");
     f.add("mode", str(reply, "mode", "?"));
+    const Json& tracking = member(reply, "tracking");
+    if (tracking.is_object()) {
+      const std::string state = str(tracking, "status", "?");
+      f.add("tracking", state == "ok" ? state : state + ": " + str(tracking, "detail"));
+    }
     f.add("socket", str(reply, "socket", target.socket));
     if (reply.contains("threads")) f.add("threads", human_count(num(reply, "threads")));
   }
@@ -163,8 +168,10 @@ int cmd_health(const GlobalOptions& g, bool verbose, Io io) {
     for (auto it = components.begin(); it != components.end(); ++it) {
       const Json& c = it.value();
       out << "  " << it.key() << ": " << (c.is_object() ? str(c, "status", "?") : value_text(c));
+      // A degraded component always says why: that is what the operator acts on.
       const std::string detail = str(c, "detail");
-      if (verbose && !detail.empty()) out << " (" << detail << ")";
+      const bool problem = c.is_object() && str(c, "status") == "degraded";
+      if ((verbose || problem) && !detail.empty()) out << " (" << detail << ")";
       out << '\n';
     }
     return Outcome{status == "healthy" ? kExitOk : kExitNegative, reply, out.str()};

@@ -131,7 +131,7 @@ RSR_EXPORT void* realloc(void* p, size_t n) {
     return q;
   }
   if (is_private(p)) [[unlikely]] return rsr::hot::private_realloc(p, n);
-  const size_t old = rsr::real::usable_size(p);
+  const size_t old = rsr::hot::next_usable_size(rsr::hot::t_state, p);
   rsr::hot::on_free(p);
   void* q = fn.realloc(p, n);
   if (q) track(q);
@@ -196,7 +196,7 @@ RSR_EXPORT size_t malloc_usable_size(void* p) {
   if (p == nullptr) return 0;
   if (rsr::real::is_bootstrap(p)) [[unlikely]] return rsr::real::bootstrap_usable_size(p);
   if (is_private(p)) [[unlikely]] return rsr::hot::g_private.usable_size(p);
-  return fn.malloc_usable_size(p);
+  return rsr::hot::next_usable_size(rsr::hot::t_state, p);
 }
 
 // operator new / delete, every variant of C++17.

@@ -1,6 +1,7 @@
 #include "real.h"
 
 #include <dlfcn.h>
+#include <link.h>
 
 #include <atomic>
 #include <cerrno>
@@ -120,7 +121,7 @@ size_t boot_usable(void* p) {
   return fn.malloc_usable_size(p);
 }
 
-// Fallbacks for entry points an allocator may lack, built on the mandatory four.
+// Fallbacks for entry points an allocator may lack, built on the mandatory ones.
 void* fallback_reallocarray(void* p, size_t n, size_t s) {
   size_t total;
   if (__builtin_mul_overflow(n, s, &total)) {
@@ -138,21 +139,78 @@ void* fallback_aligned_alloc(size_t align, size_t n) {
   }
   return p;
 }
+void* fallback_valloc(size_t n) { return fallback_aligned_alloc(4096, n); }
+void* fallback_pvalloc(size_t n) {
+  if (n > SIZE_MAX - 4095) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return fallback_aligned_alloc(4096, (n + 4095) & ~size_t{4095});
+}
 
 bool from_libc(void* f) {
   Dl_info info{};
   return dladdr(f, &info) != 0 && info.dli_fname && std::strstr(info.dli_fname, "/libc.so.6");
 }
 
+// Base address of the object holding `f` (null when unknown).
+const void* object_of(const void* f, const char** name = nullptr) {
+  Dl_info info{};
+  if (dladdr(f, &info) == 0) return nullptr;
+  if (name) *name = info.dli_fname;
+  return info.dli_fbase;
+}
+
+// Where the table's entries come from: normally the next object after this library
+// (RTLD_NEXT). When the process's `malloc` is not ours (an allocator before us in LD_PRELOAD, or
+// linked into the executable), every call must go to that allocator instead, or a block would be
+// allocated by one allocator and freed by another: entries then come from that object's scope,
+// and one that only we define is built from the others.
+void* g_source = RTLD_NEXT;
+
+const void* self_object() { return object_of(reinterpret_cast<const void*>(&resolve)); }
+
 template <class F>
 F next(const char* name) {
-  return reinterpret_cast<F>(dlsym(RTLD_NEXT, name));
+  void* f = dlsym(g_source, name);
+  if (f && g_source != RTLD_NEXT && object_of(f) == self_object()) return nullptr;
+  return reinterpret_cast<F>(f);
+}
+
+// The object whose `malloc` the process uses: the first one in load order (the program, then
+// LD_PRELOAD, then the rest) that defines it. A non-PIE program that takes malloc's address
+// makes dlsym answer with its own PLT stub, which dladdr even names "malloc": only a symbol
+// the object defines (not SHN_UNDEF) counts. Sets `*handle` to that object's.
+const void* malloc_definer(void** handle, const char** name) {
+  void* program = dlopen(nullptr, RTLD_LAZY | RTLD_NOLOAD);
+  link_map* lm = nullptr;
+  if (!program || dlinfo(program, RTLD_DI_LINKMAP, &lm) != 0) return nullptr;
+  for (; lm; lm = lm->l_next) {
+    // The program's handle searches the global scope; another object's, itself and its needs.
+    void* h = lm->l_prev == nullptr ? program : dlopen(lm->l_name, RTLD_LAZY | RTLD_NOLOAD);
+    if (!h) continue;
+    void* f = dlsym(h, "malloc");
+    Dl_info info{};
+    void* entry = nullptr;
+    const bool here = f && dladdr1(f, &info, &entry, RTLD_DL_SYMENT) != 0 && entry &&
+                      static_cast<const ElfW(Sym)*>(entry)->st_shndx != SHN_UNDEF && info.dli_saddr == f &&
+                      info.dli_fbase == object_of(lm->l_ld);
+    if (!here) {
+      if (h != program) dlclose(h);
+      continue;
+    }
+    *handle = h;  // kept open: the table's entries come from it
+    *name = lm->l_prev == nullptr ? kShadowedByProgram : info.dli_fname;
+    return info.dli_fbase;
+  }
+  return nullptr;
 }
 
 }  // namespace
 
 alignas(64) char g_arena[kArenaBytes];
 bool g_glibc_chunks = false;
+const char* g_shadowed_by = nullptr;
 
 constinit Table fn = {boot_malloc,         boot_free,          boot_calloc,   boot_realloc,
             boot_reallocarray,   boot_posix_memalign, boot_aligned_alloc, boot_memalign,
@@ -162,18 +220,38 @@ bool resolve() {
   if (g_resolved.load(std::memory_order_acquire)) return true;
   int expected = 0;
   if (!g_resolving.compare_exchange_strong(expected, 1)) return false;  // someone else is at it
+  void* definer_handle = nullptr;
+  const char* definer_name = nullptr;
+  const void* definer = malloc_definer(&definer_handle, &definer_name);
+  if (definer && definer != self_object()) {
+    g_source = definer_handle;
+    g_shadowed_by = definer_name && *definer_name ? definer_name : kShadowedByProgram;
+  }
   Table t{};
-  t.malloc = next<decltype(t.malloc)>("malloc");
-  t.free = next<decltype(t.free)>("free");
-  t.calloc = next<decltype(t.calloc)>("calloc");
-  t.realloc = next<decltype(t.realloc)>("realloc");
-  t.reallocarray = next<decltype(t.reallocarray)>("reallocarray");
-  t.posix_memalign = next<decltype(t.posix_memalign)>("posix_memalign");
-  t.aligned_alloc = next<decltype(t.aligned_alloc)>("aligned_alloc");
-  t.memalign = next<decltype(t.memalign)>("memalign");
-  t.valloc = next<decltype(t.valloc)>("valloc");
-  t.pvalloc = next<decltype(t.pvalloc)>("pvalloc");
-  t.malloc_usable_size = next<decltype(t.malloc_usable_size)>("malloc_usable_size");
+  // A mandatory entry the shadowing allocator lacks: the one the process would find without us.
+  const auto mandatory = [](const char* name) -> void* {
+    void* f = next<void*>(name);
+    return f ? f : dlsym(RTLD_NEXT, name);
+  };
+  t.malloc = reinterpret_cast<decltype(t.malloc)>(mandatory("malloc"));
+  t.free = reinterpret_cast<decltype(t.free)>(mandatory("free"));
+  t.calloc = reinterpret_cast<decltype(t.calloc)>(mandatory("calloc"));
+  t.realloc = reinterpret_cast<decltype(t.realloc)>(mandatory("realloc"));
+  t.posix_memalign = reinterpret_cast<decltype(t.posix_memalign)>(mandatory("posix_memalign"));
+  t.malloc_usable_size = reinterpret_cast<decltype(t.malloc_usable_size)>(mandatory("malloc_usable_size"));
+  // The optional entries only from the object that provides malloc: one the allocator lacks
+  // would otherwise be found further on (jemalloc has no pvalloc: glibc's would hand out a block
+  // that jemalloc's free cannot take back). The fallbacks build them on the allocator's own.
+  const void* allocator = object_of(reinterpret_cast<const void*>(t.malloc));
+  const auto optional = [allocator](const char* name) -> void* {
+    void* f = next<void*>(name);
+    return f && object_of(f) == allocator ? f : nullptr;
+  };
+  t.reallocarray = reinterpret_cast<decltype(t.reallocarray)>(optional("reallocarray"));
+  t.aligned_alloc = reinterpret_cast<decltype(t.aligned_alloc)>(optional("aligned_alloc"));
+  t.memalign = reinterpret_cast<decltype(t.memalign)>(optional("memalign"));
+  t.valloc = reinterpret_cast<decltype(t.valloc)>(optional("valloc"));
+  t.pvalloc = reinterpret_cast<decltype(t.pvalloc)>(optional("pvalloc"));
   if (!t.malloc || !t.free || !t.calloc || !t.realloc || !t.posix_memalign ||
       !t.malloc_usable_size) {
     g_resolving.store(0);
@@ -186,8 +264,8 @@ bool resolve() {
   fn.reallocarray = t.reallocarray ? t.reallocarray : fallback_reallocarray;
   fn.aligned_alloc = t.aligned_alloc ? t.aligned_alloc : fallback_aligned_alloc;
   fn.memalign = t.memalign ? t.memalign : fallback_aligned_alloc;
-  fn.valloc = t.valloc ? t.valloc : boot_valloc;
-  fn.pvalloc = t.pvalloc ? t.pvalloc : boot_pvalloc;
+  fn.valloc = t.valloc ? t.valloc : fallback_valloc;
+  fn.pvalloc = t.pvalloc ? t.pvalloc : fallback_pvalloc;
   fn.calloc = t.calloc;
   fn.free = t.free;
   fn.malloc = t.malloc;

@@ -47,6 +47,12 @@ size_t bootstrap_usable_size(const void* p);
 // directly (what its malloc_usable_size computes, without the call).
 extern bool g_glibc_chunks;
 
+// Set when the process's `malloc` is not this library's (an allocator earlier in LD_PRELOAD, or
+// one linked into the executable): the object that owns it. The table then points at that
+// allocator, so blocks stay with one allocator, but most calls bypass the hooks.
+extern const char* g_shadowed_by;
+inline constexpr const char* kShadowedByProgram = "the program itself";
+
 // Usable size of a live glibc block, read from its chunk header: what glibc's
 // malloc_usable_size returns, without the call. Only valid when g_glibc_chunks.
 [[gnu::always_inline]] inline size_t glibc_usable_size(const void* p) {
@@ -54,11 +60,6 @@ extern bool g_glibc_chunks;
   // Bit 1 (IS_MMAPPED): such chunks carry a two-word header, others share the next chunk's
   // first word; (header & 2) << 2 is that extra 8.
   return (header & ~size_t{7}) - sizeof(size_t) - ((header & 2) << 2);
-}
-
-// Usable size of a live block of the next allocator, whichever it is.
-inline size_t usable_size(void* p) {
-  return g_glibc_chunks ? glibc_usable_size(p) : fn.malloc_usable_size(p);
 }
 
 }  // namespace rsr::real

@@ -17,6 +17,7 @@
 #include "proc.h"
 #include "profiling.h"
 #include "state.h"
+#include "tracking.h"
 
 namespace rsr::cold {
 namespace {
@@ -120,8 +121,23 @@ void write_heap(Writer& w, const hot::Totals& t) {
 
 namespace {
 
+void component(Writer& w, const char* name, const char* status, const char* detail) {
+  w.key(name).begin_object().field("status", status).field("detail", detail).end_object();
+}
+
+// The tracking component: the engine runs and its hooks see the program's allocations.
+bool write_tracking(Writer& w) {
+  char why[512];
+  const bool active = hot::g_engine.mode.load() == hot::kActive;
+  const bool ok = active && tracking_ok(why, sizeof why);
+  if (!active) snprintf(why, sizeof why, "engine is not active");
+  component(w, "tracking", ok ? "ok" : "degraded", why);
+  return ok;
+}
+
 void handle_status(Writer& w) {
   identity(w);
+  write_tracking(w);
   w.key("config").begin_object();
   size_t count = 0;
   const SettingInfo* rows = settings(&count);
@@ -141,18 +157,13 @@ void handle_status(Writer& w) {
   w.field("threads", static_cast<uint64_t>(hot::read_totals().threads));
 }
 
-void component(Writer& w, const char* name, const char* status, const char* detail) {
-  w.key(name).begin_object().field("status", status).field("detail", detail).end_object();
-}
-
 void handle_health(Writer& w) {
   common_fields(w);
-  const bool active = hot::g_engine.mode.load() == hot::kActive;
-  const bool healthy = active && g_cold.heap_ok && g_cold.unwinder_ok && g_cold.socket_ok;
-  w.field("status", healthy ? "healthy" : "degraded");
+  // Components first, the verdict after them: the writer emits keys in order and readers look
+  // them up by name.
   w.key("components").begin_object();
-  component(w, "tracking", active ? "ok" : "degraded",
-            active ? "exact counters and sampler running" : "engine is not active");
+  bool healthy = write_tracking(w);
+  healthy = healthy && g_cold.heap_ok && g_cold.unwinder_ok && g_cold.socket_ok;
   component(w, "stack_capture", g_cold.unwinder_ok ? "ok" : "degraded",
             g_cold.unwinder_ok ? "libunwind loaded" : "libunwind.so.8 could not be loaded");
   component(w, "private_heap", g_cold.heap_ok ? "ok" : "degraded",
@@ -175,6 +186,7 @@ void handle_health(Writer& w) {
     component(w, "profiling", "disabled", "RSR_PROFILING_ENABLED=false");
   }
   w.end_object();
+  w.field("status", healthy ? "healthy" : "degraded");
 }
 
 }  // namespace
@@ -402,6 +414,7 @@ void tick() {
   if (g_cold.rate_count < kRateWindow) ++g_cold.rate_count;
   refresh_modules();
   metrics_tick(p.t_ms);
+  tracking_tick();
 }
 
 }  // namespace rsr::cold

@@ -26,6 +26,7 @@
 #include "proc.h"
 #include "profiling.h"
 #include "state.h"
+#include "tracking.h"
 
 namespace rsr::cold {
 
@@ -168,6 +169,7 @@ __attribute__((constructor)) void rsrmem_start() {
   set_identity();
   init_engine();
   if (hot::g_engine.mode.load() != hot::kActive) return;
+  tracking_start();
   try {
     leaks_init();
   } catch (...) {  // out of private heap: leak detection stays off

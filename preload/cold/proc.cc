@@ -38,6 +38,7 @@ MemoryFacts read_memory_facts() {
   if (read_file("/proc/self/status", buf, sizeof buf) == 0) return f;
   f.rss_bytes = kib_field(buf, "\nVmRSS:");
   f.peak_rss_bytes = kib_field(buf, "\nVmHWM:");
+  f.anon_bytes = kib_field(buf, "\nRssAnon:");
   return f;
 }
 

@@ -9,6 +9,7 @@ namespace rsr::cold {
 struct MemoryFacts {
   uint64_t rss_bytes = 0;       // VmRSS
   uint64_t peak_rss_bytes = 0;  // VmHWM
+  uint64_t anon_bytes = 0;      // RssAnon: what any allocator's heap ends up in
 };
 MemoryFacts read_memory_facts();
 

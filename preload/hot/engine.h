@@ -44,6 +44,7 @@ struct ThreadState {
   uint8_t registering;
   uint8_t capturing;     // 1 while recording a capture event (capture.h); read by the writer
   uint8_t unwinding;     // 1 while inside libunwind (sample.cc); read by the fork handler
+  uint8_t in_next;       // 1 while asking the next allocator something (next_usable_size)
 };
 static_assert(sizeof(ThreadState) <= 80, "ThreadState must stay small: it is in every thread's TLS");
 
@@ -125,6 +126,20 @@ inline void add_relaxed(uint64_t& field, uint64_t v) {
   }
   free_slow(t, p);
   return false;
+}
+
+// Usable size of a live block of the next allocator. For glibc: the chunk header. Otherwise the
+// allocator's own malloc_usable_size, which may allocate (tcmalloc's builds its MallocExtension
+// with operator new, which is ours): with `in_next` raised, calls nested in it are forwarded
+// and not counted, so they never ask for a usable size again. Threads of such allocators never
+// take the fast path, so `fast` is already 0.
+[[gnu::always_inline]] inline size_t next_usable_size(ThreadState& t, void* p) {
+  if (real::g_glibc_chunks) [[likely]] return real::glibc_usable_size(p);
+  const uint8_t was = t.in_next;
+  t.in_next = 1;
+  const size_t n = real::fn.malloc_usable_size(p);
+  t.in_next = was;
+  return n;
 }
 
 // Exact process-wide figures, summed over live threads and retired ones.

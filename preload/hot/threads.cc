@@ -163,10 +163,11 @@ void count_global(int64_t delta) {
 
 }  // namespace
 
+// A call nested in next_usable_size() is the next allocator's own business: not counted.
 void alloc_slow(ThreadState& t, void* p) {
-  if (g_passthrough) return;
+  if (g_passthrough || t.in_next) return;
   if (t.registered == kUnregistered) try_register(t);
-  const size_t usable = real::usable_size(p);
+  const size_t usable = next_usable_size(t, p);
   if (t.registered == kRegistered && !t.registering) tally_alloc(t, usable);
   else count_global(static_cast<int64_t>(usable));
   if (t.guard == 0 && sampler_take(t.sampler, usable)) sample_slow(t, p, usable);
@@ -175,9 +176,9 @@ void alloc_slow(ThreadState& t, void* p) {
 }
 
 void free_slow(ThreadState& t, void* p) {
-  if (g_passthrough) return;
+  if (g_passthrough || t.in_next) return;
   if (t.registered == kUnregistered) try_register(t);
-  const size_t usable = real::usable_size(p);
+  const size_t usable = next_usable_size(t, p);
   if (t.registered == kRegistered && !t.registering) tally_free(t, usable);
   else count_global(-static_cast<int64_t>(usable));
   if (capture_wanted()) [[unlikely]] capture_event(t, kEventFree, p, usable);
