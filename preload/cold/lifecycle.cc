@@ -28,6 +28,8 @@
 #include "state.h"
 #include "tracking.h"
 
+extern char** environ;
+
 namespace rsr::cold {
 
 constinit ColdState g_cold;
@@ -51,21 +53,40 @@ void record_warning(const char* name, const char* value, const char* used, void*
   }
 }
 
-// RSR_FOLLOW_CHILDREN=false: programs this one executes start without the library.
+// RSR_FOLLOW_CHILDREN=false: programs this one executes start without the library. The process's
+// environment array is edited in place, before main() reads it: setenv() would not do, because
+// a program may bring its own (bash does, and keeps its variables apart until its main runs, so
+// every child of a shell script would still be monitored). The edited value lives in static
+// storage, like the original string did on the stack.
 void drop_from_ld_preload() {
-  const char* cur = getenv("LD_PRELOAD");
-  if (!cur) return;
-  char out[kPathMax] = "";
-  char buf[kPathMax];
-  snprintf(buf, sizeof buf, "%s", cur);
-  char* save = nullptr;
-  for (char* tok = strtok_r(buf, ": ", &save); tok; tok = strtok_r(nullptr, ": ", &save)) {
-    if (strstr(tok, "librsrmem")) continue;
-    if (out[0]) strncat(out, ":", sizeof out - strlen(out) - 1);
-    strncat(out, tok, sizeof out - strlen(out) - 1);
+  static char g_kept[kPathMax + sizeof "LD_PRELOAD="];
+  constexpr size_t kPrefix = sizeof "LD_PRELOAD=" - 1;
+  bool first = true;
+  for (char** e = environ; e && *e;) {
+    if (std::strncmp(*e, "LD_PRELOAD=", kPrefix) != 0) {
+      ++e;
+      continue;
+    }
+    bool keep = false;
+    if (first) {  // the one the loader and getenv() read; later duplicates go
+      first = false;
+      char buf[kPathMax];
+      snprintf(buf, sizeof buf, "%s", *e + kPrefix);
+      std::memcpy(g_kept, "LD_PRELOAD=", kPrefix + 1);
+      char* save = nullptr;
+      for (char* tok = strtok_r(buf, ": ", &save); tok; tok = strtok_r(nullptr, ": ", &save)) {
+        if (std::strstr(tok, "librsrmem")) continue;
+        if (g_kept[kPrefix]) strncat(g_kept, ":", sizeof g_kept - strlen(g_kept) - 1);
+        strncat(g_kept, tok, sizeof g_kept - strlen(g_kept) - 1);
+      }
+      keep = g_kept[kPrefix] != '\0';
+    }
+    if (keep) {
+      *e++ = g_kept;
+      continue;
+    }
+    for (char** m = e; *m; ++m) m[0] = m[1];  // remove the entry, the terminator moves up too
   }
-  if (out[0]) setenv("LD_PRELOAD", out, 1);
-  else unsetenv("LD_PRELOAD");
 }
 
 void set_identity() {
