@@ -12,19 +12,27 @@ namespace rsr::cold {
 namespace {
 
 constexpr int kReserved = 64;      // numbers the library may use below the limit
-constexpr int kMaxFloor = 1024 - kReserved;
+// Below 4096: the kernel's descriptor table grows to the highest number in use.
+constexpr int kMaxFloor = 4096 - kReserved;
 
 std::atomic<int> g_floor{0};
 
 }  // namespace
+
+void close_if_same(int low, const OwnedFd& copy) {
+  const int saved = errno;
+  struct stat st{};
+  if (low >= 0 && low != copy.fd && fstat(low, &st) == 0 && st.st_dev == copy.dev && st.st_ino == copy.ino) close(low);
+  errno = saved;
+}
 
 int high_fd_floor() {
   int floor = g_floor.load(std::memory_order_relaxed);
   if (floor > 0) return floor;
   rlimit rl{};
   floor = kMaxFloor;
-  // Stay below the soft limit, but not so high that a program's raised limit sends us into
-  // numbers nobody ever reaches (select() users stay below 1024 either way).
+  // Stay below the soft limit, as high as is cheap: a program that closed ours reuses numbers
+  // from the bottom, and reaches ours only with thousands of descriptors open.
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
       rl.rlim_cur < static_cast<rlim_t>(kMaxFloor + kReserved)) {
     floor = static_cast<int>(rl.rlim_cur) - kReserved;
@@ -34,31 +42,65 @@ int high_fd_floor() {
   return floor;
 }
 
-OwnedFd adopt(int fd) {
+namespace {
+
+// A high, close-on-exec copy of `fd` with its identity (`fd` itself when no high number is free
+// or it is high already); invalid when fstat fails. `fd` stays open.
+OwnedFd high_copy(int fd) {
   OwnedFd out;
-  if (fd < 0) return out;
-  const int saved = errno;
   int use = fd;
   if (fd < high_fd_floor()) {
     const int high = fcntl(fd, F_DUPFD_CLOEXEC, high_fd_floor());
-    if (high >= 0) {
-      close(fd);
-      use = high;
-    } else {
-      fcntl(fd, F_SETFD, FD_CLOEXEC);
-    }
+    if (high >= 0) use = high;
+    else fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
   struct stat st{};
   if (fstat(use, &st) != 0) {
-    close(use);
-    errno = saved;
+    if (use != fd) close(use);
     return out;
   }
   out.fd = use;
   out.dev = st.st_dev;
   out.ino = st.st_ino;
+  return out;
+}
+
+}  // namespace
+
+OwnedFd adopt(int fd) {
+  if (fd < 0) return OwnedFd{};
+  const int saved = errno;
+  const OwnedFd out = high_copy(fd);
+  if (out.valid()) close_if_same(fd, out);
   errno = saved;
   return out;
+}
+
+OwnedFd adopt_path(int fd, const char* path) {
+  if (fd < 0) return OwnedFd{};
+  const int saved = errno;
+  OwnedFd out = high_copy(fd);
+  struct stat by_path{};
+  if (out.valid() && (stat(path, &by_path) != 0 || by_path.st_dev != out.dev || by_path.st_ino != out.ino)) {
+    if (out.fd != fd) close(out.fd);  // our copy of whatever that number is now
+    errno = EAGAIN;
+    return OwnedFd{};
+  }
+  if (out.valid()) close_if_same(fd, out);
+  errno = saved;
+  return out;
+}
+
+OwnedFd open_owned(const char* path, int flags, mode_t mode) {
+  // A program busy replacing every number (a dup2() loop) is done within milliseconds.
+  static constexpr useconds_t kBackoffUs[] = {0, 1000, 5000, 20000, 50000};
+  for (useconds_t pause : kBackoffUs) {
+    if (pause) usleep(pause);
+    OwnedFd f = adopt_path(open(path, flags | O_CLOEXEC, mode), path);
+    if (f.valid() || errno != EAGAIN) return f;
+    if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) unlink(path);
+  }
+  return OwnedFd{};
 }
 
 bool still_ours(const OwnedFd& f) {

@@ -26,10 +26,29 @@ struct OwnedFd {
 // identity. The low number is closed. On failure (no high number free) the descriptor stays
 // where it is, still close-on-exec, still identified. Returns an invalid OwnedFd when fstat
 // fails (the descriptor is closed).
+//
+// Between open() and the move, another thread of the program may close every descriptor and
+// open its own file at that very number: only use adopt() where that cannot happen (before
+// main, a descriptor the library has verified otherwise). For a path, adopt_path() checks.
 OwnedFd adopt(int fd);
+
+// adopt() for a descriptor just opened on `path`: the high copy must be the file the path names
+// now (device and inode), or the low number was taken over by the program in between; the low
+// number is then the program's: left alone, never closed. Returns an invalid OwnedFd (errno
+// EAGAIN) in that case; the caller may simply open again.
+OwnedFd adopt_path(int fd, const char* path);
 
 // True when `f.fd` still refers to the file it was adopted on.
 bool still_ours(const OwnedFd& f);
+
+// open() for the library's own use: adopt_path() on the result, opened again (a few times) when
+// the program took the number over in between. With O_CREAT|O_EXCL the file created by an
+// attempt that lost its number is removed before the next.
+OwnedFd open_owned(const char* path, int flags, mode_t mode = 0);
+
+// Closes `low` (a number the library opened and has copied to `copy`) only while it is still
+// that same file: a program that closed it meanwhile may have its own file there.
+void close_if_same(int low, const OwnedFd& copy);
 
 // Closes `f` if it is still the library's; forgets it either way.
 void release(OwnedFd& f);

@@ -18,6 +18,7 @@
 #include "profiling.h"
 #include "state.h"
 #include "tracking.h"
+#include "unwinder_pipe.h"
 
 namespace rsr::cold {
 namespace {
@@ -415,6 +416,7 @@ void tick() {
   refresh_modules();
   metrics_tick(p.t_ms);
   tracking_tick();
+  unwinder_pipe_tick();
 }
 
 }  // namespace rsr::cold

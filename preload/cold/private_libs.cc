@@ -6,6 +6,7 @@
 
 #include "../hot/private.h"
 #include "../hot/stack.h"
+#include "unwinder_pipe.h"
 
 namespace rsr::cold {
 
@@ -38,6 +39,7 @@ bool load_unwinder() {
   int (*set_caching_policy)(void*, int) = nullptr;
   void** local_addr_space = nullptr;
   if (!bind(lib, "unw_backtrace", &backtrace)) return false;
+  unwinder_pipe_before_init(lib);
   // A per-thread cache lets threads unwind without taking libunwind's global lock (which blocks
   // signals around every use).
   if (bind(lib, "_ULx86_64_set_caching_policy", &set_caching_policy) &&
@@ -45,6 +47,9 @@ bool load_unwinder() {
     constexpr int kCachePerThread = 2;  // UNW_CACHE_PER_THREAD
     set_caching_policy(*local_addr_space, kCachePerThread);
   }
+  void* frames[4];
+  backtrace(frames, 4);  // libunwind initialises at its first use, if the above did not
+  unwinder_pipe_after_init();
   hot::g_stack.backtrace = backtrace;
   return true;
 }

@@ -7,22 +7,26 @@
 #include <cstring>
 #include <ctime>
 
-namespace rsr::cold {
-namespace {
+#include "fds.h"
 
-size_t read_file(const char* path, char* buf, size_t cap) {
-  const int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
+namespace rsr::cold {
+
+size_t read_small_file(const char* path, char* buf, size_t cap) {
+  buf[0] = '\0';
+  OwnedFd f = open_owned(path, O_RDONLY);
+  if (!f.valid()) return 0;
   size_t n = 0;
-  while (n + 1 < cap) {
-    const ssize_t r = read(fd, buf + n, cap - 1 - n);
+  while (n + 1 < cap && still_ours(f)) {
+    const ssize_t r = read(f.fd, buf + n, cap - 1 - n);
     if (r <= 0) break;
     n += static_cast<size_t>(r);
   }
-  close(fd);
+  release(f);
   buf[n] = '\0';
   return n;
 }
+
+namespace {
 
 uint64_t kib_field(const char* text, const char* name) {
   const char* p = std::strstr(text, name);
@@ -35,7 +39,7 @@ uint64_t kib_field(const char* text, const char* name) {
 MemoryFacts read_memory_facts() {
   char buf[4096];
   MemoryFacts f;
-  if (read_file("/proc/self/status", buf, sizeof buf) == 0) return f;
+  if (read_small_file("/proc/self/status", buf, sizeof buf) == 0) return f;
   f.rss_bytes = kib_field(buf, "\nVmRSS:");
   f.peak_rss_bytes = kib_field(buf, "\nVmHWM:");
   f.anon_bytes = kib_field(buf, "\nRssAnon:");
@@ -47,7 +51,7 @@ void read_program(char* out, size_t cap) {
   out[n > 0 ? n : 0] = '\0';
 }
 
-size_t read_cmdline(char* out, size_t cap) { return read_file("/proc/self/cmdline", out, cap); }
+size_t read_cmdline(char* out, size_t cap) { return read_small_file("/proc/self/cmdline", out, cap); }
 
 int64_t now_ms() {
   timespec ts{};

@@ -18,6 +18,10 @@ void read_program(char* out, size_t cap);
 // /proc/self/cmdline: NUL-separated arguments; returns the byte count written.
 size_t read_cmdline(char* out, size_t cap);
 
+// Reads up to cap-1 bytes of a small file (procfs) and NUL-terminates; returns the byte count.
+// The descriptor is the library's own (fds.h) for the few microseconds it is open.
+size_t read_small_file(const char* path, char* buf, size_t cap);
+
 int64_t now_ms();       // CLOCK_REALTIME in milliseconds
 int64_t monotonic_ms();  // CLOCK_MONOTONIC in milliseconds
 

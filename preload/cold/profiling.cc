@@ -22,6 +22,7 @@
 #include "../../common/capture_format.h"
 #include "../hot/capture.h"
 #include "../hot/tables.h"
+#include "fds.h"
 #include "log.h"
 #include "modules.h"
 #include "proc.h"
@@ -133,7 +134,7 @@ struct Stats {
 class CaptureFile {
  public:
   ~CaptureFile() {
-    if (fd_ >= 0) ::close(fd_);
+    release(file_);
     if (cctx_) ZSTD_freeCCtx(cctx_);
     heap_free(raw_);
     heap_free(frame_);
@@ -150,11 +151,12 @@ class CaptureFile {
       snprintf(err, cap, "capture file %s already exists", path_);
       return false;
     }
-    fd_ = ::open(part_, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd_ < 0) {
+    file_ = open_owned(part_, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+    if (!file_.valid()) {
       snprintf(err, cap, "cannot create %s: %s", part_, strerror(errno));
       return false;
     }
+    identity_ = file_;
     cctx_ = ZSTD_createCCtx_advanced(ZSTD_customMem{zstd_alloc, zstd_free, nullptr});
     raw_ = static_cast<uint8_t*>(heap_alloc(kRawBytes));
     frame_cap_ = ZSTD_compressBound(kRawBytes);
@@ -183,10 +185,7 @@ class CaptureFile {
     clock_ = clock;
   }
   // In a forked child: the file is the parent's; close our descriptor and touch nothing else.
-  void abandon() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
+  void abandon() { release(file_); }
   bool failed() const { return error_ != 0; }
   bool full() const { return size_limited_; }
   int error() const { return error_; }
@@ -211,13 +210,8 @@ class CaptureFile {
     threads_.push_back(tid);
     char path[64], name[32] = "";
     snprintf(path, sizeof path, "/proc/self/task/%llu/comm", static_cast<unsigned long long>(tid));
-    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      const ssize_t n = read(fd, name, sizeof name - 1);
-      ::close(fd);
-      name[n > 0 ? n : 0] = '\0';
-      if (char* nl = strchr(name, '\n')) *nl = '\0';
-    }
+    read_small_file(path, name, sizeof name);
+    if (char* nl = strchr(name, '\n')) *nl = '\0';
     put([&] { return writer_.thread(tid, name); });
   }
 
@@ -255,14 +249,15 @@ class CaptureFile {
     return true;
   }
 
-  // Detects a file whose directory was removed under it.
+  // Detects a file whose directory was removed under it, or a descriptor the program closed.
   void check_linked() {
     struct stat st{};
-    if (!error_ && fstat(fd_, &st) == 0 && st.st_nlink == 0) error_ = ENOENT;
+    if (!error_ && owned() && fstat(file_.fd, &st) == 0 && st.st_nlink == 0) error_ = ENOENT;
   }
 
   // Writes the END record (when it can) and renames the file (when it can).
   void finish(const char* reason, bool truncated) {
+    owned();  // a lost descriptor makes this a write error
     flush();
     if (size_limited_) {
       reason = "size_limit";
@@ -287,8 +282,10 @@ class CaptureFile {
     const int saved_error = error_;
     error_ = 0;
     size_limited_ = false;
+    if (!file_.valid()) reopen();
     // Drops a frame cut short, so the END frame follows the last complete one.
-    if (ftruncate(fd_, static_cast<off_t>(offset_)) == 0 && lseek(fd_, static_cast<off_t>(offset_), SEEK_SET) >= 0) {
+    if (owned() && ftruncate(file_.fd, static_cast<off_t>(offset_)) == 0 &&
+        lseek(file_.fd, static_cast<off_t>(offset_), SEEK_SET) >= 0) {
       writer_.clear();
       if (writer_.json(cap::Record::kEnd, text)) {
         const size_t n = ZSTD_compressCCtx(cctx_, frame_, frame_cap_, raw_, writer_.size(), kZstdLevel);
@@ -296,8 +293,7 @@ class CaptureFile {
       }
     }
     if (saved_error) error_ = saved_error;
-    ::close(fd_);
-    fd_ = -1;
+    release(file_);
     if (rename(part_, path_) != 0)
       log(Level::kWarn, "capture %s could not be renamed: %s", part_, strerror(errno));
   }
@@ -327,10 +323,31 @@ class CaptureFile {
     if (put([&] { return writer_.stack(id, frames, n); })) word |= bit;
   }
 
+  // Whether the descriptor is still the capture's. A program that closed it (daemons close every
+  // descriptor) may have another file under that number now: the capture then ends as a write
+  // error, and that descriptor is never written, truncated or closed by us.
+  bool owned() {
+    if (still_ours(file_)) return true;
+    if (file_.valid()) {
+      forget(file_);
+      if (!error_) error_ = EBADF;
+      log(Level::kWarn, "capture %s: its descriptor was closed by the program; the capture ends", part_);
+    }
+    return false;
+  }
+
+  // After a lost descriptor: the .part file again by its path, if it is still the one we created.
+  void reopen() {
+    OwnedFd f = open_owned(part_, O_WRONLY | O_NOFOLLOW);
+    if (f.valid() && f.dev == identity_.dev && f.ino == identity_.ino) file_ = f;
+    else release(f);
+  }
+
   bool write_all(const uint8_t* p, size_t n) {
     size_t done = 0;
     while (done < n) {
-      const ssize_t k = ::write(fd_, p + done, n - done);
+      if (!owned()) return false;
+      const ssize_t k = ::write(file_.fd, p + done, n - done);
       if (k < 0 && errno == EINTR) continue;
       if (k <= 0) {
         error_ = k < 0 ? errno : ENOSPC;
@@ -343,7 +360,8 @@ class CaptureFile {
     return true;
   }
 
-  int fd_ = -1;
+  OwnedFd file_;
+  OwnedFd identity_;  // what file_ was opened on, kept after file_ is lost
   char path_[kPathMax]{}, part_[kPathMax + 8]{};
   ZSTD_CCtx* cctx_ = nullptr;
   uint8_t* raw_ = nullptr;
@@ -583,12 +601,13 @@ void service_scopes() {
 void cleanup_old_captures() {
   const Config& c = g_cold.config;
   if (c.profiling_cleanup_days <= 0) return;
-  const int dfd = ::open(c.profiling_output_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (dfd < 0) return;
+  OwnedFd dir = open_owned(c.profiling_output_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  if (!dir.valid()) return;
+  const int dfd = dir.fd;
   struct stat st{};
   DIR* d = fstat(dfd, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 022) == 0 ? fdopendir(dfd) : nullptr;
   if (!d) {
-    ::close(dfd);
+    release(dir);
     return;
   }
   const time_t now = time(nullptr);
@@ -596,12 +615,13 @@ void cleanup_old_captures() {
   int removed = 0;
   uint64_t bytes = 0;
   while (dirent* e = readdir(d)) {
+    if (!still_ours(dir)) break;  // the program closed it: what is under that number is not ours
     if (cap::capture_file_expired(dfd, e->d_name, cutoff, now, &st) && unlinkat(dfd, e->d_name, 0) == 0) {
       ++removed;
       bytes += static_cast<uint64_t>(st.st_size);
     }
   }
-  closedir(d);
+  if (still_ours(dir)) closedir(d);  // otherwise its buffer is left behind: closing would close theirs
   if (removed)
     log(Level::kInfo, "removed %d capture file(s), %llu bytes, older than %d days from %s", removed,
         static_cast<unsigned long long>(bytes), static_cast<int>(c.profiling_cleanup_days), c.profiling_output_dir);

@@ -2,6 +2,7 @@
 // May run inside malloc; runs with the thread's guard held, so anything it calls (libunwind)
 // that allocates is counted but never sampled.
 #include <sched.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 
@@ -15,6 +16,20 @@ namespace rsr::hot {
 
 constinit StackCapture g_stack;
 constinit DepthHistogram g_stack_depths;
+constinit UnwinderPipe g_unwinder_pipe;
+
+bool unwinder_pipe_intact() {
+  UnwinderPipe& u = g_unwinder_pipe;
+  volatile int* array = u.array.load(std::memory_order_acquire);
+  if (!array) return true;
+  const int r = u.read_fd.load(std::memory_order_relaxed), w = u.write_fd.load(std::memory_order_relaxed);
+  struct stat sr, sw;
+  const bool ok = array[0] == r && array[1] == w && fstat(r, &sr) == 0 && fstat(w, &sw) == 0 &&
+                  sr.st_dev == u.dev.load(std::memory_order_relaxed) && sr.st_ino == u.ino.load(std::memory_order_relaxed) &&
+                  sw.st_dev == sr.st_dev && sw.st_ino == sr.st_ino;
+  if (!ok) u.lost.store(true, std::memory_order_relaxed);
+  return ok;
+}
 
 namespace {
 
@@ -38,7 +53,9 @@ int unwind(void** raw, int want) {
     pending = g_fork_pending.load();
   }
   int n = 0;
-  if (!pending) n = g_stack.backtrace(raw, want);
+  const int saved = errno;
+  if (!pending && unwinder_pipe_intact()) n = g_stack.backtrace(raw, want);
+  errno = saved;
   if (own) __atomic_store_n(&t.unwinding, 0, __ATOMIC_RELEASE);
   else g_unwinding.fetch_sub(1);
   return n;

@@ -17,6 +17,21 @@ struct StackCapture {
 };
 extern StackCapture g_stack;
 
+// libunwind's memory-validation pipe (cold/unwinder_pipe.h): where its numbers are kept and the
+// pipe the library put there. libunwind reads from and writes to those numbers while it unwinds
+// through code without unwind information, so a stack is only captured while both are still
+// that pipe: a program that closed or reused them gets no stacks until the control thread has
+// given libunwind a fresh pipe (within a second). Cost when set: two fstat calls per stack.
+struct UnwinderPipe {
+  std::atomic<volatile int*> array{nullptr};  // null: not managed, nothing to check
+  std::atomic<int> read_fd{-1}, write_fd{-1};
+  std::atomic<uint64_t> dev{0}, ino{0};
+  std::atomic<bool> lost{false};
+};
+extern UnwinderPipe g_unwinder_pipe;
+// True when libunwind may unwind now (the pipe is not managed, or still the library's).
+bool unwinder_pipe_intact();
+
 // Depth of every captured stack (frames kept), as in the `metrics` reply: counts per bucket
 // (depth <= bound, above the previous bound), the last one above the top bound.
 inline constexpr int kDepthBounds[] = {1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128};

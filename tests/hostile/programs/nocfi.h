@@ -1,0 +1,3 @@
+#pragma once
+#include <stddef.h>
+void* nocfi_alloc(size_t n);
