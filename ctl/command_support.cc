@@ -59,6 +59,12 @@ std::string process_label(const Json& reply, pid_t fallback_pid) {
   return std::to_string(pid) + (name.empty() ? "" : " (" + name + ")");
 }
 
+std::string estimates_warning(const Json& reply) {
+  const Json& estimates = member(member(reply, "sampling"), "estimates");
+  if (str(estimates, "status", "ok") != "degraded") return "";
+  return "Warning: " + str(estimates, "detail") + "\n";
+}
+
 std::vector<TargetResult> collect(const GlobalOptions& g, const PerTarget& fn,
                                   bool all_by_default) {
   TargetRequest request = g.target;

@@ -177,4 +177,8 @@ const Json& member(const Json& j, const char* key);  // an empty object when mis
 // "1234 (svc)" from a reply's pid and service.
 std::string process_label(const Json& reply, pid_t fallback_pid);
 
+// "Warning: ..." (one line) when the reply's sampling says its per-site estimates are no longer
+// trustworthy (call sites beyond the site table, samples the block table could not hold); "".
+std::string estimates_warning(const Json& reply);
+
 }  // namespace rsr::ctl

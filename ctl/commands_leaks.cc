@@ -377,6 +377,7 @@ std::string report_text(const Json& reply, const std::vector<Finding>& findings,
                         const std::vector<std::string>& recs, Symbolizer& symbolizer,
                         bool verbose) {
   std::ostringstream out;
+  out << estimates_warning(reply);
   const Json& history = member(reply, "history");
   const double reference = newest_point(reply) ? num(*newest_point(reply), "t") : 0;
   if (findings.empty()) {

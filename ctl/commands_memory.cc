@@ -67,6 +67,9 @@ void render_summary(std::ostream& out, const Json& reply, const Target& target,
                         ", " + human_count(num(sampling, "samples")) + " samples, " +
                         human_count(num(sampling, "sites")) + " call sites");
   field("Tracker", human_bytes(num(member(reply, "tracker"), "bytes")) + " (rsrmem's own memory)");
+  if (const double unattributed = num(sampling, "unattributed_live_bytes"); unattributed > 0)
+    field("Unattributed", human_bytes(unattributed) + " live at call sites beyond the site table");
+  if (const std::string warning = estimates_warning(reply); !warning.empty()) out << '\n' << warning;
 
   const Json& live = member(reply, "top_live");
   out << "\nTop call sites by live bytes (estimated from samples)";

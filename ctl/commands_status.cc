@@ -64,8 +64,15 @@ void render_sampling(std::ostream& out, const Json& s) {
   f.add("tracked blocks",
         human_count(num(s, "tracked_blocks")) + " of " + human_count(num(s, "max_tracked_blocks")));
   f.add("call sites", human_count(num(s, "sites")) + " of " + human_count(num(s, "max_sites")));
-  f.add("dropped", human_count(num(s, "dropped_samples")) + " samples, " +
-                       human_count(num(s, "dropped_sites")) + " sites");
+  f.add("dropped", human_count(num(s, "dropped_samples")) + " samples (block table full), " +
+                       human_count(num(s, "dropped_sites")) + " without a site (site table full)");
+  if (const double unattributed = num(s, "unattributed_live_bytes"); unattributed > 0)
+    f.add("unattributed", human_bytes(unattributed) + " live");
+  const Json& estimates = member(s, "estimates");
+  if (estimates.is_object()) {
+    const std::string state = str(estimates, "status", "?");
+    f.add("estimates", state == "ok" ? state : state + ": " + str(estimates, "detail"));
+  }
 }
 
 void render_config(std::ostream& out, const Json& config) {

@@ -88,7 +88,12 @@ struct Exposition::Families {
   Family<Counter>& samples =
       make<Counter>("rsr_samples_total", "Allocations sampled with their stacks.");
   Family<Counter>& dropped_samples = make<Counter>(
-      "rsr_dropped_samples_total", "Samples dropped because the tracker's tables were full.");
+      "rsr_dropped_samples_total",
+      "Samples the tracker's tables could not hold, by table: blocks (not counted live), sites (no "
+      "call site of their own; counted in an unattributed bucket).");
+  Family<Gauge>& unattributed = make<Gauge>(
+      "rsr_unattributed_live_bytes",
+      "Estimated live bytes allocated at call sites beyond the site table's capacity (RSR_MAX_SITES).");
   Family<Gauge>& sites = make<Gauge>("rsr_sites", "Call sites in the tracker's site table.");
   Family<Gauge>& profiling_active =
       make<Gauge>("rsr_profiling_active", "Profiling captures in progress.");
@@ -286,7 +291,9 @@ void Exposition::add(const Json& reply, Symbolizer& symbolizer) {
   f.freed_bytes.Add(base).Increment(count(heap, "freed_bytes"));
   f.tracker_bytes.Add(base).Set(num(member(reply, "tracker"), "bytes"));
   f.samples.Add(base).Increment(count(sampling, "samples"));
-  f.dropped_samples.Add(base).Increment(count(sampling, "dropped_samples"));
+  f.dropped_samples.Add(with(base, "table", "blocks")).Increment(count(sampling, "dropped_samples"));
+  f.dropped_samples.Add(with(base, "table", "sites")).Increment(count(sampling, "dropped_sites"));
+  f.unattributed.Add(base).Set(num(sampling, "unattributed_live_bytes"));
   f.sites.Add(base).Set(num(sampling, "sites"));
   f.profiling_active.Add(base).Set(num(member(reply, "profiling"), "active"));
   f.start_time.Add(base).Set(num(reply, "start_time"));

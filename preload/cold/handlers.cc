@@ -76,8 +76,43 @@ uint64_t sampled_blocks() {
 
 }  // namespace
 
+bool estimates_ok(char* why, size_t cap) {
+  const hot::Tables& t = hot::g_tables;
+  const hot::Totals totals = hot::read_totals();
+  const uint64_t live = totals.alloc_bytes > totals.free_bytes ? totals.alloc_bytes - totals.free_bytes : 0;
+  const int64_t unattributed = t.overflow.live_bytes.load(std::memory_order_relaxed);
+  const uint64_t samples = t.samples.load(), untracked = t.dropped_samples.load();
+  // Call sites beyond the table's capacity share one unnamed bucket: once it holds a tenth of
+  // the live heap, per-site figures and leak naming miss what matters.
+  if (unattributed > 0 && live > 0 && static_cast<uint64_t>(unattributed) * 10 >= live) {
+    snprintf(why, cap,
+             "%.1f MiB of the %.1f MiB live (%.0f%%) was allocated at call sites beyond the site table's "
+             "capacity (RSR_MAX_SITES=%lld) and cannot be attributed: per-site figures and leak naming "
+             "miss it; raise RSR_MAX_SITES",
+             static_cast<double>(unattributed) / 1048576.0, static_cast<double>(live) / 1048576.0,
+             100.0 * static_cast<double>(unattributed) / static_cast<double>(live),
+             static_cast<long long>(g_cold.config.max_sites));
+    return false;
+  }
+  // Samples whose block found no room are not counted live at all.
+  if (untracked > 0 && untracked * 100 >= samples) {
+    snprintf(why, cap,
+             "%llu of %llu samples (%.1f%%) were not tracked because the block table is full "
+             "(RSR_MAX_TRACKED_BLOCKS=%lld): live estimates undercount; raise RSR_MAX_TRACKED_BLOCKS",
+             static_cast<unsigned long long>(untracked), static_cast<unsigned long long>(samples),
+             100.0 * static_cast<double>(untracked) / static_cast<double>(samples ? samples : 1),
+             static_cast<long long>(g_cold.config.max_tracked_blocks));
+    return false;
+  }
+  snprintf(why, cap, "%llu samples, %llu of %llu call sites", static_cast<unsigned long long>(samples),
+           static_cast<unsigned long long>(t.site_count.load()), static_cast<unsigned long long>(t.max_sites));
+  return true;
+}
+
 void write_sampling(Writer& w) {
   const hot::Tables& t = hot::g_tables;
+  char why[512];
+  const bool ok = estimates_ok(why, sizeof why);
   w.key("sampling").begin_object()
       .field("mode", mode_name())
       .field("interval_bytes", g_cold.config.memory_detailed_tracking ? uint64_t{0} : hot::g_engine.interval)
@@ -89,7 +124,10 @@ void write_sampling(Writer& w) {
       .field("max_sites", t.max_sites)
       .field("dropped_samples", t.dropped_samples.load())
       .field("dropped_sites", t.dropped_sites.load())
-      .end_object();
+      .field("unattributed_live_bytes", std::max<int64_t>(0, t.overflow.live_bytes.load()))
+      .field("unattributed_samples", t.overflow.samples.load());
+  w.key("estimates").begin_object().field("status", ok ? "ok" : "degraded").field("detail", why).end_object();
+  w.end_object();
 }
 
 void write_tracker(Writer& w) {
@@ -170,6 +208,10 @@ void handle_health(Writer& w) {
   component(w, "private_heap", g_cold.heap_ok ? "ok" : "degraded",
             g_cold.heap_ok ? "mimalloc loaded" : "libmimalloc.so.2 could not be loaded");
   component(w, "control_socket", "ok", g_cold.socket_path);
+  char estimates[512];
+  const bool estimates_good = estimates_ok(estimates, sizeof estimates);
+  healthy = healthy && estimates_good;
+  component(w, "sampling", estimates_good ? "ok" : "degraded", estimates);
   if (g_cold.config.leak_detection_enabled) {
     char detail[128];
     snprintf(detail, sizeof detail, "every %lld s, %llu checks so far",
@@ -382,6 +424,7 @@ proto::Kind handle_request(std::string_view req, String& out) {
       return refuse(out, "leak detection is disabled (RSR_LEAK_DETECTION_ENABLED=false)");
     if (!leaks_running()) return refuse(out, "leak detection could not start (out of memory)");
     common_fields(w);
+    write_sampling(w);
     write_leak_report(w);
   } else if (std::strcmp(cmd, "start_profiling") == 0) {
     double duration = 0;

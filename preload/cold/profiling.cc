@@ -629,6 +629,9 @@ void cleanup_old_captures() {
 
 void* writer_main(void*) {
   hot::guard_enter();
+  // Named by itself: naming another thread opens a /proc file, a descriptor the program's
+  // close-all could take over.
+  pthread_setname_np(pthread_self(), "rsrmem-prof");
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
@@ -729,8 +732,7 @@ void profiling_start_writer() {
   pthread_t tid;
   g_prof.writer_running = pthread_create(&tid, &attr, writer_main, nullptr) == 0;
   pthread_attr_destroy(&attr);
-  if (g_prof.writer_running) pthread_setname_np(tid, "rsrmem-prof");
-  else log(Level::kWarn, "profiling writer thread did not start: profiling is unavailable");
+  if (!g_prof.writer_running) log(Level::kWarn, "profiling writer thread did not start: profiling is unavailable");
   hot::g_capture.scopes_on.store(g_prof.writer_running && g_cold.config.profiling_request_probability > 0,
                                  std::memory_order_relaxed);
 }

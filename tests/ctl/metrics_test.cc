@@ -67,8 +67,9 @@ Json metrics_reply(pid_t pid) {
   r["heap"] = Json{{"live_bytes", 1000}, {"live_blocks", 10},  {"peak_live_bytes", 2000},
                    {"allocations", 100}, {"frees", 90},        {"allocated_bytes", 5000},
                    {"freed_bytes", 4000}};
-  r["sampling"] = Json{{"mode", "sampled"}, {"samples", 42},     {"dropped_samples", 1},
-                       {"sites", 7},        {"tracked_blocks", 5}};
+  r["sampling"] = Json{{"mode", "sampled"}, {"samples", 42},         {"dropped_samples", 1},
+                       {"sites", 7},        {"tracked_blocks", 5},    {"dropped_sites", 7},
+                       {"unattributed_live_bytes", 65536}};
   r["tracker"] = Json{{"bytes", 123456}};
   r["update_interval_s"] = 10;
   r["updated_at"] = 1700000050;
@@ -159,6 +160,7 @@ TEST(Exposition, EveryMetricHasItsTypeAndHelp) {
       {"rsr_tracker_bytes", "gauge"},
       {"rsr_samples_total", "counter"},
       {"rsr_dropped_samples_total", "counter"},
+      {"rsr_unattributed_live_bytes", "gauge"},
       {"rsr_sites", "gauge"},
       {"rsr_profiling_active", "gauge"},
       {"rsr_process_start_time_seconds", "gauge"},
@@ -185,7 +187,9 @@ TEST(Exposition, ValuesComeFromTheReply) {
   EXPECT_THAT(text, HasSubstr("rsr_freed_bytes_total{" + base + "} 4000\n"));
   EXPECT_THAT(text, HasSubstr("rsr_deletion_tracker_size{" + base + "} 5\n"));
   EXPECT_THAT(text, HasSubstr("rsr_tracker_bytes{" + base + "} 123456\n"));
-  EXPECT_THAT(text, HasSubstr("rsr_dropped_samples_total{" + base + "} 1\n"));
+  EXPECT_THAT(text, HasSubstr("rsr_dropped_samples_total{" + base + ",table=\"blocks\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("rsr_dropped_samples_total{" + base + ",table=\"sites\"} 7\n"));
+  EXPECT_THAT(text, HasSubstr("rsr_unattributed_live_bytes{" + base + "} 65536\n"));
   EXPECT_THAT(text, HasSubstr("rsr_leak_checks_total{" + base + "} 3\n"));
   EXPECT_THAT(text, HasSubstr("rsr_process_start_time_seconds{" + base + "} 1700000000\n"));
   EXPECT_THAT(text, HasSubstr("rsr_metrics_updated_timestamp_seconds{" + base + "} 1700000050\n"));

@@ -53,7 +53,7 @@ GAUGES_AND_COUNTERS = [
     "rsr_object_growth_rate", "rsr_deletion_tracker_size", "rsr_heap_live_bytes",
     "rsr_heap_live_blocks", "rsr_heap_peak_live_bytes", "rsr_allocations_total", "rsr_frees_total",
     "rsr_allocated_bytes_total", "rsr_freed_bytes_total", "rsr_tracker_bytes", "rsr_samples_total",
-    "rsr_dropped_samples_total", "rsr_sites", "rsr_profiling_active",
+    "rsr_dropped_samples_total", "rsr_unattributed_live_bytes", "rsr_sites", "rsr_profiling_active",
     "rsr_process_start_time_seconds", "rsr_metrics_updated_timestamp_seconds", "rsr_info",
 ]
 HISTOGRAMS = ["rsr_request_memory_usage_mb", "rsr_project_hierarchy_depth"]
