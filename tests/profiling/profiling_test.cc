@@ -686,10 +686,17 @@ TEST(Profiling, ScopesAreCapturedOnePerFile) {
 TEST(Profiling, ForkedChildHasNoCapture) {
   Service s;
   const json started = s.start(60);
-  const std::string forked = s.line("fork", "forked");
-  ASSERT_FALSE(forked.empty());
-  const pid_t child = std::stoi(forked.substr(7));
-  ASSERT_FALSE(s.p.read_until([](const std::string& l) { return l.rfind("child", 0) == 0; }, kLineMs)->empty());
+  // The parent's "forked <pid>" and the child's "child <pid>" come in either order.
+  ASSERT_TRUE(s.p.write("fork\n"));
+  pid_t child = -1;
+  bool child_ran = false;
+  while (child < 0 || !child_ran) {
+    const auto l = s.p.read_until([](const std::string& x) { return x.rfind("forked ", 0) == 0 || x.rfind("child ", 0) == 0; },
+                                  kLineMs);
+    ASSERT_TRUE(l) << s.p.describe();
+    if (l->rfind("forked ", 0) == 0) child = std::stoi(l->substr(7));
+    else child_ran = true;
+  }
   Reply hello;
   ASSERT_TRUE(rt::wait_for_socket(s.dir.path(), child, kSocketMs, &hello)) << hello.describe();
   Reply cs = rt::query(rt::socket_path(s.dir.path(), child), R"({"cmd":"status"})");

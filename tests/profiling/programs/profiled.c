@@ -166,6 +166,7 @@ int main(void) {
         sleep(30);
         _exit(0);
       }
+      usleep(50 * 1000); /* the child usually speaks first: readers must take either order */
       printf("forked %d\n", (int)pid);
     } else if (strncmp(line, "quiet-end", 9) == 0) {
       pthread_mutex_lock(&quiet_mu);
