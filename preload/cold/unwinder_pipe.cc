@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "../hot/fd_watch.h"
 #include "../hot/stack.h"
 #include "fds.h"
 #include "log.h"
@@ -23,15 +24,26 @@ int g_candidate_count = 0;
 volatile int* g_array = nullptr;  // libunwind's mem_validate_pipe
 OwnedFd g_read, g_write;          // the pipe the array points at, when it is ours
 
-// Tells the stack capture what to check before each stack (hot/stack.h).
+// Tells the stack capture what to check before each stack (hot/stack.h): the new pipe's numbers,
+// watched; the old ones no longer (the library is about to close them itself).
 void publish() {
   hot::UnwinderPipe& u = hot::g_unwinder_pipe;
+  const int old_read = u.read_slot.load(std::memory_order_relaxed), old_write = u.write_slot.load(std::memory_order_relaxed);
   u.read_fd.store(g_read.fd, std::memory_order_relaxed);
   u.write_fd.store(g_write.fd, std::memory_order_relaxed);
-  u.dev.store(g_read.dev, std::memory_order_relaxed);
-  u.ino.store(g_read.ino, std::memory_order_relaxed);
-  u.lost.store(false, std::memory_order_relaxed);
+  u.read_slot.store(hot::fd_watch(g_read.fd), std::memory_order_relaxed);
+  u.write_slot.store(hot::fd_watch(g_write.fd), std::memory_order_relaxed);
   u.array.store(g_array, std::memory_order_release);
+  hot::fd_unwatch(old_read);
+  hot::fd_unwatch(old_write);
+}
+
+// Whether the pipe the array points at is still the library's: not closed or replaced through
+// libc (the watch) nor by a raw system call (identity).
+bool intact() {
+  const hot::UnwinderPipe& u = hot::g_unwinder_pipe;
+  return !hot::fd_lost(u.read_slot.load(std::memory_order_relaxed)) &&
+         !hot::fd_lost(u.write_slot.load(std::memory_order_relaxed)) && still_ours(g_read) && still_ours(g_write);
 }
 
 struct Scan {
@@ -134,10 +146,7 @@ void unwinder_pipe_after_init() {
 void unwinder_pipe_tick() {
   if (!g_array) return;
   const int a = g_array[0], b = g_array[1];
-  if (a == g_read.fd && b == g_write.fd && still_ours(g_read) && still_ours(g_write)) {
-    hot::g_unwinder_pipe.lost.store(false, std::memory_order_relaxed);
-    return;
-  }
+  if (a == g_read.fd && b == g_write.fd && intact()) return;
   // libunwind opened a new pipe after a failed read (its numbers are its own, but the program may
   // have closed and reused them since: they are duplicated, never closed), or the program closed
   // or reused ours: a fresh pipe either way.

@@ -2,12 +2,12 @@
 // May run inside malloc; runs with the thread's guard held, so anything it calls (libunwind)
 // that allocates is counted but never sampled.
 #include <sched.h>
-#include <sys/stat.h>
 
 #include <cerrno>
 
 #include "capture.h"
 #include "engine.h"
+#include "fd_watch.h"
 #include "private.h"
 #include "stack.h"
 #include "tables.h"
@@ -19,16 +19,11 @@ constinit DepthHistogram g_stack_depths;
 constinit UnwinderPipe g_unwinder_pipe;
 
 bool unwinder_pipe_intact() {
-  UnwinderPipe& u = g_unwinder_pipe;
+  const UnwinderPipe& u = g_unwinder_pipe;
   volatile int* array = u.array.load(std::memory_order_acquire);
   if (!array) return true;
-  const int r = u.read_fd.load(std::memory_order_relaxed), w = u.write_fd.load(std::memory_order_relaxed);
-  struct stat sr, sw;
-  const bool ok = array[0] == r && array[1] == w && fstat(r, &sr) == 0 && fstat(w, &sw) == 0 &&
-                  sr.st_dev == u.dev.load(std::memory_order_relaxed) && sr.st_ino == u.ino.load(std::memory_order_relaxed) &&
-                  sw.st_dev == sr.st_dev && sw.st_ino == sr.st_ino;
-  if (!ok) u.lost.store(true, std::memory_order_relaxed);
-  return ok;
+  return !fd_lost(u.read_slot.load(std::memory_order_relaxed)) && !fd_lost(u.write_slot.load(std::memory_order_relaxed)) &&
+         array[0] == u.read_fd.load(std::memory_order_relaxed) && array[1] == u.write_fd.load(std::memory_order_relaxed);
 }
 
 namespace {

@@ -18,15 +18,16 @@ struct StackCapture {
 extern StackCapture g_stack;
 
 // libunwind's memory-validation pipe (cold/unwinder_pipe.h): where its numbers are kept and the
-// pipe the library put there. libunwind reads from and writes to those numbers while it unwinds
-// through code without unwind information, so a stack is only captured while both are still
-// that pipe: a program that closed or reused them gets no stacks until the control thread has
-// given libunwind a fresh pipe (within a second). Cost when set: two fstat calls per stack.
+// watch slots (fd_watch.h) of the pipe the library put there. libunwind reads from and writes to
+// those numbers while it unwinds through code without unwind information, so a stack is only
+// captured while both are still that pipe: once the program closed or replaced one (through
+// libc: marked at once; by a raw system call: found by the control thread's check within a
+// second), samples carry no stack until the control thread has given libunwind a fresh pipe.
+// Cost when set: three loads and two compares per stack.
 struct UnwinderPipe {
   std::atomic<volatile int*> array{nullptr};  // null: not managed, nothing to check
   std::atomic<int> read_fd{-1}, write_fd{-1};
-  std::atomic<uint64_t> dev{0}, ino{0};
-  std::atomic<bool> lost{false};
+  std::atomic<int> read_slot{-1}, write_slot{-1};
 };
 extern UnwinderPipe g_unwinder_pipe;
 // True when libunwind may unwind now (the pipe is not managed, or still the library's).

@@ -18,9 +18,6 @@ ALLOWED = {
     # Profiling captures (hot/capture.cc): gettid once per thread, and a futex wake of the
     # writer thread when it has work; neither allocates nor blocks.
     "syscall",
-    # The stack capture checks that libunwind's validation pipe is still the library's before
-    # each stack (hot/stack.h): a system call on a descriptor, nothing more.
-    "fstat", "fstat64",
 }
 
 
