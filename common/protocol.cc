@@ -58,4 +58,17 @@ const char* describe(DecodeStatus s) {
   return "unknown decode error";
 }
 
+pid_t socket_name_pid(std::string_view name) {
+  constexpr std::string_view kSuffix = ".sock";
+  if (name.size() <= kSuffix.size() || name.substr(name.size() - kSuffix.size()) != kSuffix) return 0;
+  const std::string_view digits = name.substr(0, name.size() - kSuffix.size());
+  if (digits.size() > 10 || digits[0] == '0') return 0;
+  int64_t pid = 0;
+  for (const char c : digits) {
+    if (c < '0' || c > '9') return 0;
+    pid = pid * 10 + (c - '0');
+  }
+  return pid <= 0x7fffffff ? static_cast<pid_t>(pid) : 0;
+}
+
 }  // namespace rsr::proto

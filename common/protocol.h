@@ -22,8 +22,11 @@
 // This header and protocol.cc allocate nothing, so the preload may use them anywhere.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 namespace rsr::proto {
 
@@ -51,5 +54,9 @@ DecodeStatus decode_header(const uint8_t* in, size_t n, uint32_t max_length, Fra
 
 // A short human-readable description of a decode failure.
 const char* describe(DecodeStatus s);
+
+// Control sockets are the files "<pid>.sock" of the socket directory (config.h, socket_dir_for):
+// the pid in decimal, no leading zero. The pid a file name stands for, or 0 for any other name.
+pid_t socket_name_pid(std::string_view file_name);
 
 }  // namespace rsr::proto

@@ -14,6 +14,7 @@
 #include "client.h"
 #include "config.h"
 #include "errors.h"
+#include "protocol.h"
 
 namespace rsr::ctl {
 namespace {
@@ -57,18 +58,9 @@ std::string default_socket_dir() {
 }
 
 std::optional<pid_t> pid_from_socket_name(std::string_view name) {
-  constexpr std::string_view kSuffix = ".sock";
-  if (name.size() <= kSuffix.size() || name.substr(name.size() - kSuffix.size()) != kSuffix)
-    return std::nullopt;
-  const std::string_view digits = name.substr(0, name.size() - kSuffix.size());
-  if (digits.size() > 10 || digits[0] == '0') return std::nullopt;
-  long long pid = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return std::nullopt;
-    pid = pid * 10 + (c - '0');
-  }
-  if (pid <= 0 || pid > 0x7fffffff) return std::nullopt;
-  return static_cast<pid_t>(pid);
+  const pid_t pid = proto::socket_name_pid(name);
+  if (pid <= 0) return std::nullopt;
+  return pid;
 }
 
 std::vector<SocketFile> scan_socket_dir(const std::string& dir) {
