@@ -122,9 +122,7 @@ void fork_child() {
   hot::stack_atfork_child();
   hot::barrier_register();  // the registration belongs to the address space, new in the child
   pthread_mutex_init(&g_cold.mutex, nullptr);
-  if (g_cold.listen_fd >= 0) close(g_cold.listen_fd);
-  g_cold.listen_fd = -1;
-  g_cold.socket_path[0] = '\0';
+  socket_fork_child();
   g_cold.rate_count = g_cold.rate_next = 0;
   set_identity();
   profiling_fork_child();

@@ -1,6 +1,7 @@
 // The control socket: one Unix stream socket per process, served by one background thread that
-// also runs the once-a-second tick. A peer can only ever cost this thread time: requests are
-// bounded in size and time, and nothing a peer sends reaches the service's threads.
+// also runs the once-a-second tick and the leak checks. Its peers are served concurrently
+// (peers.h): a peer can only ever cost this thread time, requests are bounded in size and time,
+// and nothing a peer sends reaches the service's threads.
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -15,19 +16,18 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "../../common/json.h"
-#include "../../common/protocol.h"
-#include "handlers.h"
+#include "fds.h"
 #include "leaks.h"
 #include "log.h"
+#include "peers.h"
 #include "proc.h"
 #include "state.h"
 
 namespace rsr::cold {
 namespace {
 
-constexpr int kRequestTimeoutMs = 2000;
-constexpr int kReplyTimeoutMs = 5000;
+constexpr int kBacklog = 64;
+constexpr int kAcceptBurst = 64;  // connections taken per round, so peers already in get their turn
 
 // Resolves the socket directory and makes sure it is private: created 0700 when missing,
 // refused when it is not a directory owned by us without group/other access.
@@ -61,11 +61,11 @@ bool open_socket() {
     log(Level::kWarn, "no control socket: path %s/%d.sock is too long", dir, static_cast<int>(getpid()));
     return false;
   }
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return false;
   unlink(addr.sun_path);  // a stale socket of an earlier process with our pid
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || chmod(addr.sun_path, 0600) != 0 ||
-      listen(fd, 16) != 0) {
+      listen(fd, kBacklog) != 0) {
     log(Level::kWarn, "no control socket: %s: %s", addr.sun_path, strerror(errno));
     close(fd);
     return false;
@@ -75,135 +75,16 @@ bool open_socket() {
   return true;
 }
 
-bool peer_allowed(int fd, unsigned* uid_out) {
-  ucred cred{};
-  socklen_t len = sizeof cred;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return false;
-  *uid_out = cred.uid;
-  if (cred.uid == 0 || cred.uid == geteuid()) return true;
-  // RSR_ALLOWED_UIDS: comma-separated extra uids.
-  const char* p = g_cold.config.allowed_uids;
-  while (*p) {
-    char* end = nullptr;
-    const unsigned long u = strtoul(p, &end, 10);
-    if (end == p) break;
-    if (u == cred.uid) return true;
-    p = end;
-    while (*p == ',' || *p == ' ') ++p;
-  }
-  return false;
-}
-
-int64_t remaining(int64_t deadline) {
-  const int64_t r = deadline - monotonic_ms();
-  return r > 0 ? r : 0;
-}
-
-// Reads exactly `n` bytes before `deadline` (monotonic ms).
-bool read_full(int fd, char* buf, size_t n, int64_t deadline) {
-  size_t got = 0;
-  while (got < n) {
-    pollfd p{fd, POLLIN, 0};
-    const int r = poll(&p, 1, static_cast<int>(remaining(deadline)));
-    if (r <= 0) return false;
-    const ssize_t k = recv(fd, buf + got, n - got, 0);
-    if (k <= 0) {
-      if (k < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-      return false;
+void accept_burst(int64_t now_ms) {
+  for (int i = 0; i < kAcceptBurst; ++i) {
+    const int c = accept4(g_cold.listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (c < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      return;
     }
-    got += static_cast<size_t>(k);
+    const OwnedFd peer = adopt(c);
+    if (peer.valid()) peers_add(peer, now_ms);
   }
-  return true;
-}
-
-bool write_full(int fd, const char* buf, size_t n, int64_t deadline) {
-  size_t sent = 0;
-  while (sent < n) {
-    pollfd p{fd, POLLOUT, 0};
-    const int r = poll(&p, 1, static_cast<int>(remaining(deadline)));
-    if (r <= 0) return false;
-    const ssize_t k = send(fd, buf + sent, n - sent, MSG_NOSIGNAL);
-    if (k <= 0) {
-      if (k < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-      return false;
-    }
-    sent += static_cast<size_t>(k);
-  }
-  return true;
-}
-
-// A bounded buffer on the stack: refusals and requests never touch the private heap outside
-// the state mutex, so a fork (which takes that mutex) never sees the heap mid-update.
-struct StackBuffer {
-  char data[512];
-  size_t used = 0;
-  void append(const char* p, size_t n) {
-    if (n > sizeof data - used) n = sizeof data - used;
-    std::memcpy(data + used, p, n);
-    used += n;
-  }
-};
-
-void send_frame(int fd, proto::Kind kind, const char* body, size_t n) {
-  uint8_t header[proto::kHeaderBytes];
-  proto::encode_header(kind, static_cast<uint32_t>(n), header);
-  const int64_t deadline = monotonic_ms() + kReplyTimeoutMs;
-  if (write_full(fd, reinterpret_cast<const char*>(header), sizeof header, deadline))
-    write_full(fd, body, n, deadline);
-}
-
-void refuse(int fd, const char* message) {
-  StackBuffer body;
-  json::JsonWriter<StackBuffer> w(body);
-  w.begin_object().field("ok", false).field("error", message).end_object();
-  send_frame(fd, proto::Kind::kError, body.data, body.used);
-}
-
-void serve(int fd) {
-  unsigned uid = 0;
-  if (!peer_allowed(fd, &uid)) {
-    char msg[128];
-    snprintf(msg, sizeof msg, "permission denied: uid %u may not use this socket", uid);
-    refuse(fd, msg);
-    return;
-  }
-  const int64_t deadline = monotonic_ms() + kRequestTimeoutMs;
-  uint8_t header[proto::kHeaderBytes];
-  if (!read_full(fd, reinterpret_cast<char*>(header), sizeof header, deadline)) return;
-  proto::FrameHeader h;
-  const proto::DecodeStatus st = proto::decode_header(header, sizeof header, proto::kMaxRequestBytes, &h);
-  if (st != proto::DecodeStatus::kOk) {
-    refuse(fd, proto::describe(st));
-    return;
-  }
-  if (h.kind != proto::Kind::kRequest) {
-    refuse(fd, "expected a request frame");
-    return;
-  }
-  static_assert(proto::kMaxRequestBytes <= 64 * 1024, "requests are read onto the stack");
-  char request[proto::kMaxRequestBytes];
-  if (!read_full(fd, request, h.length, deadline)) return;
-  const std::string_view body(request, h.length);
-  if (!json::json_validate(body) || json::json_get(body, "cmd").type != json::Type::kString) {
-    refuse(fd, "malformed request: expected a JSON object with a \"cmd\" string");
-    return;
-  }
-  pthread_mutex_lock(&g_cold.mutex);
-  String* out = nullptr;
-  proto::Kind kind = proto::Kind::kResponse;
-  try {
-    out = heap_new<String>();
-    kind = handle_request(body, *out);
-  } catch (...) {  // the private heap ran out: answer, never take the service down
-    if (out) out->clear();
-  }
-  pthread_mutex_unlock(&g_cold.mutex);
-  if (out && !out->empty()) send_frame(fd, kind, out->data(), out->size());
-  else refuse(fd, "internal error while answering (out of memory)");
-  // Released under the mutex, like every use of the private heap.
-  pthread_mutex_lock(&g_cold.mutex);
-  heap_delete(out);
-  pthread_mutex_unlock(&g_cold.mutex);
 }
 
 void* control_main(void*) {
@@ -212,6 +93,7 @@ void* control_main(void*) {
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);  // signals belong to the service's threads
   int64_t next_tick = monotonic_ms();
+  pollfd fds[1 + kMaxPeers];
   for (;;) {
     int64_t now = monotonic_ms();
     if (now >= next_tick || now >= leaks_next_due_ms()) {
@@ -225,19 +107,17 @@ void* control_main(void*) {
       if (now >= next_tick) next_tick = now + 1000;
       now = monotonic_ms();
     }
-    const int64_t wake = std::min(next_tick, leaks_next_due_ms());
+    const int64_t wake = std::min({next_tick, leaks_next_due_ms(), peers_expire(now)});
+    const bool listening = g_cold.listen_fd >= 0;
+    int n = 0;
+    if (listening) fds[n++] = {g_cold.listen_fd, POLLIN, 0};
+    const int peers = peers_poll_set(fds + n);
     const int timeout = static_cast<int>(std::clamp<int64_t>(wake - now, 0, 1000));
-    if (g_cold.listen_fd < 0) {
-      usleep(static_cast<useconds_t>(timeout) * 1000);
-      continue;
-    }
-    pollfd p{g_cold.listen_fd, POLLIN, 0};
-    const int r = poll(&p, 1, timeout);
-    if (r <= 0) continue;
-    const int fd = accept4(g_cold.listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    serve(fd);
-    close(fd);
+    if (poll(fds, static_cast<nfds_t>(n + peers), timeout) <= 0) continue;
+    now = monotonic_ms();
+    // Peers first: accepting may evict some, and their poll results must not reach a newcomer.
+    peers_after_poll(fds + n, peers, now);
+    if (listening && (fds[0].revents & POLLIN)) accept_burst(now);
   }
   return nullptr;
 }
@@ -255,6 +135,13 @@ bool start_control_thread() {
   pthread_attr_destroy(&attr);
   if (ok) pthread_setname_np(tid, "rsrmem-ctl");
   return ok;
+}
+
+void socket_fork_child() {
+  if (g_cold.listen_fd >= 0) close(g_cold.listen_fd);  // the child's copy; the file stays the parent's
+  g_cold.listen_fd = -1;
+  g_cold.socket_path[0] = '\0';
+  peers_fork_child();
 }
 
 void close_socket_at_exit() {

@@ -52,6 +52,9 @@ const char* mode_name();
 // Control thread (server.cc).
 bool start_control_thread();
 void close_socket_at_exit();
+// In a forked child, before its own control thread starts: lets go of the parent's socket and
+// connections (this process's copies of them).
+void socket_fork_child();
 // Periodic work (handlers.cc), once a second with the mutex held.
 void tick();
 
