@@ -28,14 +28,13 @@ struct ColdState {
   pid_t pid = 0;
   char program[kPathMax]{};
   char service[kNameMax]{};
-  char socket_path[kPathMax]{};
-  int listen_fd = -1;
+  char socket_path[kPathMax]{};  // the control socket's file ("" while there is none)
   int64_t start_ms = 0;       // realtime
   int64_t start_mono_ms = 0;  // monotonic
 
   bool heap_ok = false;
   bool unwinder_ok = false;
-  bool socket_ok = false;
+  bool socket_ok = false;  // the socket is open and its file in place (control thread)
   bool tables_ok = false;
 
   pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;

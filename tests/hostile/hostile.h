@@ -22,6 +22,9 @@
 namespace hostile {
 
 using Clock = std::chrono::steady_clock;
+using rt::Process;
+using rt::Spawn;
+using rt::TempDir;
 
 inline constexpr int kLineMs = 20000;
 inline constexpr int kSocketMs = 10000;

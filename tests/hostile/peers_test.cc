@@ -19,12 +19,7 @@
 
 namespace {
 
-using hostile::Clock;
-using hostile::figure;
-using hostile::Latency;
-using rt::Process;
-using rt::Spawn;
-using rt::TempDir;
+using namespace hostile;
 
 constexpr double kMaxRequestMs = 1000;  // far below 2 s x the listen backlog of the old server
 constexpr int kRequests = 20;
