@@ -4,10 +4,16 @@
 //  - the listening descriptor is an OwnedFd (high number, close-on-exec), checked every round
 //    and before every accept(); once the program has closed it or dup2()ed over it, it is
 //    forgotten (never closed) and the socket is made again at the same path;
-//  - accept() out of descriptors (EMFILE) pauses accepting for a moment instead of spinning.
+//  - the socket file is checked every tick: removed (its directory too), it is made again;
+//    replaced by someone's file, that file is left alone (and not removed at exit);
+//  - accept() out of descriptors (EMFILE) pauses accepting for a moment instead of spinning;
+//  - sockets of processes that are gone (children ended by _exit(), crashes) are removed at
+//    start and, in a process that forks, every few seconds: only "<pid>.sock" sockets of this
+//    uid whose pid does not exist.
 //
 // The directory belongs to the service's user and gives nobody else access (0700); the socket
 // is 0600, and SO_PEERCRED decides who is served (peers.cc).
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -18,11 +24,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
+#include "../../common/protocol.h"
 #include "fds.h"
 #include "leaks.h"
 #include "log.h"
@@ -38,17 +46,27 @@ constexpr int kAcceptBurst = 64;  // connections taken per round, so peers alrea
 constexpr int64_t kRetryFirstMs = 1000;
 constexpr int64_t kRetryMaxMs = 60000;
 constexpr int64_t kAcceptPauseMs = 500;
+constexpr int64_t kSweepEveryMs = 5000;
 
 struct Listener {
   OwnedFd fd;
+  dev_t file_dev = 0;  // the socket file bind() made
+  ino_t file_ino = 0;
   int64_t retry_at_ms = 0;  // when to make the socket again (while there is none)
   int64_t retry_delay_ms = 0;
   int64_t accept_paused_until_ms = 0;
-  bool failing = false;  // a failure to make it was logged; quiet until it works again
+  bool failing = false;     // a failure to make it was logged; quiet until it works again
+  bool file_taken = false;  // the path holds someone else's file (logged once)
 };
 Listener g_listen;
 
-// Where the socket goes.
+std::atomic<unsigned> g_forks{0};  // children forked since start (or since this process's fork)
+bool g_swept_at_start = false;
+int64_t g_next_sweep_ms = 0;
+
+void note_fork() { g_forks.fetch_add(1, std::memory_order_relaxed); }
+
+// Where the socket goes. Every check runs before anything is created.
 struct Place {
   char dir[kPathMax];
   char path[sizeof(sockaddr_un::sun_path)];
@@ -57,27 +75,40 @@ struct Place {
 bool prepare(Place* pl, char* why, size_t cap) {
   socket_dir_for(g_cold.config.socket_dir, getenv("XDG_RUNTIME_DIR"), static_cast<unsigned>(geteuid()), pl->dir,
                  sizeof pl->dir);
-  if (mkdir(pl->dir, 0700) != 0 && errno != EEXIST) {
-    snprintf(why, cap, "cannot create %s: %s", pl->dir, strerror(errno));
-    return false;
-  }
-  struct stat st{};
-  if (lstat(pl->dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-    snprintf(why, cap, "%s is not a directory", pl->dir);
-    return false;
-  }
-  if (st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
-    snprintf(why, cap, "%s must be owned by uid %u with mode 0700 (is uid %u, mode %03o)", pl->dir,
-             static_cast<unsigned>(geteuid()), static_cast<unsigned>(st.st_uid), static_cast<unsigned>(st.st_mode & 0777));
-    return false;
-  }
   const int n = snprintf(pl->path, sizeof pl->path, "%s/%d.sock", pl->dir, static_cast<int>(getpid()));
   if (n < 0 || static_cast<size_t>(n) >= sizeof pl->path) {
     snprintf(why, cap, "the path %s/%d.sock is too long for a socket (at most %zu bytes)", pl->dir,
              static_cast<int>(getpid()), sizeof pl->path - 1);
     return false;
   }
-  return true;
+  const mode_t mode = 0700;
+  const bool created = mkdir(pl->dir, mode) == 0;
+  if (!created && errno != EEXIST) {
+    snprintf(why, cap, "cannot create %s: %s", pl->dir, strerror(errno));
+    return false;
+  }
+  OwnedFd dir = adopt(open(pl->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  struct stat st{};
+  if (!dir.valid() || fstat(dir.fd, &st) != 0) {
+    snprintf(why, cap, "%s: %s", pl->dir, errno == ELOOP ? "a symbolic link, not a directory" : strerror(errno));
+    release(dir);
+    return false;
+  }
+  if (created && (st.st_mode & 0777) != mode && fchmod(dir.fd, mode) == 0) st.st_mode = (st.st_mode & ~0777u) | mode;
+  release(dir);
+  const unsigned m = st.st_mode & 07777;
+  if (st.st_uid != geteuid()) {
+    snprintf(why, cap, "%s must belong to uid %u (it belongs to uid %u)", pl->dir, static_cast<unsigned>(geteuid()),
+             static_cast<unsigned>(st.st_uid));
+  } else if (m & 022) {
+    snprintf(why, cap, "%s is writable by group or others (mode %04o): whoever writes there could put their own socket "
+             "in its place (chmod go-w)", pl->dir, m);
+  } else if (m & 077) {
+    snprintf(why, cap, "%s gives group or others access (mode %04o): it must be 0700", pl->dir, m);
+  } else {
+    return true;
+  }
+  return false;
 }
 
 bool open_socket(char* why, size_t cap) {
@@ -89,7 +120,18 @@ bool open_socket(char* why, size_t cap) {
     return false;
   }
   fchmod(fd.fd, 0600);  // the mode bind() gives the file: private from its first moment
-  unlink(pl.path);      // a stale socket of an earlier process with our pid
+  // A file at the path: a socket of ours left by an earlier process with this pid (or by this
+  // image before exec) goes; anything else is not ours to remove.
+  struct stat st{};
+  if (lstat(pl.path, &st) == 0) {
+    if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) {
+      snprintf(why, cap, "%s exists and is not a socket of uid %u: left alone", pl.path,
+               static_cast<unsigned>(geteuid()));
+      release(fd);
+      return false;
+    }
+    unlink(pl.path);
+  }
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, pl.path, std::strlen(pl.path) + 1);
@@ -98,13 +140,16 @@ bool open_socket(char* why, size_t cap) {
     release(fd);
     return false;
   }
-  if (chmod(pl.path, 0600) != 0 || listen(fd.fd, kBacklog) != 0) {
+  if (chmod(pl.path, 0600) != 0 || listen(fd.fd, kBacklog) != 0 || lstat(pl.path, &st) != 0) {
     snprintf(why, cap, "%s: %s", pl.path, strerror(errno));
     unlink(pl.path);
     release(fd);
     return false;
   }
   g_listen.fd = fd;
+  g_listen.file_dev = st.st_dev;
+  g_listen.file_ino = st.st_ino;
+  g_listen.file_taken = false;
   snprintf(g_cold.socket_path, sizeof g_cold.socket_path, "%s", pl.path);
   return true;
 }
@@ -159,6 +204,61 @@ void accept_burst(short revents, int64_t now_ms) {
   }
 }
 
+// Removes "<pid>.sock" sockets of this uid in `dir` whose process is gone. Reads the directory
+// with getdents64 into a stack buffer: nothing here allocates.
+void sweep_stale(const char* dir) {
+  OwnedFd d = adopt(open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  alignas(8) char buf[4096];
+  while (still_ours(d)) {
+    const ssize_t n = getdents64(d.fd, buf, sizeof buf);
+    if (n <= 0) break;
+    for (ssize_t off = 0; off < n;) {
+      const auto* e = reinterpret_cast<const dirent64*>(buf + off);
+      off += e->d_reclen;
+      const pid_t pid = proto::socket_name_pid(e->d_name);
+      if (pid <= 0 || pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH) continue;
+      struct stat st{};
+      if (fstatat(d.fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISSOCK(st.st_mode) || st.st_uid != geteuid())
+        continue;
+      unlinkat(d.fd, e->d_name, 0);
+    }
+  }
+  release(d);
+}
+
+// Once a second: the socket file is still ours and in place; stale sockets go.
+void socket_tick(int64_t now_ms) {
+  if (g_listen.fd.valid() && g_cold.socket_path[0]) {
+    struct stat st{};
+    if (lstat(g_cold.socket_path, &st) != 0) {
+      if (errno == ENOENT || errno == ENOTDIR) {  // the file or its directory was removed
+        log(Level::kInfo, "control socket: %s was removed; making it again", g_cold.socket_path);
+        release(g_listen.fd);
+        g_cold.socket_ok = false;
+        g_listen.retry_at_ms = 0;
+      }
+    } else if (st.st_dev != g_listen.file_dev || st.st_ino != g_listen.file_ino) {
+      if (!g_listen.file_taken)
+        log(Level::kWarn, "control socket: %s is now someone else's file; left alone (no socket until it is removed)",
+            g_cold.socket_path);
+      g_listen.file_taken = true;
+      g_cold.socket_ok = false;
+    } else {
+      g_listen.file_taken = false;
+      g_cold.socket_ok = true;
+    }
+  }
+  const bool due = !g_swept_at_start || (g_forks.load(std::memory_order_relaxed) > 0 && now_ms >= g_next_sweep_ms);
+  if (due && g_cold.socket_path[0]) {
+    char dir[kPathMax];
+    snprintf(dir, sizeof dir, "%s", g_cold.socket_path);
+    if (char* slash = std::strrchr(dir, '/')) *slash = '\0';
+    sweep_stale(dir);
+    g_swept_at_start = true;
+    g_next_sweep_ms = now_ms + kSweepEveryMs;
+  }
+}
+
 // Every round: the listening descriptor is still ours; a socket is made again when due.
 void keep_listener(int64_t now_ms) {
   if (g_listen.fd.valid() && !still_ours(g_listen.fd)) lose_listener("was closed or replaced by the program");
@@ -182,7 +282,10 @@ void* control_main(void*) {
       } catch (...) {  // out of private heap: try again at the next turn
       }
       pthread_mutex_unlock(&g_cold.mutex);
-      if (now >= next_tick) next_tick = now + 1000;
+      if (now >= next_tick) {
+        socket_tick(now);
+        next_tick = now + 1000;
+      }
       now = monotonic_ms();
     }
     keep_listener(now);
@@ -206,6 +309,9 @@ void* control_main(void*) {
 }  // namespace
 
 bool start_control_thread() {
+  static bool atfork_set = false;  // handlers survive fork: once per process tree
+  if (!atfork_set) pthread_atfork(nullptr, note_fork, nullptr);
+  atfork_set = true;
   reopen(monotonic_ms());  // here, so the socket exists when main() starts
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -223,12 +329,17 @@ void socket_fork_child() {
   g_listen = Listener{};
   g_cold.socket_path[0] = '\0';
   g_cold.socket_ok = false;
+  g_forks.store(0, std::memory_order_relaxed);
+  g_swept_at_start = true;  // the parent swept; this child sweeps once it forks itself
+  g_next_sweep_ms = 0;
   peers_fork_child();
 }
 
 void close_socket_at_exit() {
   if (getpid() != g_cold.pid || !g_cold.socket_path[0]) return;
-  unlink(g_cold.socket_path);
+  struct stat st{};
+  if (lstat(g_cold.socket_path, &st) == 0 && st.st_dev == g_listen.file_dev && st.st_ino == g_listen.file_ino)
+    unlink(g_cold.socket_path);  // only our own file: a replacement is someone else's
   g_cold.socket_path[0] = '\0';
 }
 
