@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -31,6 +32,28 @@ std::string clean_setting(const char* raw) {
   if (first == std::string::npos) return "";
   const size_t last = v.find_last_not_of(" \t");
   return v.substr(first, last - first + 1);
+}
+
+// Sockets are only looked for where the library would make them: a directory nobody but its
+// owner can write to. In one that group or others may write, any socket could be an impostor's
+// (fake figures for an exporter), and the library never puts its own there.
+void check_trusted(const std::string& dir) {
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return;  // missing: nothing to trust
+  if ((st.st_mode & 022) == 0) return;
+  char mode[8];
+  snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  throw CtlError(kExitUsage, "socket directory " + dir + " is writable by group or others (mode " + mode +
+                                 "): a socket in it could be anyone's, and the library never uses such a "
+                                 "directory; point RSR_SOCKET_DIR at one only its owner can write to");
+}
+
+// A socket path that cannot even be looked at: say why, naming the directory.
+[[noreturn]] void unreachable(const std::string& dir, const std::string& path, int err) {
+  throw CtlError(kExitNotFound, "cannot reach " + path + ": " + std::strerror(err) +
+                                    " (the socket directory " + dir +
+                                    " lets in its owner and its group: another user needs to be in "
+                                    "that group and named in the process's RSR_ALLOWED_UIDS)");
 }
 
 std::string join_candidates(const std::vector<SocketFile>& files) {
@@ -65,9 +88,11 @@ std::optional<pid_t> pid_from_socket_name(std::string_view name) {
 
 std::vector<SocketFile> scan_socket_dir(const std::string& dir) {
   std::vector<SocketFile> out;
+  check_trusted(dir);
   DIR* d = opendir(dir.c_str());
   if (!d) {
     if (errno == ENOENT || errno == ENOTDIR) return out;
+    if (errno == EACCES) unreachable(dir, dir, errno);
     throw CtlError(kExitNotFound,
                    "cannot read socket directory " + dir + ": " + std::strerror(errno));
   }
@@ -97,7 +122,10 @@ std::string remove_stale_socket(const std::string& dir, const SocketFile& socket
     return std::string("cannot stat it: ") + std::strerror(errno);
   }
   if (!S_ISSOCK(st.st_mode)) return "not a socket";
-  if (st.st_uid != geteuid()) return "owned by uid " + std::to_string(st.st_uid);
+  // Another user's (a service an exporter watches): that user's next monitored process in this
+  // directory removes it.
+  if (st.st_uid != geteuid())
+    return "owned by uid " + std::to_string(st.st_uid) + ", whose next monitored process removes it";
   if (unlink(socket.path.c_str()) != 0 && errno != ENOENT)
     return std::string("cannot remove it: ") + std::strerror(errno);
   return "";
@@ -116,9 +144,11 @@ std::vector<Target> resolve_targets(const TargetRequest& req) {
       return {Target{pid.value_or(0), req.socket, false}};
     }
     case TargetMode::kPid: {
+      check_trusted(req.dir);
       const std::string path = req.dir + "/" + std::to_string(req.pid) + ".sock";
       struct stat st;
       if (lstat(path.c_str(), &st) != 0) {
+        if (errno == EACCES) unreachable(req.dir, path, errno);
         std::string msg = "no monitored process with pid " + std::to_string(req.pid) +
                           " (no socket " + path + ")";
         if (!pid_alive(req.pid)) msg += "; no such process";

@@ -4,7 +4,12 @@
 // A monitored process listens on <dir>/<pid>.sock where <dir> is $RSR_SOCKET_DIR, else
 // $XDG_RUNTIME_DIR/rsrmem, else /tmp/rsrmem-<uid> (the same rule the preload follows).
 // Clean-up only ever unlinks files named <digits>.sock, directly in that directory, that are
-// sockets owned by the caller's effective uid: nothing else can be removed by mistake.
+// sockets owned by the caller's effective uid: nothing else can be removed by mistake. Another
+// user's stale socket (a service an exporter watches, see README "Security") is left for that
+// user's next monitored process, which removes the sockets of processes that are gone.
+//
+// Discovery trusts only a directory that neither group nor others may write (the library uses no
+// other): in one they may, any socket could be an impostor's.
 //
 // Not thread-safe (plain functions over the file system); rsrmemctl is single-threaded.
 #pragma once
@@ -36,7 +41,7 @@ struct SocketFile {
 };
 
 // Every <pid>.sock in `dir`, sorted by pid. A missing directory is an empty result; an
-// unreadable one throws CtlError (kExitNotFound).
+// unreadable one throws CtlError (kExitNotFound), one group or others may write kExitUsage.
 std::vector<SocketFile> scan_socket_dir(const std::string& dir);
 
 // False only when the kernel says no such process (ESRCH); EPERM means alive.
@@ -62,7 +67,8 @@ struct TargetRequest {
 };
 
 // Resolves the request to the processes to talk to. Throws CtlError:
-//  - kPid: no socket for that pid, or the pid is gone (kExitNotFound);
+//  - kPid: no socket for that pid, the pid is gone, or the directory cannot be searched
+//    (kExitNotFound);
 //  - kSocket: the path does not exist or is not a socket (kExitNotFound);
 //  - kAuto: no live candidate (kExitNotFound) or several (kExitUsage, listing them);
 //  - kAll: never throws for an empty directory; the result may be empty.

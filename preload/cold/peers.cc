@@ -28,6 +28,9 @@ enum class Phase : uint8_t { kFree, kHeader, kBody, kReply };
 struct Peer {
   OwnedFd fd;
   Phase phase = Phase::kFree;
+  bool full_access = false;  // the owner or root; RSR_ALLOWED_UIDS peers may only query
+  bool denied = false;       // no uid of those: its request is read (and dropped), then refused
+  unsigned uid = 0;
   int64_t since_ms = 0;     // accepted at (eviction takes the oldest)
   int64_t deadline_ms = 0;  // of the current phase
   uint8_t header[proto::kHeaderBytes]{};
@@ -42,6 +45,10 @@ struct Peer {
 Peer g_peers[kMaxPeers];
 int g_polled[kMaxPeers];  // slot of each pollfd peers_poll_set() filled
 size_t g_pending_reply_bytes = 0;
+
+// Commands an RSR_ALLOWED_UIDS peer may send: they read, and change nothing a later reader
+// would see (update_metrics resets the growth baseline; profiling writes files as the service).
+constexpr const char* kQueries[] = {"hello", "status", "health", "summary", "metrics", "check_leaks"};
 
 // A bounded buffer on the stack for refusals: they never touch the private heap.
 struct StackBuffer {
@@ -105,13 +112,39 @@ bool listed_uid(unsigned uid) {
   return false;
 }
 
+bool may_query_only(const char* cmd) {
+  for (const char* q : kQueries)
+    if (std::strcmp(cmd, q) == 0) return true;
+  return false;
+}
+
 void on_writable(Peer& p);
+
+void refuse_uid(Peer& p) {
+  char msg[192];
+  snprintf(msg, sizeof msg,
+           "permission denied: uid %u may not use this socket (the owner uid %u, root and the uids in "
+           "RSR_ALLOWED_UIDS may)",
+           p.uid, static_cast<unsigned>(geteuid()));
+  refuse(p, msg);
+}
 
 // The request is complete: answer it (or refuse it) and start writing.
 void answer(Peer& p, int64_t now_ms) {
+  if (p.denied) return refuse_uid(p);
   const std::string_view body(p.body, p.length);
   if (!json::json_validate(body) || json::json_get(body, "cmd").type != json::Type::kString) {
     refuse(p, "malformed request: expected a JSON object with a \"cmd\" string");
+    return;
+  }
+  char cmd[64] = "";
+  if (!p.full_access && (!json::json_string(json::json_get(body, "cmd"), cmd, sizeof cmd) || !may_query_only(cmd))) {
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "permission denied: uid %u (RSR_ALLOWED_UIDS) may only query (hello, status, health, summary, metrics, "
+             "check_leaks), not \"%s\"",
+             p.uid, cmd);
+    refuse(p, msg);
     return;
   }
   proto::Kind kind = proto::Kind::kResponse;
@@ -158,8 +191,10 @@ void on_readable(Peer& p, int64_t now_ms) {
       return;
     }
     const bool in_header = p.phase == Phase::kHeader;
-    uint8_t* to = in_header ? p.header + p.got : reinterpret_cast<uint8_t*>(p.body) + p.got;
-    const size_t want = (in_header ? sizeof p.header : p.length) - p.got;
+    uint8_t scratch[4096];  // where a denied peer's request goes
+    uint8_t* to = in_header ? p.header + p.got : p.body ? reinterpret_cast<uint8_t*>(p.body) + p.got : scratch;
+    size_t want = (in_header ? sizeof p.header : p.length) - p.got;
+    if (to == scratch && want > sizeof scratch) want = sizeof scratch;
     const ssize_t k = recv(p.fd.fd, to, want, MSG_DONTWAIT);
     if (k < 0 && errno == EINTR) continue;
     if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
@@ -173,11 +208,15 @@ void on_readable(Peer& p, int64_t now_ms) {
       const proto::DecodeStatus st = proto::decode_header(p.header, sizeof p.header, proto::kMaxRequestBytes, &h);
       if (st != proto::DecodeStatus::kOk) return refuse(p, proto::describe(st));
       if (h.kind != proto::Kind::kRequest) return refuse(p, "expected a request frame");
-      if (h.length == 0) return refuse(p, "malformed request: expected a JSON object with a \"cmd\" string");
-      pthread_mutex_lock(&g_cold.mutex);
-      p.body = static_cast<char*>(heap_alloc(h.length));
-      pthread_mutex_unlock(&g_cold.mutex);
-      if (!p.body) return refuse(p, "internal error while reading (out of memory)");
+      if (p.denied) {
+        if (h.length == 0) return refuse_uid(p);
+      } else {
+        if (h.length == 0) return refuse(p, "malformed request: expected a JSON object with a \"cmd\" string");
+        pthread_mutex_lock(&g_cold.mutex);
+        p.body = static_cast<char*>(heap_alloc(h.length));
+        pthread_mutex_unlock(&g_cold.mutex);
+        if (!p.body) return refuse(p, "internal error while reading (out of memory)");
+      }
       p.length = h.length;
       p.got = 0;
       p.phase = Phase::kBody;
@@ -248,12 +287,11 @@ void peers_add(OwnedFd fd, int64_t now_ms) {
     finish(p);
     return;
   }
-  if (cred.uid != 0 && cred.uid != geteuid() && !listed_uid(cred.uid)) {
-    char msg[128];
-    snprintf(msg, sizeof msg, "permission denied: uid %u may not use this socket", cred.uid);
-    refuse(p, msg);
-    return;
-  }
+  p.uid = cred.uid;
+  p.full_access = cred.uid == 0 || cred.uid == geteuid();
+  // A refusal sent at once would meet a client still writing its request (EPIPE, and no
+  // message); the request is taken in first, into a scratch buffer, then refused.
+  p.denied = !p.full_access && !listed_uid(cred.uid);
   p.phase = Phase::kHeader;
   p.deadline_ms = now_ms + kRequestMs;
   on_readable(p, now_ms);  // a client sends its request with the connect: often already here

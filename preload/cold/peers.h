@@ -28,9 +28,10 @@ inline constexpr int64_t kRequestMs = 2000;
 inline constexpr int64_t kReplyMs = 5000;
 inline constexpr size_t kMaxPendingReplyBytes = size_t{32} << 20;
 
-// Starts serving a connection just accepted (adopted, non-blocking): checks its credentials
-// (the owner, root and the uids in RSR_ALLOWED_UIDS) and reads what it already sent; may answer
-// and close it at once.
+// Starts serving a connection just accepted (adopted, non-blocking): checks its credentials and
+// reads what it already sent; may answer and close it at once. The owner and root may send any
+// request, uids in RSR_ALLOWED_UIDS only queries; any other uid has its request read (into a
+// scratch buffer) and refused, so that the client, done writing, gets the message.
 void peers_add(OwnedFd fd, int64_t now_ms);
 
 // Fills `fds` (room for kMaxPeers) with the peers still ours and what each waits for; returns

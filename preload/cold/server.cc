@@ -11,8 +11,11 @@
 //    start and, in a process that forks, every few seconds: only "<pid>.sock" sockets of this
 //    uid whose pid does not exist.
 //
-// The directory belongs to the service's user and gives nobody else access (0700); the socket
-// is 0600, and SO_PEERCRED decides who is served (peers.cc).
+// Access (README, Security): the directory belongs to the service's user and is never group-
+// or other-writable (a writer could put its own socket in our place). By default it is 0700 and
+// the socket 0600. With RSR_ALLOWED_UIDS, the directory may give its group read and search
+// (0750, 2750) and the socket is 0660 in the directory's group: the allowed users reach it
+// through that group, and SO_PEERCRED decides (peers.cc).
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -66,10 +69,17 @@ int64_t g_next_sweep_ms = 0;
 
 void note_fork() { g_forks.fetch_add(1, std::memory_order_relaxed); }
 
+bool allowed_uids_set() {
+  for (const char* s = g_cold.config.allowed_uids; *s; ++s)
+    if (*s >= '0' && *s <= '9') return true;
+  return false;
+}
+
 // Where the socket goes. Every check runs before anything is created.
 struct Place {
   char dir[kPathMax];
   char path[sizeof(sockaddr_un::sun_path)];
+  gid_t group = 0;  // the directory's
 };
 
 bool prepare(Place* pl, char* why, size_t cap) {
@@ -81,7 +91,16 @@ bool prepare(Place* pl, char* why, size_t cap) {
              static_cast<int>(getpid()), sizeof pl->path - 1);
     return false;
   }
-  const mode_t mode = 0700;
+  const bool shared = allowed_uids_set();
+  if (shared && !g_cold.config.socket_dir[0]) {
+    static bool said = false;
+    if (!said)
+      log(Level::kWarn, "RSR_ALLOWED_UIDS is set but RSR_SOCKET_DIR is not: other users may not reach the default "
+          "%s (under XDG_RUNTIME_DIR, mode 0700); give the service a directory of its own, in a group of the allowed "
+          "users, mode 2750 (README, Security)", pl->dir);
+    said = true;
+  }
+  const mode_t mode = shared ? 0750 : 0700;
   const bool created = mkdir(pl->dir, mode) == 0;
   if (!created && errno != EEXIST) {
     snprintf(why, cap, "cannot create %s: %s", pl->dir, strerror(errno));
@@ -103,12 +122,36 @@ bool prepare(Place* pl, char* why, size_t cap) {
   } else if (m & 022) {
     snprintf(why, cap, "%s is writable by group or others (mode %04o): whoever writes there could put their own socket "
              "in its place (chmod go-w)", pl->dir, m);
-  } else if (m & 077) {
-    snprintf(why, cap, "%s gives group or others access (mode %04o): it must be 0700", pl->dir, m);
+  } else if (!shared && (m & 077)) {
+    snprintf(why, cap, "%s gives group or others access (mode %04o): it must be 0700, or RSR_ALLOWED_UIDS must name "
+             "the users it is shared with (README, Security)", pl->dir, m);
+  } else if (shared && (m & 007)) {
+    snprintf(why, cap, "%s gives others access (mode %04o): with RSR_ALLOWED_UIDS it must be 0750 or 2750, the "
+             "allowed users reaching it through its group", pl->dir, m);
   } else {
+    pl->group = st.st_gid;
     return true;
   }
   return false;
+}
+
+// The socket's group and mode: 0600, or 0660 in the directory's group with RSR_ALLOWED_UIDS.
+void set_access(const Place& pl) {
+  mode_t mode = 0600;
+  struct stat st{};
+  if (allowed_uids_set() && lstat(pl.path, &st) == 0) {
+    if (st.st_gid == pl.group || lchown(pl.path, static_cast<uid_t>(-1), pl.group) == 0) {
+      mode = 0660;
+    } else {
+      static bool said = false;
+      if (!said)
+        log(Level::kWarn, "RSR_ALLOWED_UIDS: the socket cannot take group %u of %s (%s): the allowed users cannot "
+            "connect; make the directory setgid (chmod g+s) so sockets take its group", static_cast<unsigned>(pl.group),
+            pl.dir, strerror(errno));
+      said = true;
+    }
+  }
+  chmod(pl.path, mode);
 }
 
 bool open_socket(char* why, size_t cap) {
@@ -140,7 +183,8 @@ bool open_socket(char* why, size_t cap) {
     release(fd);
     return false;
   }
-  if (chmod(pl.path, 0600) != 0 || listen(fd.fd, kBacklog) != 0 || lstat(pl.path, &st) != 0) {
+  set_access(pl);
+  if (listen(fd.fd, kBacklog) != 0 || lstat(pl.path, &st) != 0) {
     snprintf(why, cap, "%s: %s", pl.path, strerror(errno));
     unlink(pl.path);
     release(fd);

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <fstream>
@@ -86,6 +87,33 @@ TEST(Scan, ListsPidSocketsSortedAndIgnoresTheRest) {
   EXPECT_EQ(files[0].path, dir.path() + "/20.sock");
   EXPECT_EQ(files[1].pid, 300);
   EXPECT_TRUE(scan_socket_dir(dir.path() + "/missing").empty());
+}
+
+// Any socket in a directory that group or others may write could be an impostor's: discovery
+// refuses such a directory, whichever way the target is named in it (an explicit --socket path
+// is the operator's own choice and is not judged).
+TEST(Scan, RefusesADirectoryOthersMayWrite) {
+  for (const mode_t mode : {0770, 0702, 01777}) {
+    SCOPED_TRACE(mode);
+    rsrtest::TempDir dir;
+    make_dead_socket(dir.path() + "/77.sock");
+    ASSERT_EQ(chmod(dir.path().c_str(), mode), 0);
+    for (const TargetMode m : {TargetMode::kAll, TargetMode::kAuto, TargetMode::kPid}) {
+      try {
+        resolve_targets({m, 77, "", dir.path()});
+        ADD_FAILURE() << "a directory of mode " << std::oct << mode << " was trusted";
+      } catch (const CtlError& e) {
+        EXPECT_EQ(e.code(), kExitUsage);
+        EXPECT_THAT(e.what(), HasSubstr("writable by group or others"));
+        EXPECT_THAT(e.what(), HasSubstr(dir.path()));
+      }
+    }
+    EXPECT_EQ(resolve_targets({TargetMode::kSocket, 0, dir.path() + "/77.sock", dir.path()}).size(), 1u);
+  }
+  // Group read and search (the shared set-up of README, Security) is fine.
+  rsrtest::TempDir shared;
+  ASSERT_EQ(chmod(shared.path().c_str(), 02750), 0);
+  EXPECT_TRUE(scan_socket_dir(shared.path()).empty());
 }
 
 TEST(Cleanup, RemovesOnlyOurSocketsNamedByPid) {

@@ -168,7 +168,7 @@ Process::Process(const Spawn& s) {
     dup2(err[1], 2);
     if (!s.cwd.empty() && chdir(s.cwd.c_str()) != 0) _exit(126);
     if (s.uid != static_cast<uid_t>(-1)) {
-      if (setgroups(0, nullptr) != 0 || setgid(s.gid) != 0 || setuid(s.uid) != 0) {
+      if (setgroups(s.groups.size(), s.groups.data()) != 0 || setgid(s.gid) != 0 || setuid(s.uid) != 0) {
         static const char msg[] = "harness: cannot drop privileges\n";
         (void)!::write(2, msg, sizeof msg - 1);
         _exit(126);

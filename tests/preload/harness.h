@@ -50,6 +50,7 @@ struct Spawn {
   std::string cwd;
   uid_t uid = static_cast<uid_t>(-1);  // drop to this uid/gid before exec (root only)
   gid_t gid = static_cast<gid_t>(-1);
+  std::vector<gid_t> groups;           // supplementary groups after dropping (default: none)
 };
 
 // The environment a spawned process gets: ours without LD_PRELOAD and RSR_*, plus the spawn's.
