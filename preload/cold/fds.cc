@@ -42,11 +42,7 @@ int high_fd_floor() {
   return floor;
 }
 
-namespace {
-
-// A high, close-on-exec copy of `fd` with its identity (`fd` itself when no high number is free
-// or it is high already); invalid when fstat fails. `fd` stays open.
-OwnedFd high_copy(int fd) {
+OwnedFd copy_high(int fd) {
   OwnedFd out;
   int use = fd;
   if (fd < high_fd_floor()) {
@@ -65,29 +61,22 @@ OwnedFd high_copy(int fd) {
   return out;
 }
 
-}  // namespace
-
 OwnedFd adopt(int fd) {
   if (fd < 0) return OwnedFd{};
   const int saved = errno;
-  const OwnedFd out = high_copy(fd);
+  const OwnedFd out = copy_high(fd);
   if (out.valid()) close_if_same(fd, out);
   errno = saved;
   return out;
 }
 
 OwnedFd adopt_path(int fd, const char* path) {
-  if (fd < 0) return OwnedFd{};
   const int saved = errno;
-  OwnedFd out = high_copy(fd);
-  struct stat by_path{};
-  if (out.valid() && (stat(path, &by_path) != 0 || by_path.st_dev != out.dev || by_path.st_ino != out.ino)) {
-    if (out.fd != fd) close(out.fd);  // our copy of whatever that number is now
-    errno = EAGAIN;
-    return OwnedFd{};
-  }
-  if (out.valid()) close_if_same(fd, out);
-  errno = saved;
+  OwnedFd out = adopt_checked(fd, [path](const OwnedFd& copy) {
+    struct stat by_path{};
+    return stat(path, &by_path) == 0 && by_path.st_dev == copy.dev && by_path.st_ino == copy.ino;
+  });
+  if (out.valid()) errno = saved;
   return out;
 }
 

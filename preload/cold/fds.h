@@ -12,6 +12,9 @@
 #pragma once
 
 #include <sys/types.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 namespace rsr::cold {
 
@@ -32,10 +35,19 @@ struct OwnedFd {
 // main, a descriptor the library has verified otherwise). For a path, adopt_path() checks.
 OwnedFd adopt(int fd);
 
-// adopt() for a descriptor just opened on `path`: the high copy must be the file the path names
-// now (device and inode), or the low number was taken over by the program in between; the low
-// number is then the program's: left alone, never closed. Returns an invalid OwnedFd (errno
+// A high, close-on-exec copy of `fd` with its identity (`fd` itself when no high number is free
+// or it is high already); `fd` stays open. Invalid when fstat fails.
+OwnedFd copy_high(int fd);
+
+// adopt() that first asks `is_ours(copy)` whether the high copy is what the library opened (the
+// file a path names, a socket's address): when it is not, the program took the low number over
+// in between, and the low number is left alone, never closed. Returns an invalid OwnedFd (errno
 // EAGAIN) in that case; the caller may simply open again.
+template <class IsOurs>
+OwnedFd adopt_checked(int fd, IsOurs is_ours);
+
+// adopt_checked() for a descriptor just opened on `path`: the copy must be the file the path
+// names now (device and inode).
 OwnedFd adopt_path(int fd, const char* path);
 
 // True when `f.fd` still refers to the file it was adopted on.
@@ -58,5 +70,18 @@ inline void forget(OwnedFd& f) { f = OwnedFd{}; }
 
 // The lowest number adopt() moves descriptors to (a little below the soft RLIMIT_NOFILE).
 int high_fd_floor();
+
+template <class IsOurs>
+OwnedFd adopt_checked(int fd, IsOurs is_ours) {
+  if (fd < 0) return OwnedFd{};
+  OwnedFd copy = copy_high(fd);
+  if (copy.valid() && !is_ours(copy)) {
+    if (copy.fd != fd) ::close(copy.fd);  // our copy of whatever that number is now
+    errno = EAGAIN;
+    return OwnedFd{};
+  }
+  if (copy.valid()) close_if_same(fd, copy);
+  return copy;
+}
 
 }  // namespace rsr::cold

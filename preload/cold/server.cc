@@ -106,7 +106,7 @@ bool prepare(Place* pl, char* why, size_t cap) {
     snprintf(why, cap, "cannot create %s: %s", pl->dir, strerror(errno));
     return false;
   }
-  OwnedFd dir = adopt(open(pl->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  OwnedFd dir = open_owned(pl->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
   struct stat st{};
   if (!dir.valid() || fstat(dir.fd, &st) != 0) {
     snprintf(why, cap, "%s: %s", pl->dir, errno == ELOOP ? "a symbolic link, not a directory" : strerror(errno));
@@ -154,10 +154,31 @@ void set_access(const Place& pl) {
   chmod(pl.path, mode);
 }
 
+// A Unix stream socket that is neither bound nor listening.
+bool fresh_unix_socket(const OwnedFd& f) {
+  sockaddr_un addr{};
+  socklen_t len = sizeof addr;
+  int type = 0, listening = 1;
+  socklen_t n = sizeof type, m = sizeof listening;
+  return getsockname(f.fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 && addr.sun_family == AF_UNIX &&
+         len <= sizeof(sa_family_t) && getsockopt(f.fd, SOL_SOCKET, SO_TYPE, &type, &n) == 0 && type == SOCK_STREAM &&
+         getsockopt(f.fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &m) == 0 && listening == 0;
+}
+
+// A connection accepted on our socket: its local address is our socket's path.
+bool accepted_here(const OwnedFd& f) {
+  sockaddr_un addr{};
+  socklen_t len = sizeof addr;
+  return getsockname(f.fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 && addr.sun_family == AF_UNIX &&
+         len > sizeof(sa_family_t) && strncmp(addr.sun_path, g_cold.socket_path, sizeof addr.sun_path) == 0;
+}
+
 bool open_socket(char* why, size_t cap) {
   Place pl;
   if (!prepare(&pl, why, cap)) return false;
-  OwnedFd fd = adopt(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  // The copy must still be the fresh socket (unbound, not listening) before it is bound: a
+  // number the program took over in between would otherwise be bound to our path.
+  OwnedFd fd = adopt_checked(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), fresh_unix_socket);
   if (!fd.valid()) {
     snprintf(why, cap, "socket(): %s", strerror(errno));
     return false;
@@ -243,7 +264,9 @@ void accept_burst(short revents, int64_t now_ms) {
       }
       return lose_listener("no longer accepts connections");
     }
-    const OwnedFd peer = adopt(c);
+    // The copy must be a connection to our socket (its local address is our path): a number
+    // the program took over in between is left to it.
+    const OwnedFd peer = adopt_checked(c, accepted_here);
     if (peer.valid()) peers_add(peer, now_ms);
   }
 }
@@ -251,7 +274,7 @@ void accept_burst(short revents, int64_t now_ms) {
 // Removes "<pid>.sock" sockets of this uid in `dir` whose process is gone. Reads the directory
 // with getdents64 into a stack buffer: nothing here allocates.
 void sweep_stale(const char* dir) {
-  OwnedFd d = adopt(open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  OwnedFd d = open_owned(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
   alignas(8) char buf[4096];
   while (still_ours(d)) {
     const ssize_t n = getdents64(d.fd, buf, sizeof buf);
@@ -311,6 +334,9 @@ void keep_listener(int64_t now_ms) {
 
 void* control_main(void*) {
   hot::guard_enter();  // this thread's incidental libc allocations are not the service's
+  // Named by itself: naming another thread opens a /proc file, a descriptor the program's
+  // close-all could take over.
+  pthread_setname_np(pthread_self(), "rsrmem-ctl");
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);  // signals belong to the service's threads
@@ -364,7 +390,6 @@ bool start_control_thread() {
   pthread_t tid;
   const bool ok = pthread_create(&tid, &attr, control_main, nullptr) == 0;
   pthread_attr_destroy(&attr);
-  if (ok) pthread_setname_np(tid, "rsrmem-ctl");
   return ok;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "harness.h"
+#include "hostile.h"
 
 namespace {
 
@@ -67,8 +68,8 @@ std::string preload_for(const Case& c) {
 }
 
 std::string program_for(const Case& c) {
-  if (c.order != Order::kLinked) return rt::program("alloc_mix");
-  return rt::program(std::string("alloc_mix_") + c.allocator.name);
+  if (c.order != Order::kLinked) return hostile::program("alloc_mix");
+  return hostile::program(std::string("alloc_mix_") + c.allocator.name);
 }
 
 class Allocators : public ::testing::TestWithParam<Case> {};
@@ -148,7 +149,7 @@ namespace {
 nlohmann::json tracking_of(const std::string& program, int settle_ms, std::string* err) {
   TempDir dir;
   Spawn s;
-  s.argv = {rt::program(program)};
+  s.argv = {hostile::program(program)};
   s.socket_dir = dir.path();
   Process p(s);
   EXPECT_TRUE(p.started());

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "harness.h"
+#include "hostile.h"
 
 namespace {
 
@@ -39,8 +40,8 @@ std::vector<Parent> parents() {
 }
 
 std::string substitute(std::string arg) {
-  for (const auto& [token, path] : {std::pair<std::string, std::string>{"@probe", rt::program("preload_probe")},
-                                    {"@spawner", rt::program("../preload/spawner")}}) {
+  for (const auto& [token, path] : {std::pair<std::string, std::string>{"@probe", hostile::program("preload_probe")},
+                                    {"@spawner", rt::program("spawner")}}) {
     for (size_t at; (at = arg.find(token)) != std::string::npos;) arg.replace(at, token.size(), path);
   }
   return arg;

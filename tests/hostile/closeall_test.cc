@@ -93,15 +93,11 @@ std::string tcp_client(int port, int i) {
   return got;
 }
 
-// Stack sampling is kept out of these tests (an interval of 1 TiB: no allocation is sampled), so
-// that they judge the control socket alone: libunwind's address validation keeps a pipe of its
-// own at low numbers and, once a daemon reuses them, reads from, writes to and closes whatever
-// is there (DISABLED_StackCapture below shows it).
+// With the default sampling: stacks are captured while the daemon closes everything.
 Spawn daemon_spawn(const TempDir& dir) {
   Spawn s;
   s.argv = {hostile::program("daemon")};
   s.socket_dir = dir.path();
-  s.env["RSR_SAMPLE_INTERVAL_BYTES"] = "1099511627776";
   return s;
 }
 
@@ -213,17 +209,14 @@ TEST(Dup2, OverEveryLowNumber) {
   hostile::quit(p);
 }
 
-// The hazard named above daemon_spawn(): with every allocation unwound (detailed tracking), a
-// daemon that closes everything and writes its file (starting a short-lived thread now and then,
-// whose fresh stack libunwind validates) loses records, because libunwind's
-// validation pipe (x86_64/Ginit.c, write_validate) finds the file under its old numbers, fails
-// to read from it, closes it and opens a new pipe in its place. The unwinder's descriptors are
-// the stack capture's to own; enable this test once they are.
-TEST(DISABLED_StackCapture, CloseAllThenWritesItsFile) {
+// With every allocation unwound (detailed tracking), a daemon that closes everything and writes
+// its file, starting a short-lived thread now and then whose fresh stack libunwind validates:
+// libunwind's validation pipe (x86_64/Ginit.c, write_validate) must never be the file under its
+// old numbers (it would read from it, fail, close it and open a new pipe in its place).
+TEST(StackCapture, CloseAllThenWritesItsFile) {
   TempDir dir;
   TempDir data("rsrdata");
   Spawn s = daemon_spawn(dir);
-  s.env.erase("RSR_SAMPLE_INTERVAL_BYTES");
   s.env["RSR_MEMORY_DETAILED_TRACKING"] = "true";
   Process p = hostile::start_ready(s, dir.path());
   ASSERT_EQ(command(p, "closeall range", "closed"), "closed") << p.describe();

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "harness.h"
+#include "hostile.h"
 
 namespace {
 
@@ -37,7 +38,7 @@ template <class Check>
 void with_program(const std::string& max_sites, Check check) {
   TempDir dir;
   Spawn s;
-  s.argv = {rt::program("many_stacks")};
+  s.argv = {hostile::program("many_stacks")};
   s.socket_dir = dir.path();
   s.env["RSR_MAX_SITES"] = max_sites;
   s.env["RSR_SAMPLE_INTERVAL_BYTES"] = "4096";

@@ -232,7 +232,11 @@ static void dup2_records(const char* path, int maxfd, int n) {
   int* fds = malloc(sizeof(int) * (size_t)(maxfd + 1));
   int nfds = 0;
   for (int k = 3; k <= maxfd; ++k) {
-    if (k != fd && dup2(fd, k) != k) {
+    /* EBUSY: another thread of the process is opening a file at that very number (dup2(2));
+     * a program with threads of its own retries, as this one does. */
+    int r = k, tries = 0;
+    while (k != fd && (r = dup2(fd, k)) != k && errno == EBUSY && ++tries < 100) usleep(1000);
+    if (r != k) {
       say("dup2 bad: dup2 over %d: %s", k, strerror(errno));
       free(fds);
       return;
