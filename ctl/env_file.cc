@@ -1,19 +1,17 @@
 #include "env_file.h"
 
-#include <sys/stat.h>
-
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include "config.h"
 #include "errors.h"
+#include "regular_file.h"
 
 namespace rsr::ctl {
 namespace {
+
+// scripts/env.template, every setting with its comment, is about 3 KiB.
+constexpr size_t kMaxEnvFileBytes = 1 << 20;
 
 bool is_blank(char c) { return c == ' ' || c == '\t'; }
 bool is_key_start(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
@@ -181,16 +179,8 @@ EnvFile parse_env_file(std::string_view text, const std::string& name) {
 }
 
 EnvFile load_env_file(const std::string& path) {
-  struct stat st;
-  if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
-    throw CtlError(kExitNotFound, "cannot read env file " + path + ": it is a directory");
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw CtlError(kExitNotFound, "cannot read env file " + path + ": " + std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw CtlError(kExitNotFound, "cannot read env file " + path);
-  return parse_env_file(text.str(), path);
+  // Regular files only: a FIFO or a device named here would hang or never end the read.
+  return parse_env_file(read_regular_file(path, kMaxEnvFileBytes, "env file"), path);
 }
 
 }  // namespace rsr::ctl

@@ -36,7 +36,8 @@ struct EnvFile {
 // "name:line: what is wrong" for the first malformed line.
 EnvFile parse_env_file(std::string_view text, const std::string& name);
 
-// Reads and parses `path`. Throws CtlError(kExitNotFound) when it cannot be read.
+// Reads and parses `path`, a regular file of at most 1 MiB. Throws CtlError(kExitNotFound) when
+// it cannot be read, is not a regular file (a FIFO, a device, a directory) or is larger.
 EnvFile load_env_file(const std::string& path);
 
 }  // namespace rsr::ctl

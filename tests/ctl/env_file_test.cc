@@ -2,10 +2,15 @@
 // that name file:line.
 #include "env_file.h"
 
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <fstream>
+#include <future>
 
 #include "errors.h"
 #include "fake_server.h"
@@ -136,6 +141,49 @@ TEST(EnvFile, LoadReadsAFile) {
   const EnvFile f = rsr::ctl::load_env_file(path);
   ASSERT_EQ(f.entries.size(), 1u);
   EXPECT_EQ(f.entries[0].value, "checkout");
+}
+
+// A FIFO, a directory or a device is refused at once, never read: a FIFO's open would wait for a
+// writer and a device's read never ends. (If the FIFO's open did block, the test's own writer
+// frees it after 5 s, so a regression fails instead of hanging.)
+TEST(EnvFile, LoadRefusesWhatIsNotARegularFile) {
+  rsrtest::TempDir dir;
+  const std::string fifo = dir.path() + "/svc.env";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  auto load = std::async(std::launch::async, [&] {
+    try {
+      rsr::ctl::load_env_file(fifo);
+      return std::string("no error");
+    } catch (const CtlError& e) {
+      return std::string(e.what());
+    }
+  });
+  if (load.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    ADD_FAILURE() << "load_env_file blocked on a FIFO";
+    close(open(fifo.c_str(), O_WRONLY));
+  }
+  EXPECT_EQ(load.get(), "cannot read env file " + fifo + ": not a regular file (a FIFO)");
+  for (const std::string& path : {dir.path(), std::string("/dev/null")}) {
+    try {
+      rsr::ctl::load_env_file(path);
+      ADD_FAILURE() << "read " << path;
+    } catch (const CtlError& e) {
+      EXPECT_EQ(e.code(), rsr::ctl::kExitNotFound);
+      EXPECT_THAT(e.what(), HasSubstr(path + ": not a regular file"));
+    }
+  }
+}
+
+TEST(EnvFile, LoadRefusesAHugeFile) {
+  rsrtest::TempDir dir;
+  const std::string path = dir.path() + "/huge.env";
+  std::ofstream(path) << std::string(2 << 20, '#');
+  try {
+    rsr::ctl::load_env_file(path);
+    ADD_FAILURE() << "read a 2 MiB env file";
+  } catch (const CtlError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("larger than 1.00 MiB"));
+  }
 }
 
 }  // namespace
