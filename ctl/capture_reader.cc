@@ -1,257 +1,98 @@
 #include "capture_reader.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
 #include <memory>
-#include <queue>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "capture_format.h"
+#include "capture_limits.h"
+#include "capture_replay.h"
 #include "client.h"
 #include "commands.h"
 #include "errors.h"
 #include "format.h"
+#include "json_limits.h"
+#include "regular_file.h"
 #include "site_stacks.h"
 
 namespace rsr::ctl {
 namespace {
 
 namespace cap = rsr::capture;
+namespace lim = capture_limits;
 
 constexpr size_t kReadChunk = 1 << 20;
-constexpr int kBuckets = 65;
-// Events are held back this long (capture time) before they are replayed, so batches written
-// late by other threads still fall into place; doubled, up to the maximum, whenever an event
-// arrives later than that. An allocation later still (a thread that allocated and then went
-// quiet hands its buffer over late) whose block was freed meanwhile is matched with that free
-// (Replay::orphans_), so what is live at the end stays exact; only the peak may be off.
-constexpr int64_t kInitialWindowNs = 250'000'000;
-constexpr int64_t kMaxWindowNs = 30'000'000'000;
-
-struct Event {
-  int64_t time;
-  uint64_t seq;  // file order, for a stable sort
-  uint64_t tid;
-  uint64_t address;
-  uint64_t size;  // ALLOC only
-  uint64_t stack;
-  bool alloc;
-};
-
-struct Later {
-  bool operator()(const Event& a, const Event& b) const {
-    return a.time != b.time ? a.time > b.time : a.seq > b.seq;
-  }
-};
-
-struct Live {
-  uint64_t size;
-  uint64_t stack;
-  uint64_t tid;
-  int64_t time;
-};
-
-struct Totals {
-  uint64_t count = 0, bytes = 0;
-  void add(uint64_t size) {
-    ++count;
-    bytes += size;
-  }
-};
-
-struct StackTotals {
-  Totals all, live, temporary;
-};
-
-struct ThreadState {
-  std::string name;
-  Totals all, temporary;
-  uint64_t pending = 0;  // address of the thread's latest allocation while it may be temporary
-  bool has_pending = false;
-};
-
-class Replay {
- public:
-  explicit Replay(ProfileModel& model) : model_(model) {
-    for (auto* h : {&hist_all_, &hist_temp_}) h->assign(kBuckets, SizeBucket{});
-  }
-
-  void push(Event e) {
-    if (e.time < emitted_time_) {
-      ++late_;
-      window_ = std::min(window_ * 2, kMaxWindowNs);
-    }
-    newest_ = std::max(newest_, e.time);
-    queue_.push(e);
-    while (!queue_.empty() && queue_.top().time + window_ < newest_) pop();
-  }
-
-  void finish() {
-    while (!queue_.empty()) pop();
-  }
-
-  ThreadState& thread(uint64_t tid) { return threads_[tid]; }
-
-  void fill(ProfileView view) {
-    model_.live_blocks_at_end = live_.size();
-    model_.live_bytes_at_end = live_bytes_;
-    std::vector<SizeBucket> hist_live(kBuckets);
-    std::unordered_map<uint64_t, Totals> live_by_thread;
-    if (view == ProfileView::kLeaks) {
-      for (const auto& [address, block] : live_) {
-        SizeBucket& b = hist_live[size_bucket(block.size)];
-        ++b.count;
-        b.bytes += block.size;
-        live_by_thread[block.tid].add(block.size);
-      }
-    }
-    model_.size_histogram = view == ProfileView::kAll         ? hist_all_
-                            : view == ProfileView::kTemporary ? hist_temp_
-                                                              : hist_live;
-    for (const auto& [tid, t] : threads_) {
-      ProfileThread pt;
-      pt.tid = tid;
-      pt.name = t.name;
-      const Totals& v = view == ProfileView::kAll         ? t.all
-                        : view == ProfileView::kTemporary ? t.temporary
-                                                          : live_by_thread[tid];
-      pt.allocations = v.count;
-      pt.bytes = v.bytes;
-      model_.threads.push_back(std::move(pt));
-    }
-    std::sort(model_.threads.begin(), model_.threads.end(),
-              [](const ProfileThread& a, const ProfileThread& b) { return a.tid < b.tid; });
-    if (late_ > 0)
-      model_.warnings.push_back(human_count(static_cast<double>(late_)) +
-                                " events arrived later than the reorder window; the replay "
-                                "order of those may be off");
-  }
-
-  const std::unordered_map<uint64_t, StackTotals>& stacks() const { return stacks_; }
-  int64_t last_time() const { return last_time_; }
-
- private:
-  void pop() {
-    const Event e = queue_.top();
-    queue_.pop();
-    emitted_time_ = std::max(emitted_time_, e.time);
-    last_time_ = std::max(last_time_, e.time);
-    if (e.alloc)
-      on_alloc(e);
-    else
-      on_free(e);
-  }
-
-  static void count(std::vector<SizeBucket>& hist, uint64_t size) {
-    SizeBucket& b = hist[size_bucket(size)];
-    ++b.count;
-    b.bytes += size;
-  }
-
-  void on_alloc(const Event& e) {
-    ++model_.allocations;
-    model_.allocated_bytes += e.size;
-    if (auto o = orphans_.find(e.address); o != orphans_.end() && o->second >= e.time) {
-      // Replayed late: its free was replayed already.
-      orphans_.erase(o);
-      ++model_.frees;
-      model_.freed_bytes += e.size;
-      stacks_[e.stack].all.add(e.size);
-      count(hist_all_, e.size);
-      threads_[e.tid].all.add(e.size);
-      return;
-    }
-    auto [it, fresh] = live_.try_emplace(e.address, Live{e.size, e.stack, e.tid, e.time});
-    if (!fresh) {  // its free was lost (dropped events): the old block is gone
-      forget(it->second);
-      it->second = Live{e.size, e.stack, e.tid, e.time};
-    }
-    live_bytes_ += e.size;
-    model_.peak_bytes = std::max(model_.peak_bytes, live_bytes_);
-    StackTotals& s = stacks_[e.stack];
-    s.all.add(e.size);
-    s.live.add(e.size);
-    count(hist_all_, e.size);
-    ThreadState& t = threads_[e.tid];
-    t.all.add(e.size);
-    t.pending = e.address;
-    t.has_pending = true;
-  }
-
-  void on_free(const Event& e) {
-    auto it = live_.find(e.address);
-    if (it == live_.end()) {  // allocated before the capture started, or replayed late
-      orphans_[e.address] = e.time;
-      return;
-    }
-    const Live block = it->second;
-    live_.erase(it);
-    ++model_.frees;
-    model_.freed_bytes += block.size;
-    forget(block);
-    ThreadState& t = threads_[e.tid];
-    if (block.tid == e.tid && t.has_pending && t.pending == e.address) {
-      stacks_[block.stack].temporary.add(block.size);
-      count(hist_temp_, block.size);
-      t.temporary.add(block.size);
-    }
-    if (t.has_pending && t.pending == e.address) t.has_pending = false;
-  }
-
-  void forget(const Live& block) {
-    live_bytes_ -= block.size;
-    StackTotals& s = stacks_[block.stack];
-    --s.live.count;
-    s.live.bytes -= block.size;
-  }
-
-  ProfileModel& model_;
-  std::priority_queue<Event, std::vector<Event>, Later> queue_;
-  int64_t window_ = kInitialWindowNs;
-  int64_t newest_ = INT64_MIN, emitted_time_ = INT64_MIN, last_time_ = 0;
-  uint64_t late_ = 0;
-  std::unordered_map<uint64_t, int64_t> orphans_;  // frees of blocks not (yet) seen allocated
-  std::unordered_map<uint64_t, Live> live_;
-  uint64_t live_bytes_ = 0;
-  std::unordered_map<uint64_t, StackTotals> stacks_;
-  std::unordered_map<uint64_t, ThreadState> threads_;
-  std::vector<SizeBucket> hist_all_, hist_temp_;
-};
-
 // Decodes records and feeds the replay; keeps the header/trailer fields, stacks and modules.
+// Stops (damage()) at a record that declares more than a record may hold, or once what is held
+// would pass the memory budget (capture_limits.h).
 class Decoder {
  public:
-  Decoder(ProfileModel& model, Replay& replay) : model_(model), replay_(replay) {}
+  Decoder(ProfileModel& model, Replay& replay, uint64_t memory_budget)
+      : model_(model), replay_(replay), memory_budget_(memory_budget) {}
 
   // Decodes every complete record at the front of `data`; returns the bytes consumed.
   size_t feed(const uint8_t* data, size_t n) {
     cap::RecordReader reader(data, n);
     cap::Record type;
     cap::Fields fields(nullptr, 0);
-    while (reader.next(&type, &fields)) {
+    while (damage_.empty() && reader.next(&type, &fields)) {
       if (!record(type, fields)) ++malformed_;
+      if (held_bytes() > memory_budget_)
+        damage_ = "stopped reading: holding what the file describes would take more than " +
+                  human_bytes(static_cast<double>(memory_budget_)) +
+                  ", the most rsrmemctl allows for a file of this size (64 MiB + 256 times its "
+                  "size); the file is damaged or hostile";
     }
-    return reader.consumed(data);
+    const size_t used = reader.consumed(data);
+    if (damage_.empty()) check_pending(data + used, n - used);
+    return used;
   }
 
+  // Why reading must stop; "" while it may go on.
+  const std::string& damage() const { return damage_; }
   bool saw_header() const { return saw_header_; }
   uint64_t malformed() const { return malformed_; }
+  uint64_t long_stacks() const { return long_stacks_; }
+  uint64_t ignored_modules() const { return ignored_modules_; }
   std::unordered_map<uint64_t, std::vector<uint64_t>>& stacks() { return stacks_; }
+  double end_time() const { return end_time_; }
 
  private:
+  uint64_t held_bytes() const {
+    return replay_.held_bytes() + stacks_.size() * lim::kStackCost + frames_ * lim::kFrameCost +
+           model_.modules.size() * lim::kModuleCost + module_bytes_;
+  }
+
+  // The record that did not complete: its declared length must fit a record.
+  void check_pending(const uint8_t* p, size_t n) {
+    if (n < 2) return;
+    cap::Fields header(p + 1, n - 1);
+    uint64_t declared = 0;
+    if (!header.v(&declared)) {
+      if (n > 11) damage_ = "a record's length is not a number (the file is damaged)";
+      return;
+    }
+    if (declared > lim::kMaxRecordBytes)
+      damage_ = "a record declares " + human_bytes(static_cast<double>(declared)) +
+                ", more than the " + human_bytes(static_cast<double>(lim::kMaxRecordBytes)) +
+                " a record may hold (the file is damaged)";
+  }
+
   bool record(cap::Record type, cap::Fields& f) {
     switch (type) {
       case cap::Record::kHeader:
       case cap::Record::kEnd: {
         std::string_view text;
-        if (!f.str(&text)) return false;
+        if (!f.str(&text) || !json_limits_problem(text, kMaxJsonDepth, kMaxJsonValues).empty())
+          return false;
         Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
         if (!j.is_object()) return false;
         if (type == cap::Record::kHeader)
@@ -260,48 +101,44 @@ class Decoder {
           end(j);
         return true;
       }
-      case cap::Record::kModule: {
-        ModuleInfo m;
-        std::string_view path, build_id;
-        if (!f.v(&m.start) || !f.v(&m.end) || !f.v(&m.base) || !f.str(&path) ||
-            !f.str(&build_id))
-          return false;
-        m.path = path;
-        m.build_id = build_id;
-        model_.modules.push_back(std::move(m));
-        return true;
-      }
+      case cap::Record::kModule:
+        return module(f);
       case cap::Record::kStack: {
         uint64_t id = 0, n = 0;
         if (!f.v(&id) || !f.v(&n)) return false;
         std::vector<uint64_t> frames;
-        frames.reserve(std::min<uint64_t>(n, 256));
-        for (uint64_t i = 0; i < n; ++i) {
+        frames.reserve(std::min<uint64_t>(n, lim::kMaxStackFrames));
+        for (uint64_t i = 0; i < n; ++i) {  // n is bounded by the record: a frame is a byte at least
           uint64_t a = 0;
           if (!f.v(&a)) return false;
-          frames.push_back(a);
+          if (frames.size() < lim::kMaxStackFrames) frames.push_back(a);
         }
-        stacks_[id] = std::move(frames);
+        if (n > lim::kMaxStackFrames) ++long_stacks_;
+        std::vector<uint64_t>& held = stacks_[id];
+        frames_ = frames_ - held.size() + frames.size();
+        held = std::move(frames);
         return true;
       }
       case cap::Record::kThread: {
         uint64_t tid = 0;
         std::string_view name;
         if (!f.v(&tid) || !f.str(&name)) return false;
-        replay_.thread(tid).name = name;
+        replay_.name_thread(tid, name.substr(0, lim::kMaxNameBytes));
         return true;
       }
       case cap::Record::kAlloc:
       case cap::Record::kFree: {
         cap::EventFields fields;
         if (!events_.decode(type, f, &fields)) return false;
-        Event e{};
+        ReplayEvent e{};
         e.alloc = type == cap::Record::kAlloc;
         e.tid = fields.tid;
         e.address = fields.address;
         e.size = fields.size;
         e.stack = fields.stack_id;
-        time_ += fields.dt_ns;
+        // Wraps rather than overflows: a hostile file's deltas may add up to anything.
+        time_ = static_cast<int64_t>(static_cast<uint64_t>(time_) +
+                                     static_cast<uint64_t>(fields.dt_ns));
         e.time = time_;
         e.seq = seq_++;
         replay_.push(e);
@@ -309,6 +146,29 @@ class Decoder {
       }
     }
     return true;  // a record type this reader does not know: skipped
+  }
+
+  // A MODULE record; the same module recorded again (a library loaded and unloaded over and
+  // over) is kept once, and at most kMaxModules are kept.
+  bool module(cap::Fields& f) {
+    ModuleInfo m;
+    std::string_view path, build_id;
+    if (!f.v(&m.start) || !f.v(&m.end) || !f.v(&m.base) || !f.str(&path) || !f.str(&build_id))
+      return false;
+    if (path.size() > lim::kMaxPathBytes || build_id.size() > lim::kMaxPathBytes) return false;
+    m.path = path;
+    m.build_id = build_id;
+    std::string key = std::to_string(m.start) + ' ' + std::to_string(m.end) + ' ' +
+                      std::to_string(m.base) + ' ' + m.build_id + ' ' + m.path;
+    if (module_keys_.count(key)) return true;
+    if (model_.modules.size() >= lim::kMaxModules) {
+      ++ignored_modules_;
+      return true;
+    }
+    module_bytes_ += 2 * (key.size() + m.path.size());
+    module_keys_.insert(std::move(key));
+    model_.modules.push_back(std::move(m));
+    return true;
   }
 
   void header(const Json& j) {
@@ -332,25 +192,24 @@ class Decoder {
     model_.dropped_events = static_cast<uint64_t>(num(j, "dropped_events"));
   }
 
- public:
-  double end_time_ = 0;
+  // A header or end record is a small flat object.
+  static constexpr size_t kMaxJsonDepth = 16;
+  static constexpr size_t kMaxJsonValues = 100000;
 
- private:
   ProfileModel& model_;
   Replay& replay_;
+  const uint64_t memory_budget_;
+  std::string damage_;
   bool saw_header_ = false;
-  uint64_t malformed_ = 0;
+  uint64_t malformed_ = 0, long_stacks_ = 0, ignored_modules_ = 0;
+  double end_time_ = 0;
   int64_t time_ = 0;
   cap::EventDecoder events_;  // ALLOC and FREE are relative to the previous one
   uint64_t seq_ = 0;
   std::unordered_map<uint64_t, std::vector<uint64_t>> stacks_;
-};
-
-struct FdCloser {
-  int fd;
-  ~FdCloser() {
-    if (fd >= 0) ::close(fd);
-  }
+  uint64_t frames_ = 0;  // held in stacks_
+  std::unordered_set<std::string> module_keys_;
+  uint64_t module_bytes_ = 0;
 };
 
 struct DCtxFree {
@@ -416,9 +275,9 @@ void build_stacks(ProfileModel& model, const Replay& replay,
   std::map<std::vector<uint64_t>, size_t> index;  // trimmed addresses -> position in stacks
   static const std::vector<uint64_t> kNone;
   for (const auto& [id, totals] : replay.stacks()) {
-    const Totals& t = model.view == ProfileView::kAll         ? totals.all
-                      : model.view == ProfileView::kLeaks     ? totals.live
-                                                              : totals.temporary;
+    const ReplayTotals& t = model.view == ProfileView::kAll     ? totals.all
+                            : model.view == ProfileView::kLeaks ? totals.live
+                                                                : totals.temporary;
     if (t.count == 0) continue;
     auto it = raw.find(id);
     const std::vector<const SymbolizedFrame*> frames =
@@ -456,16 +315,14 @@ int size_bucket(uint64_t size) {
 }
 
 ProfileModel read_capture(const std::string& path, const CaptureReadOptions& options) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    throw CtlError(kExitNotFound, "cannot open capture " + path + ": " + std::strerror(err));
-  }
-  FdCloser closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-    throw CtlError(kExitNotFound, "cannot read capture " + path + ": not a regular file");
-  const uint64_t total = static_cast<uint64_t>(st.st_size);
+  // Regular files only, opened without blocking: a FIFO, a device or a directory named as a
+  // capture would otherwise hang the report or never end it.
+  OpenedFile file = open_regular_file(path);
+  if (!file.fd)
+    throw CtlError(kExitNotFound, (file.error ? "cannot open capture " : "cannot read capture ") +
+                                      path + ": " + file.why);
+  const int fd = file.fd.get();
+  const uint64_t total = file.size;
 
   std::vector<uint8_t> in(kReadChunk);
   uint64_t done = 0;
@@ -501,17 +358,23 @@ ProfileModel read_capture(const std::string& path, const CaptureReadOptions& opt
   ProfileModel model;
   model.view = options.view;
   Replay replay(model);
-  Decoder decoder(model, replay);
+  Decoder decoder(model, replay, lim::memory_budget(total));
 
   std::unique_ptr<ZSTD_DCtx, DCtxFree> dctx(ZSTD_createDCtx());
   if (!dctx) throw CtlError(kExitNegative, "cannot create a zstd decompression context");
+  // The library's frames hold at most 256 KiB: a frame asking for a larger window is refused
+  // before zstd allocates it.
+  ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, lim::kMaxWindowLog);
   std::vector<uint8_t> out(ZSTD_DStreamOutSize());
   std::vector<uint8_t> records;  // decompressed bytes not yet decoded
   size_t frame_state = 0;        // 0: between frames
+  uint64_t decompressed = 0;
+  const uint64_t decompressed_budget = lim::decompressed_budget(total);
   std::string damage;
   auto drain = [&] {
     const size_t used = decoder.feed(records.data(), records.size());
     records.erase(records.begin(), records.begin() + static_cast<std::ptrdiff_t>(used));
+    if (damage.empty()) damage = decoder.damage();
   };
 
   while (damage.empty()) {
@@ -519,16 +382,27 @@ ProfileModel read_capture(const std::string& path, const CaptureReadOptions& opt
     if (options.progress) options.progress(done, total);
     if (got == 0) break;
     ZSTD_inBuffer input{in.data(), got, 0};
-    while (input.pos < input.size) {
+    while (damage.empty() && input.pos < input.size) {
       ZSTD_outBuffer output{out.data(), out.size(), 0};
       const size_t r = ZSTD_decompressStream(dctx.get(), &output, &input);
       records.insert(records.end(), out.data(), out.data() + output.pos);
+      decompressed += output.pos;
       if (ZSTD_isError(r)) {
-        damage = std::string("the compressed data is corrupt (") + ZSTD_getErrorName(r) + ")";
+        damage = ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge
+                     ? "a compressed frame asks for a window of more than " +
+                           human_bytes(static_cast<double>(uint64_t{1} << lim::kMaxWindowLog)) +
+                           " (the library writes frames of 256 KiB at most); the file is damaged "
+                           "or hostile"
+                     : std::string("the compressed data is corrupt (") + ZSTD_getErrorName(r) + ")";
         break;
       }
       frame_state = r;
       if (records.size() >= kReadChunk) drain();
+      if (damage.empty() && decompressed > decompressed_budget)
+        damage = "stopped reading after " + human_bytes(static_cast<double>(decompressed)) +
+                 " decompressed from a file of " + human_bytes(static_cast<double>(total)) +
+                 ", the most rsrmemctl decompresses for a file of this size (32 MiB + 64 times "
+                 "its size; real captures compress 2 to 10 times); the file is damaged or hostile";
     }
     drain();
   }
@@ -556,13 +430,23 @@ ProfileModel read_capture(const std::string& path, const CaptureReadOptions& opt
   if (decoder.malformed() > 0)
     model.warnings.push_back(human_count(static_cast<double>(decoder.malformed())) +
                              " malformed records were skipped");
+  if (decoder.long_stacks() > 0)
+    model.warnings.push_back(human_count(static_cast<double>(decoder.long_stacks())) +
+                             " stacks had more than " + std::to_string(lim::kMaxStackFrames) +
+                             " frames; only their innermost " +
+                             std::to_string(lim::kMaxStackFrames) + " frames are shown");
+  if (decoder.ignored_modules() > 0)
+    model.warnings.push_back(human_count(static_cast<double>(decoder.ignored_modules())) +
+                             " module records beyond the first " +
+                             human_count(static_cast<double>(lim::kMaxModules)) +
+                             " distinct ones were ignored; their frames are unresolved");
   if (model.dropped_events > 0)
     model.warnings.push_back(human_count(static_cast<double>(model.dropped_events)) +
                              " events were dropped while capturing (buffers full); totals are "
                              "lower bounds");
   const double to_last_event = static_cast<double>(replay.last_time()) / 1e9;
-  model.duration_s = model.complete && decoder.end_time_ > model.start_time && model.start_time > 0
-                         ? decoder.end_time_ - model.start_time
+  model.duration_s = model.complete && decoder.end_time() > model.start_time && model.start_time > 0
+                         ? decoder.end_time() - model.start_time
                          : to_last_event;
   replay.fill(model.view);
   build_stacks(model, replay, decoder.stacks());

@@ -1,13 +1,16 @@
 // Reads a profiling capture file (common/capture.md) into a ProfileModel for one view.
 //
 // The file is streamed: zstd frames are decompressed piece by piece, records decoded as they
-// complete, and events replayed in time order through a bounded reorder window (threads' buffers
-// reach the file in batches, so file order is not time order). What stays in memory is the live
-// map (address -> size, stack, thread, time), the per-stack and per-thread totals, and the stacks'
-// raw addresses; the events themselves are not kept.
+// complete, and events replayed in time order through a bounded reorder window (capture_replay.h).
+// What stays in memory is the live map (address -> size, stack, thread, time), the per-stack and
+// per-thread totals, and the stacks' raw addresses; the events themselves are not kept.
 //
-// A file that ends inside a frame or record, or whose data stops decompressing, is read up to
-// the last complete record and reported as truncated (ProfileModel::file_truncated, a warning).
+// The file is untrusted (captures are mailed and attached to tickets): only a regular file is
+// read, and what it may cost in decompression and memory grows with its size
+// (capture_limits.h). A file that ends inside a frame or record, whose data stops
+// decompressing, that declares a record larger than a record may be, or that reaches a limit, is
+// read up to the last complete record and reported as truncated (ProfileModel::file_truncated,
+// a warning saying why).
 //
 // Stacks are symbolized with a Symbolizer built from the capture's MODULE records, inlined calls
 // are expanded into frames of their own, and leading frames of the allocation API and of
@@ -31,9 +34,10 @@ struct CaptureReadOptions {
   std::function<void(uint64_t done, uint64_t total)> progress;
 };
 
-// Throws CtlError: kExitNotFound when the file is missing or cannot be opened (permissions, a
-// directory); kExitUsage when it is not a capture (no RSRMCAPT magic), has a version or
-// compression this rsrmemctl does not know, or has no readable HEADER record.
+// Throws CtlError: kExitNotFound when the file is missing, cannot be opened (permissions) or is
+// not a regular file (a FIFO, a device, a directory; also through a symlink); kExitUsage when it
+// is not a capture (no RSRMCAPT magic), has a version or compression this rsrmemctl does not
+// know, or has no readable HEADER record.
 ProfileModel read_capture(const std::string& path, const CaptureReadOptions& options = {});
 
 // Index of the power-of-two size bucket of `size` (ProfileModel::size_histogram): 0 for 0,

@@ -78,8 +78,10 @@ constexpr const char* kReportHelp =
     "FILE is a capture written by start-profiling or a profiling scope. Views: every allocation\n"
     "(default), --leaks (still live when the capture ended), --temporary (freed by the same\n"
     "thread before it allocated anything else). A truncated capture is read up to the damage,\n"
-    "with a warning on stderr. Exit codes: 0 done, 2 bad usage or FILE is not an rsrmem capture\n"
-    "(or of an unknown version), 3 FILE missing or unreadable.\n";
+    "with a warning on stderr. FILE is untrusted: only a regular file is read, and what reading\n"
+    "it may take (decompression, memory) grows with its size; a file that asks for more is read\n"
+    "up to that point, with a warning. Exit codes: 0 done, 2 bad usage or FILE is not an rsrmem\n"
+    "capture (or of an unknown version), 3 FILE missing, unreadable or not a regular file.\n";
 
 int usage_error(const std::string& message) {
   std::cerr << "rsrmemctl: " << message << "\nRun 'rsrmemctl --help' for usage.\n";

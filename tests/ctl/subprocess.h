@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -42,7 +43,12 @@ inline std::vector<std::string> environment_with(const EnvOverrides& overrides) 
   return env;
 }
 
-inline Child spawn(const std::vector<std::string>& args, const EnvOverrides& overrides = {}) {
+// Runs in the child between fork and exec (setpgid, setrlimit, ...): async-signal-safe calls
+// only.
+using ChildSetup = std::function<void()>;
+
+inline Child spawn(const std::vector<std::string>& args, const EnvOverrides& overrides = {},
+                   const ChildSetup& setup = {}) {
   std::vector<std::string> env = environment_with(overrides);
   std::vector<char*> argv, envp;
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -53,6 +59,7 @@ inline Child spawn(const std::vector<std::string>& args, const EnvOverrides& ove
   if (pipe2(o, O_CLOEXEC) != 0 || pipe2(e, O_CLOEXEC) != 0) std::abort();
   const pid_t pid = fork();
   if (pid == 0) {
+    if (setup) setup();
     dup2(o[1], 1);
     dup2(e[1], 2);
     execve(argv[0], argv.data(), envp.data());

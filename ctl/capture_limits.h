@@ -1,0 +1,53 @@
+// What reading a capture file may cost. Captures are mailed and attached to tickets, so the
+// reader treats every file as hostile: each declared length is checked against what can follow,
+// and the work and memory a file can ask for grow with its size, not with what it declares.
+//
+// - A record is at most kMaxRecordBytes (the library writes records into 256 KiB frames), a zstd
+//   frame's window at most 2^kMaxWindowLog bytes (the library's frames are at most 256 KiB).
+// - Decompressed bytes: at most 32 MiB + 64 times the file's size. Real captures compress 2 to
+//   10 times; a decompression bomb stops here, early.
+// - Memory held while reading (live blocks, frees not yet matched, events waiting in the reorder
+//   window, stacks, threads, modules): at most 64 MiB + 256 times the file's size, by the
+//   estimate below. A real capture needs under 100 bytes per byte of file even when everything
+//   it allocated stays live, and each stack frame is counted at what the reports make of it.
+// - A stack keeps at most kMaxStackFrames frames (the library captures at most 256), a thread
+//   name kMaxNameBytes, and at most kMaxModules distinct modules are kept.
+//
+// Reaching a limit stops the reading like damage does: the reports cover what was read, and a
+// warning says which limit and why. Pure values; safe from any thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace rsr::ctl::capture_limits {
+
+inline constexpr uint64_t kMaxRecordBytes = 1 << 20;
+inline constexpr int kMaxWindowLog = 20;
+inline constexpr uint64_t kMaxStackFrames = 1024;
+inline constexpr size_t kMaxNameBytes = 256;
+inline constexpr size_t kMaxPathBytes = 4096;
+inline constexpr size_t kMaxModules = 8192;
+
+inline constexpr uint64_t kDecompressedFloor = uint64_t{32} << 20;
+inline constexpr uint64_t kDecompressedPerByte = 64;
+inline constexpr uint64_t kMemoryFloor = uint64_t{64} << 20;
+inline constexpr uint64_t kMemoryPerByte = 256;
+
+// Estimated bytes held per item, allocator and hash-table overhead included.
+inline constexpr uint64_t kLiveBlockCost = 80;
+inline constexpr uint64_t kOrphanCost = 48;
+inline constexpr uint64_t kQueuedEventCost = 112;  // the queue's vector may be half empty
+inline constexpr uint64_t kStackCost = 160;        // raw frames' vector, per-view totals
+inline constexpr uint64_t kFrameCost = 256;        // a raw address, then a symbolized report frame
+inline constexpr uint64_t kThreadCost = 160;
+inline constexpr uint64_t kModuleCost = 256;
+
+inline uint64_t decompressed_budget(uint64_t file_bytes) {
+  return kDecompressedFloor + kDecompressedPerByte * file_bytes;
+}
+inline uint64_t memory_budget(uint64_t file_bytes) {
+  return kMemoryFloor + kMemoryPerByte * file_bytes;
+}
+
+}  // namespace rsr::ctl::capture_limits

@@ -1,0 +1,174 @@
+// rsrmemctl's reports over hostile capture files: every report (summary, stats, table, tree,
+// flamegraph, export pprof and folded), in every view, run as the real binary on files built to
+// hang a careless reader (a capture path naming a FIFO, a device, a directory, a symlink to a
+// FIFO), to make it grow without bound (a record declaring 2^50 bytes, decompression bombs,
+// endless stacks, threads and live blocks) or to make it work without end (frees by the
+// million).
+//
+// Each run must end by itself within 20 s (it is killed otherwise), stay under a 1 GiB address
+// space and a 256 MB peak RSS, exit with a documented code, and say what was wrong on stderr.
+#include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+
+#include "crafted_captures.h"
+#include "ctl_run.h"
+#include "fake_server.h"
+
+namespace {
+
+using ::testing::AnyOfArray;
+using ::testing::HasSubstr;
+
+constexpr long kMaxRssKb = 256 * 1024;
+
+struct Expect {
+  std::vector<int> codes;  // documented exit codes this file may end with
+  std::string err;         // what stderr must say ("" : anything)
+};
+
+class HostileCaptures : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ctl_ = hostile::ctl_binary();
+    if (ctl_.empty()) GTEST_SKIP() << "RSRMEMCTL not set (run through meson test)";
+  }
+
+  std::string write(const std::string& name, const std::string& bytes) {
+    const std::string path = dir_.path() + "/" + name;
+    rsrtest::write_file(path, bytes);
+    return path;
+  }
+
+  std::string fifo(const std::string& name) {
+    const std::string path = dir_.path() + "/" + name;
+    if (mkfifo(path.c_str(), 0600) != 0) ADD_FAILURE() << "mkfifo " << path;
+    return path;
+  }
+
+  std::string symlink_to(const std::string& target, const std::string& name) {
+    const std::string path = dir_.path() + "/" + name;
+    if (symlink(target.c_str(), path.c_str()) != 0) ADD_FAILURE() << "symlink " << path;
+    return path;
+  }
+
+  // Every report in every view on `file`; each run is checked and the worst is printed.
+  void every_report(const std::string& label, const std::string& file, const Expect& expect) {
+    const std::vector<std::vector<std::string>> reports = {
+        {"summary"},
+        {"stats"},
+        {"table"},
+        {"tree"},
+        {"flamegraph", "-o", dir_.path() + "/out.html"},
+        {"export", "--format", "pprof", "-o", dir_.path() + "/out.pb.gz"},
+        {"export", "--format", "folded"},
+    };
+    double worst_s = 0;
+    long worst_kb = 0;
+    for (const auto& report : reports) {
+      for (const char* view : {"", "--leaks", "--temporary"}) {
+        std::vector<std::string> args = {ctl_};
+        args.insert(args.end(), report.begin(), report.end());
+        if (*view) args.push_back(view);
+        args.push_back(file);
+        std::string cmd;
+        for (size_t i = 1; i < args.size(); ++i) cmd += (i > 1 ? " " : "") + args[i];
+        const hostile::Outcome r = hostile::run(args);
+        worst_s = std::max(worst_s, r.seconds);
+        worst_kb = std::max(worst_kb, r.max_rss_kb);
+        EXPECT_FALSE(r.killed) << label << ": rsrmemctl " << cmd << ": " << r.describe();
+        EXPECT_LT(r.max_rss_kb, kMaxRssKb) << label << ": rsrmemctl " << cmd << ": " << r.describe();
+        EXPECT_THAT(r.code, AnyOfArray(expect.codes))
+            << label << ": rsrmemctl " << cmd << ": " << r.describe();
+        if (!expect.err.empty()) {
+          EXPECT_THAT(r.err, HasSubstr(expect.err))
+              << label << ": rsrmemctl " << cmd << ": " << r.describe();
+        }
+        if (r.killed) return;  // one hang says it all; the next would take as long
+      }
+    }
+    std::cout << "[measure] " << label << ": worst " << worst_s << " s, peak RSS "
+              << static_cast<double>(worst_kb) / 1024 << " MB over 21 runs\n";
+  }
+
+  std::string ctl_;
+  rsrtest::TempDir dir_;
+};
+
+// ---- The capture file itself is not a regular file ----
+
+TEST_F(HostileCaptures, CaptureIsAFifo) {
+  every_report("capture is a FIFO", fifo("profile_fifo.bin"), {{3}, "not a regular file"});
+}
+
+TEST_F(HostileCaptures, CaptureIsASymlinkToAFifo) {
+  const std::string link = symlink_to(fifo("target-fifo"), "profile_link.bin");
+  every_report("capture is a symlink to a FIFO", link, {{3}, "not a regular file"});
+}
+
+TEST_F(HostileCaptures, CaptureIsADevice) {
+  every_report("capture is /dev/zero", "/dev/zero", {{3}, "not a regular file"});
+  every_report("capture is /dev/urandom", "/dev/urandom", {{3}, "not a regular file"});
+}
+
+TEST_F(HostileCaptures, CaptureIsADirectory) {
+  every_report("capture is a directory", dir_.path(), {{3}, "not a regular file"});
+}
+
+// ---- Declared lengths, counts and sizes out of all proportion ----
+
+TEST_F(HostileCaptures, RecordDeclaringTwoToTheFiftyBytes) {
+  const std::string path = write("huge_record.bin", hostile::huge_record(uint64_t{2} << 30));
+  every_report("record declaring 2^50 bytes", path, {{0}, "record"});
+}
+
+TEST_F(HostileCaptures, DecompressionBombOfSkippedRecords) {
+  const std::string path = write("zero_bomb.bin", hostile::zero_bomb(uint64_t{16} << 30));
+  every_report("16 GiB of zeros in 512 KiB", path, {{0}, "decompress"});
+}
+
+TEST_F(HostileCaptures, AllocationsThatStayLive) {
+  // 128 Ki records per frame, 2,000 frames: 262 M live blocks declared in about 1 MB.
+  const std::string path = write("alloc_bomb.bin", hostile::alloc_bomb(2000));
+  every_report("alloc bomb", path, {{0}, "stopped reading"});
+}
+
+TEST_F(HostileCaptures, FreesByTheHundredMillion) {
+  const std::string path = write("free_storm.bin", hostile::free_storm(1000));
+  every_report("free storm", path, {{0}, "stopped reading"});
+}
+
+TEST_F(HostileCaptures, StacksOfAHundredThousandFrames) {
+  const std::string path = write("stack_bomb.bin", hostile::stack_bomb(100000, 400));
+  every_report("stack bomb", path, {{0}, "frames"});
+}
+
+TEST_F(HostileCaptures, ThreadsWithLongNames) {
+  const std::string path = write("thread_bomb.bin", hostile::thread_bomb(4096, 100000));
+  every_report("thread bomb", path, {{0}, "stopped reading"});
+}
+
+TEST_F(HostileCaptures, DeeplyNestedHeaderJson) {
+  const std::string path = write("deep.bin", hostile::deep_json_header(400000));
+  every_report("deeply nested header JSON", path, {{0, 2}, ""});
+}
+
+// ---- Damaged files: clear errors or warnings, as before ----
+
+TEST_F(HostileCaptures, DamagedAndTruncatedFiles) {
+  const std::string good = hostile::capture_with_modules({hostile::module_at("/nonexistent.so")});
+  every_report("cut short", write("cut.bin", good.substr(0, good.size() - 7)),
+               {{0}, "capture truncated"});
+  every_report("garbage after the header",
+               write("garbage.bin", hostile::file_header() + std::string(4096, '\x5a')),
+               {{2}, "no readable capture header"});
+  every_report("empty file", write("empty.bin", ""), {{2}, "not an rsrmem capture"});
+}
+
+}  // namespace
