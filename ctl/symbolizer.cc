@@ -4,48 +4,29 @@
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 
 #include "format.h"
+#include "module_files.h"
 
 namespace rsr::ctl {
 namespace {
 
-// nullptr: dwfl's default search path (":.debug:/usr/lib/debug", build-id directories included).
-char* g_debuginfo_path = nullptr;
-
-const Dwfl_Callbacks kCallbacks = {
-    .find_elf = dwfl_build_id_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
-    .section_address = dwfl_offline_section_address,
-    .debuginfo_path = &g_debuginfo_path,
-};
+// More than a process maps (a few hundred, a few thousand with plugins); the segment table
+// below is built in n log n, and every module is opened at most once.
+constexpr size_t kMaxModules = 8192;
+// Problems listed by problems(); the rest are counted in one line.
+constexpr size_t kMaxProblems = 20;
 
 std::string hex(uint64_t v) {
   char buf[24];
   std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
   return buf;
-}
-
-std::string hex_bytes(const unsigned char* bits, int n) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (int i = 0; i < n; ++i) {
-    out += kDigits[bits[i] >> 4];
-    out += kDigits[bits[i] & 15];
-  }
-  return out;
-}
-
-bool same_file(const std::string& a, const std::string& b) {
-  struct stat sa, sb;
-  return stat(a.c_str(), &sa) == 0 && stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
-         sa.st_ino == sb.st_ino;
 }
 
 // Follows abstract_origin / specification links to the DIE that sits in its namespace or class
@@ -155,8 +136,10 @@ struct Symbolizer::Module {
   bool attempted = false;
   Dwfl* dwfl = nullptr;
   Dwfl_Module* mod = nullptr;
-  std::string note;     // short, for frames: "build-id mismatch"
-  std::string problem;  // long, for the report footer
+  bool use_dwarf = true;  // false: the symbol table only (DebugSearch::unsafe)
+  DebugSearch search;     // the module's userdata in libdwfl: outlives `dwfl`
+  std::string note;       // short, for frames: "build-id mismatch"
+  std::string problem;    // long, for the report footer
   ~Module() {
     if (dwfl) dwfl_end(dwfl);
   }
@@ -184,59 +167,68 @@ std::string SymbolizedFrame::display_name() const {
 }
 
 Symbolizer::Symbolizer(std::vector<ModuleInfo> modules, std::optional<pid_t> pid) : pid_(pid) {
+  if (modules.size() > kMaxModules) {
+    ignored_modules_ = modules.size() - kMaxModules;
+    modules.resize(kMaxModules);
+  }
   for (ModuleInfo& m : modules) {
     auto mod = std::make_unique<Module>();
     mod->info = std::move(m);
     modules_.push_back(std::move(mod));
   }
+  build_segments();
 }
 
 Symbolizer::~Symbolizer() = default;
 
-Symbolizer::Module* Symbolizer::module_for(uint64_t address) {
-  // A module unloaded since may share its range with one loaded later; prefer the live one.
-  Module* unloaded = nullptr;
-  for (auto& m : modules_) {
-    if (address < m->info.start || address >= m->info.end) continue;
-    if (m->info.loaded) return m.get();
-    if (!unloaded) unloaded = m.get();
+// Cuts the address space at every module's start and end; each piece gets the module an address
+// in it resolves to: the first loaded module holding it in the map's order, else the first
+// unloaded one (a module unloaded since may share its range with one loaded later). A sweep over
+// the sorted boundaries keeps this n log n, however the ranges overlap.
+void Symbolizer::build_segments() {
+  std::vector<std::pair<uint64_t, size_t>> starts, ends;
+  for (size_t i = 0; i < modules_.size(); ++i) {
+    const ModuleInfo& m = modules_[i]->info;
+    if (m.start >= m.end) continue;
+    starts.emplace_back(m.start, i);
+    ends.emplace_back(m.end, i);
   }
-  return unloaded;
+  std::sort(starts.begin(), starts.end());
+  std::sort(ends.begin(), ends.end());
+  std::set<size_t> loaded, unloaded;  // the modules holding the current piece, by map order
+  size_t si = 0, ei = 0;
+  while (si < starts.size() || ei < ends.size()) {
+    const uint64_t at = std::min(si < starts.size() ? starts[si].first : UINT64_MAX,
+                                 ei < ends.size() ? ends[ei].first : UINT64_MAX);
+    for (; ei < ends.size() && ends[ei].first == at; ++ei) {
+      loaded.erase(ends[ei].second);
+      unloaded.erase(ends[ei].second);
+    }
+    for (; si < starts.size() && starts[si].first == at; ++si) {
+      const size_t i = starts[si].second;
+      (modules_[i]->info.loaded ? loaded : unloaded).insert(i);
+    }
+    Module* chosen = !loaded.empty()     ? modules_[*loaded.begin()].get()
+                     : !unloaded.empty() ? modules_[*unloaded.begin()].get()
+                                         : nullptr;
+    if (segments_.empty() || segments_.back().second != chosen) segments_.emplace_back(at, chosen);
+  }
+}
+
+Symbolizer::Module* Symbolizer::module_for(uint64_t address) {
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), address,
+                             [](uint64_t a, const std::pair<uint64_t, Module*>& s) { return a < s.first; });
+  return it == segments_.begin() ? nullptr : std::prev(it)->second;
 }
 
 namespace {
 
-// Files that may hold a module, best first. Each is checked against the build-id before use.
-std::vector<std::string> candidate_files(const ModuleInfo& info, std::optional<pid_t> pid) {
-  std::vector<std::string> out;
-  // /proc/<pid>/maps marks a replaced file " (deleted)"; the name still finds its successor,
-  // which the build-id check then accepts or refuses.
-  std::string path = info.path;
-  constexpr std::string_view kDeleted = " (deleted)";
-  if (path.size() > kDeleted.size() &&
-      path.compare(path.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0)
-    path.resize(path.size() - kDeleted.size());
-  const std::string proc = pid ? "/proc/" + std::to_string(*pid) : "";
-  if (!path.empty() && path[0] == '/') {
-    out.push_back(path);
-    // The process's own view: another mount namespace (a container) or a file since replaced.
-    if (pid && !same_file(proc + "/root" + path, path)) out.push_back(proc + "/root" + path);
-  } else if (!path.empty()) {
-    // A relative name (dlopen("lib/x.so"), LD_LIBRARY_PATH=.) is relative to the process's cwd.
-    if (pid) out.push_back(proc + "/cwd/" + path);
-    out.push_back(path);
-  }
-  if (info.build_id.size() > 2)
-    out.push_back("/usr/lib/debug/.build-id/" + info.build_id.substr(0, 2) + "/" +
-                  info.build_id.substr(2) + ".debug");
-  return out;
-}
-
-// Opens `file` as the module at load bias `base`. On success returns the handle; otherwise
-// sets `why`. A build-id that differs from `expected` (when known) is a failure.
-Dwfl* open_module(const std::string& file, const ModuleInfo& info, Dwfl_Module** out,
-                  std::string* why, bool* mismatch) {
-  Dwfl* dwfl = dwfl_begin(&kCallbacks);
+// Opens `file` (already opened as `fd`) as the module at load bias `base`. On success returns the
+// handle and libdwfl owns the descriptor; otherwise sets `why`. A build-id that differs from
+// the one the process reported (when known) is a failure.
+Dwfl* open_module(const std::string& file, UniqueFd fd, const ModuleInfo& info, DebugSearch* search,
+                  Dwfl_Module** out, std::string* why, bool* mismatch) {
+  Dwfl* dwfl = dwfl_begin(&kModuleCallbacks);
   if (!dwfl) {
     *why = dwfl_errmsg(-1);
     return nullptr;
@@ -246,7 +238,8 @@ Dwfl* open_module(const std::string& file, const ModuleInfo& info, Dwfl_Module**
   // the bias in that mode; with false it would subtract the first segment's p_vaddr, which is
   // wrong for the (rare) files linked at a non-zero address.
   Dwfl_Module* mod =
-      dwfl_report_elf(dwfl, base_name(info.path).c_str(), file.c_str(), -1, info.base, true);
+      dwfl_report_elf(dwfl, base_name(info.path).c_str(), file.c_str(), fd.get(), info.base, true);
+  if (mod) fd.release();  // the module's now, closed by dwfl_end
   dwfl_report_end(dwfl, nullptr, nullptr);
   if (!mod) {
     *why = file + ": " + dwfl_errmsg(-1);
@@ -254,12 +247,7 @@ Dwfl* open_module(const std::string& file, const ModuleInfo& info, Dwfl_Module**
     return nullptr;
   }
   if (!info.build_id.empty()) {
-    GElf_Addr bias = 0;
-    dwfl_module_getelf(mod, &bias);
-    const unsigned char* bits = nullptr;
-    GElf_Addr vaddr = 0;
-    const int n = dwfl_module_build_id(mod, &bits, &vaddr);
-    const std::string found = n > 0 ? hex_bytes(bits, n) : "";
+    const std::string found = module_build_id(mod);
     if (found != info.build_id) {
       *mismatch = true;
       *why = file + " has build-id " + (found.empty() ? "(none)" : found) +
@@ -268,11 +256,45 @@ Dwfl* open_module(const std::string& file, const ModuleInfo& info, Dwfl_Module**
       return nullptr;
     }
   }
+  void** userdata = nullptr;
+  dwfl_module_info(mod, &userdata, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+  *userdata = search;
   *out = mod;
   return dwfl;
 }
 
 }  // namespace
+
+void Symbolizer::open(Module* m) {
+  m->attempted = true;
+  const std::string& path = m->info.path;
+  bool mismatch = false;
+  for (const std::string& file : module_candidates(m->info, pid_)) {
+    OpenedElf elf = open_elf(file);
+    if (!elf.fd) {
+      if (!elf.missing && m->problem.empty()) m->problem = file + ": " + elf.why;
+      continue;
+    }
+    std::string why;
+    m->dwfl = open_module(file, std::move(elf.fd), m->info, &m->search, &m->mod, &why, &mismatch);
+    if (m->dwfl) break;
+    if (m->problem.empty()) m->problem = why;
+  }
+  if (!m->dwfl) {
+    m->note = mismatch ? "build-id mismatch" : "no readable file";
+    if (m->problem.empty())
+      m->problem = path.empty() ? "module has no file name" : path + ": no readable file";
+    return;
+  }
+  // Find the debug files now, so that a module whose DWARF libdw would complete by opening
+  // something that is not a regular file is known before any DWARF is read.
+  Dwarf_Addr bias = 0;
+  dwfl_module_getdwarf(m->mod, &bias);
+  if (m->search.unsafe) {
+    m->use_dwarf = false;
+    m->problem = path + ": DWARF not used, it refers to " + m->search.unsafe_why;
+  }
+}
 
 const SymbolizedFrame& Symbolizer::symbolize(uint64_t return_address) {
   auto it = cache_.find(return_address);
@@ -290,25 +312,7 @@ SymbolizedFrame Symbolizer::resolve(uint64_t return_address) {
   }
   f.module = m->info.path;
   f.module_offset = return_address - m->info.base;
-
-  if (!m->attempted) {
-    m->attempted = true;
-    const std::vector<std::string> candidates = candidate_files(m->info, pid_);
-    const std::string& path = m->info.path;
-    bool mismatch = false;
-    for (const std::string& file : candidates) {
-      if (access(file.c_str(), R_OK) != 0) continue;
-      std::string why;
-      m->dwfl = open_module(file, m->info, &m->mod, &why, &mismatch);
-      if (m->dwfl) break;
-      if (m->problem.empty()) m->problem = why;
-    }
-    if (!m->dwfl) {
-      m->note = mismatch ? "build-id mismatch" : "no readable file";
-      if (m->problem.empty())
-        m->problem = path.empty() ? "module has no file name" : path + ": no readable file";
-    }
-  }
+  if (!m->attempted) open(m);
   if (!m->dwfl) {
     f.note = m->note;
     return f;
@@ -325,14 +329,26 @@ SymbolizedFrame Symbolizer::resolve(uint64_t return_address) {
     const std::string plain(name, std::strcspn(name, "@"));
     f.function = demangle(plain.c_str());
   }
-  add_dwarf(m->mod, pc, &f);
+  if (m->use_dwarf) add_dwarf(m->mod, pc, &f);
   return f;
 }
 
 std::vector<std::string> Symbolizer::problems() const {
   std::vector<std::string> out;
-  for (const auto& m : modules_)
-    if (m->attempted && !m->dwfl) out.push_back(m->problem);
+  size_t more = 0;
+  for (const auto& m : modules_) {
+    const bool failed = m->attempted && (!m->dwfl || !m->use_dwarf);
+    if (!failed) continue;
+    if (out.size() < kMaxProblems)
+      out.push_back(m->problem);
+    else
+      ++more;
+  }
+  if (more > 0)
+    out.push_back("... and " + std::to_string(more) + " more modules could not be used");
+  if (ignored_modules_ > 0)
+    out.push_back(std::to_string(ignored_modules_) + " modules beyond the first " +
+                  std::to_string(kMaxModules) + " were ignored; their frames are unresolved");
   return out;
 }
 

@@ -8,6 +8,11 @@
 // way (.gnu_debuglink, build-id directories under /usr/lib/debug). A file whose build-id differs
 // is not used: its symbols would be wrong, so the frame says "build-id mismatch" instead.
 //
+// Module maps come from capture files and replies, so they are untrusted: only regular ELF
+// files are opened, without blocking, and libdw is never left to open a name by itself
+// (module_files.h). A path naming a FIFO, a device or a directory leaves its frames unresolved,
+// with the reason in problems(). At most 8192 modules are used; lookups are binary searches.
+//
 // Resolution per address, best first: DWARF (function, file:line, inlined frames), then the ELF
 // symbol tables (function only), then "module+0xoffset", then the bare address.
 //
@@ -78,10 +83,15 @@ class Symbolizer {
 
  private:
   struct Module;
+  void build_segments();
   Module* module_for(uint64_t address);
+  void open(Module* m);
   SymbolizedFrame resolve(uint64_t return_address);
 
   std::vector<std::unique_ptr<Module>> modules_;
+  size_t ignored_modules_ = 0;  // beyond the cap
+  // Where each module's addresses begin, sorted; nullptr where no module is.
+  std::vector<std::pair<uint64_t, Module*>> segments_;
   std::optional<pid_t> pid_;
   std::unordered_map<uint64_t, SymbolizedFrame> cache_;
 };

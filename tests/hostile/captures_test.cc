@@ -1,12 +1,15 @@
 // rsrmemctl's reports over hostile capture files: every report (summary, stats, table, tree,
 // flamegraph, export pprof and folded), in every view, run as the real binary on files built to
-// hang a careless reader (a capture path naming a FIFO, a device, a directory, a symlink to a
-// FIFO), to make it grow without bound (a record declaring 2^50 bytes, decompression bombs,
-// endless stacks, threads and live blocks) or to make it work without end (frees by the
-// million).
+// hang a careless reader (a capture or module path naming a FIFO, a device, a directory, a
+// symlink to a FIFO; debug files found through a FIFO), to make it grow without bound (a record
+// declaring 2^50 bytes, decompression bombs, endless stacks, threads and live blocks) or to
+// make it work without end (frees by the million, a maze of modules).
 //
 // Each run must end by itself within 20 s (it is killed otherwise), stay under a 1 GiB address
 // space and a 256 MB peak RSS, exit with a documented code, and say what was wrong on stderr.
+#include <dlfcn.h>
+#include <dwarf.h>
+#include <elfutils/libdw.h>
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -15,6 +18,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
 
 #include "crafted_captures.h"
@@ -121,6 +125,135 @@ TEST_F(HostileCaptures, CaptureIsADirectory) {
   every_report("capture is a directory", dir_.path(), {{3}, "not a regular file"});
 }
 
+// ---- A module path names something that is not a regular file ----
+
+TEST_F(HostileCaptures, ModuleIsAFifo) {
+  const std::string path = fifo("libfifo.so");
+  every_report("module is a FIFO", write("m.bin", hostile::capture_with_modules({hostile::module_at(path)})),
+               {{0}, path + ": not a regular file"});
+}
+
+TEST_F(HostileCaptures, ModuleIsASymlinkToAFifo) {
+  const std::string link = symlink_to(fifo("real-fifo"), "liblink.so");
+  every_report("module is a symlink to a FIFO",
+               write("m.bin", hostile::capture_with_modules({hostile::module_at(link)})),
+               {{0}, link + ": not a regular file"});
+}
+
+TEST_F(HostileCaptures, ModuleIsADevice) {
+  for (const char* dev : {"/dev/zero", "/dev/urandom"})
+    every_report(std::string("module is ") + dev,
+                 write("m.bin", hostile::capture_with_modules({hostile::module_at(dev)})),
+                 {{0}, std::string(dev) + ": not a regular file"});
+}
+
+TEST_F(HostileCaptures, ModuleIsADirectory) {
+  every_report("module is a directory",
+               write("m.bin", hostile::capture_with_modules({hostile::module_at(dir_.path())})),
+               {{0}, dir_.path() + ": not a regular file"});
+}
+
+TEST_F(HostileCaptures, BuildIdThatClimbsOutOfTheDebugDirectory) {
+  // /usr/lib/debug/.build-id/<2>/<rest>.debug, were the build-id taken as a path.
+  fifo("trap.debug");
+  const std::string id = "../../../../../../.." + dir_.path() + "/trap";
+  every_report("build-id is a path to a FIFO",
+               write("m.bin", hostile::capture_with_modules(
+                                  {hostile::module_at(dir_.path() + "/absent.so", id)})),
+               {{0}, ""});
+}
+
+// A copy of a library built here whose debug file (.gnu_debuglink, a dwz .gnu_debugaltlink, a
+// split-DWARF .dwo) names a FIFO beside it.
+class HostileDebugFiles : public HostileCaptures {
+ protected:
+  // objcopy OPTION FILE, editing FILE in place; its exit status.
+  static int objcopy(const std::string& option, const std::string& file) {
+    return std::system(("/usr/bin/objcopy " + option + " " + file).c_str());
+  }
+
+  // Every report on a capture whose frames lie in `symbol` of a copy (`name`, in the test's
+  // directory) of the library built here that $env names, once `prepare` has edited the copy
+  // or its surroundings; each must say `err`. The capture maps the copy at 0x400000.
+  void every_report_on_copy(const std::string& label, const char* env, const std::string& name,
+                            const char* symbol, const std::string& err,
+                            const std::function<void(const std::string& copy)>& prepare) {
+    const char* lib = std::getenv(env);
+    if (!lib || !*lib || access("/usr/bin/objcopy", X_OK) != 0)
+      GTEST_SKIP() << "needs " << env << " and objcopy";
+    const std::string copy = dir_.path() + "/" + name;
+    {
+      std::ifstream in(lib, std::ios::binary);
+      std::ofstream(copy, std::ios::binary) << in.rdbuf();
+    }
+    prepare(copy);
+    if (HasFatalFailure()) return;
+    void* handle = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    void* fn = handle ? dlsym(handle, symbol) : nullptr;
+    Dl_info info{};
+    ASSERT_TRUE(fn && dladdr(fn, &info)) << "cannot find " << symbol << " in " << lib;
+    const uint64_t offset =
+        reinterpret_cast<uint64_t>(fn) - reinterpret_cast<uint64_t>(info.dli_fbase);
+    every_report(label, write("m.bin", hostile::capture_with_modules({hostile::module_at(copy)},
+                                                                     {offset + 4, offset + 8})),
+                 {{0}, err});
+  }
+};
+
+TEST_F(HostileDebugFiles, DebuglinkIsAFifo) {
+  every_report_on_copy("debuglink names a FIFO", "RSR_NODEBUG_LIB", "libnodebug.so",
+                       "rsrtest_nodebug_function", "", [&](const std::string& lib) {
+    write("libnodebug.debug", "placeholder");  // objcopy reads it for the CRC
+    ASSERT_EQ(objcopy("--add-gnu-debuglink=" + dir_.path() + "/libnodebug.debug", lib), 0);
+    ASSERT_EQ(unlink((dir_.path() + "/libnodebug.debug").c_str()), 0);
+    fifo("libnodebug.debug");
+    ASSERT_EQ(mkdir((dir_.path() + "/.debug").c_str(), 0700), 0);
+    fifo(".debug/libnodebug.debug");
+  });
+}
+
+TEST_F(HostileDebugFiles, DebugAltlinkIsAFifo) {
+  every_report_on_copy("debugaltlink names a FIFO", "RSR_DEBUG_LIB", "libdebug.so",
+                       "_ZN7rsrtest14plain_functionEPVi", "alt.debug: not a regular file (a FIFO)",
+                       [&](const std::string& lib) {
+    std::string section = "alt.debug";
+    section += '\0';
+    section += std::string(20, '\x5a');  // a build-id nobody has
+    write("altlink", section);
+    ASSERT_EQ(objcopy("--add-section .gnu_debugaltlink=" + dir_.path() + "/altlink", lib), 0);
+    fifo("alt.debug");
+  });
+}
+
+TEST_F(HostileDebugFiles, SplitDwarfFileIsAFifo) {
+  every_report_on_copy("split DWARF file is a FIFO", "RSR_SPLIT_LIB", "libsplit.so",
+                       "rsrtest_split_function", "", [&](const std::string& lib) {
+    // Each skeleton unit's .dwo, where libdw looks first (beside the library), becomes a FIFO.
+    const int fd = open(lib.c_str(), O_RDONLY);
+    Dwarf* dw = dwarf_begin(fd, DWARF_C_READ);
+    ASSERT_NE(dw, nullptr);
+    int fifos = 0;
+    Dwarf_CU* cu = nullptr;
+    uint8_t unit_type = 0;
+    Dwarf_Die cudie;
+    while (dwarf_get_units(dw, cu, &cu, nullptr, &unit_type, &cudie, nullptr) == 0) {
+      Dwarf_Attribute attr;
+      const char* name = nullptr;
+      if (dwarf_attr(&cudie, DW_AT_dwo_name, &attr) || dwarf_attr(&cudie, DW_AT_GNU_dwo_name, &attr))
+        name = dwarf_formstring(&attr);
+      if (!name || name[0] == '/') continue;
+      std::string path = dir_.path() + "/" + name;
+      for (size_t slash = path.find('/', dir_.path().size() + 1); slash != std::string::npos;
+           slash = path.find('/', slash + 1))
+        mkdir(path.substr(0, slash).c_str(), 0700);
+      if (mkfifo(path.c_str(), 0600) == 0) ++fifos;
+    }
+    dwarf_end(dw);
+    close(fd);
+    ASSERT_GT(fifos, 0) << "no split units in " << lib;
+  });
+}
+
 // ---- Declared lengths, counts and sizes out of all proportion ----
 
 TEST_F(HostileCaptures, RecordDeclaringTwoToTheFiftyBytes) {
@@ -152,6 +285,11 @@ TEST_F(HostileCaptures, StacksOfAHundredThousandFrames) {
 TEST_F(HostileCaptures, ThreadsWithLongNames) {
   const std::string path = write("thread_bomb.bin", hostile::thread_bomb(4096, 100000));
   every_report("thread bomb", path, {{0}, "stopped reading"});
+}
+
+TEST_F(HostileCaptures, MazeOfModules) {
+  const std::string path = write("maze.bin", hostile::module_maze(100000, 100000, dir_.path()));
+  every_report("module maze", path, {{0}, "module"});
 }
 
 TEST_F(HostileCaptures, DeeplyNestedHeaderJson) {

@@ -177,6 +177,33 @@ inline std::string thread_bomb(uint64_t name_bytes, uint64_t count) {
   return out + zstd_frame(raw);
 }
 
+// `modules` small MODULE records that hold none of the stacks' addresses, then the one that
+// does (so a lookup that walks the list walks all of it), and stacks whose frames are
+// `addresses` distinct addresses, each allocated once.
+inline std::string module_maze(uint64_t modules, uint64_t addresses, const std::string& dir) {
+  rsrtest::CaptureBuilder b;
+  b.json(Record::kHeader, kHeaderJson);
+  for (uint64_t i = 0; i <= modules; ++i) {
+    rsr::ctl::ModuleInfo m;
+    m.path = dir + "/" + std::to_string(i);
+    m.base = m.start = i < modules ? 0x10000000 + i * 0x1000 : 0x40000000;
+    m.end = i < modules ? m.start + 0x800 : 0x50000000;
+    b.module(m);
+    if (i % 2048 == 2047) b.cut_frame();
+  }
+  constexpr uint64_t kFrames = 64;
+  uint64_t next = 0x40000000;
+  for (uint64_t id = 1; id * kFrames <= addresses; ++id) {
+    std::vector<uint64_t> frames;
+    for (uint64_t k = 0; k < kFrames; ++k) frames.push_back(next += 4);
+    b.stack(id, frames);
+    b.alloc(static_cast<int64_t>(id), 100, id * 64, 16, id);
+    if (id % 512 == 0) b.cut_frame();
+  }
+  b.json(Record::kEnd, kEndJson);
+  return b.bytes();
+}
+
 // A HEADER whose JSON nests arrays `depth` deep inside a field.
 inline std::string deep_json_header(size_t depth) {
   const std::string json = R"({"id":"background_1","kind":"background","cmdline":)" +
