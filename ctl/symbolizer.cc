@@ -92,16 +92,20 @@ void call_site(Dwarf_Die* inlined, std::string* file, int* line) {
   if (const char* src = dwarf_filesrc(files, value, nullptr, nullptr)) *file = src;
 }
 
-// Adds file:line and inlined frames from DWARF, when the module has it.
+// Adds file:line and inlined frames from DWARF, when the module has it for `pc`.
 void add_dwarf(Dwfl_Module* mod, Dwarf_Addr pc, SymbolizedFrame* f) {
+  Dwarf_Addr bias = 0;
+  Dwarf_Die* cudie = dwfl_module_addrdie(mod, pc, &bias);
+  // libdwfl answers with the nearest compilation unit below `pc` even when `pc` lies past its
+  // end: code without DWARF (crt1's _start, right after main's unit in .text.startup) would get
+  // the last line of that unit (std_thread.h:150 for _start). Only a unit that holds `pc` counts.
+  if (!cudie || dwarf_haspc(cudie, pc - bias) <= 0) return;
   std::string file;
   int line = 0;
   if (Dwfl_Line* l = dwfl_module_getsrc(mod, pc)) {
     if (const char* src = dwfl_lineinfo(l, nullptr, &line, nullptr, nullptr, nullptr)) file = src;
   }
-  Dwarf_Addr bias = 0;
-  Dwarf_Die* cudie = dwfl_module_addrdie(mod, pc, &bias);
-  if (cudie) {
+  {
     Dwarf_Die* scopes = nullptr;
     int n = dwarf_getscopes(cudie, pc - bias, &scopes);
     if (n > 0) {

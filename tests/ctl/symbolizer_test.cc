@@ -3,6 +3,7 @@
 #include "symbolizer.h"
 
 #include <dlfcn.h>
+#include <stdio.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -149,6 +150,26 @@ TEST(Symbolizer, PrefersTheLoadedModuleOfTwoWithTheSameRange) {
   ModuleInfo old{"/nonexistent/libold.so", "", live.base, live.start, live.end, false};
   Symbolizer symbolizer({old, live});
   EXPECT_EQ(symbolizer.symbolize(addr(ra)).function, "rsrtest::plain_function(int volatile*)");
+}
+
+// _start (crt1, no DWARF) follows main's unit when main is in .text.startup (-O2). libdwfl
+// gives an address past a unit's end that unit's last line (it was shown as std_thread.h:142 and
+// basic_string.h:795): _start is shown as _start, with no file and line.
+TEST(Symbolizer, StartHasNoLineOfTheUnitBeforeIt) {
+  FILE* p = popen(RSR_START_FIXTURE, "r");
+  ASSERT_NE(p, nullptr);
+  char path[4096] = {};
+  unsigned long bias = 0, start = 0, end = 0, ra = 0;
+  const int n = std::fscanf(p, "%4095s %lx %lx %lx %lx", path, &bias, &start, &end, &ra);
+  pclose(p);
+  if (n == 1 && std::string(path) == "unsupported") GTEST_SKIP() << "not x86-64 crt1";
+  ASSERT_EQ(n, 5);
+  Symbolizer symbolizer({ModuleInfo{path, "", bias, start, end, true}});
+  const auto& f = symbolizer.symbolize(ra);
+  EXPECT_EQ(f.function, "_start");
+  EXPECT_EQ(f.file, "");
+  EXPECT_EQ(f.line, 0);
+  EXPECT_TRUE(f.inlined.empty());
 }
 
 TEST(Demangle, CppAndPlainNames) {
