@@ -11,8 +11,10 @@
 #include <cstring>
 #include <set>
 
+#include "dwarf_scopes.h"
 #include "format.h"
 #include "module_files.h"
+#include "symbol_index.h"
 
 namespace rsr::ctl {
 namespace {
@@ -27,51 +29,6 @@ std::string hex(uint64_t v) {
   char buf[24];
   std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
   return buf;
-}
-
-// Follows abstract_origin / specification links to the DIE that sits in its namespace or class
-// (concrete inlined and out-of-line instances live elsewhere in the tree).
-Dwarf_Die declaration_of(Dwarf_Die die) {
-  for (int hops = 0; hops < 8; ++hops) {
-    Dwarf_Attribute attr;
-    Dwarf_Die next;
-    if (!dwarf_attr(&die, DW_AT_abstract_origin, &attr) &&
-        !dwarf_attr(&die, DW_AT_specification, &attr))
-      break;
-    if (!dwarf_formref_die(&attr, &next)) break;
-    die = next;
-  }
-  return die;
-}
-
-// "ns::Class::" for a declaration, from its enclosing scopes.
-std::string qualifier_of(Dwarf_Die decl) {
-  Dwarf_Die* scopes = nullptr;
-  const int n = dwarf_getscopes_die(&decl, &scopes);
-  std::string out;
-  for (int i = n - 1; i >= 1; --i) {
-    const int tag = dwarf_tag(&scopes[i]);
-    if (tag != DW_TAG_namespace && tag != DW_TAG_class_type && tag != DW_TAG_structure_type &&
-        tag != DW_TAG_union_type)
-      continue;
-    const char* name = dwarf_diename(&scopes[i]);
-    out += std::string(name ? name : "(anonymous namespace)") + "::";
-  }
-  free(scopes);
-  return out;
-}
-
-// A function DIE's name: the demangled linkage name (full signature) when there is one, else
-// its qualified source name (static and C functions have no linkage name).
-std::string function_name(Dwarf_Die* die) {
-  Dwarf_Attribute attr;
-  for (unsigned at : {DW_AT_linkage_name, DW_AT_MIPS_linkage_name}) {
-    if (dwarf_attr_integrate(die, at, &attr))
-      if (const char* s = dwarf_formstring(&attr)) return demangle(s);
-  }
-  const char* name = dwarf_diename(die);
-  if (!name) return "";
-  return qualifier_of(declaration_of(*die)) + name;
 }
 
 // Where an inlined subroutine was called from: its DW_AT_call_file / DW_AT_call_line, the file
@@ -93,7 +50,7 @@ void call_site(Dwarf_Die* inlined, std::string* file, int* line) {
 }
 
 // Adds file:line and inlined frames from DWARF, when the module has it for `pc`.
-void add_dwarf(Dwfl_Module* mod, Dwarf_Addr pc, SymbolizedFrame* f) {
+void add_dwarf(Dwfl_Module* mod, ScopeIndex& index, Dwarf_Addr pc, SymbolizedFrame* f) {
   Dwarf_Addr bias = 0;
   Dwarf_Die* cudie = dwfl_module_addrdie(mod, pc, &bias);
   // libdwfl answers with the nearest compilation unit below `pc` even when `pc` lies past its
@@ -105,29 +62,13 @@ void add_dwarf(Dwfl_Module* mod, Dwarf_Addr pc, SymbolizedFrame* f) {
   if (Dwfl_Line* l = dwfl_module_getsrc(mod, pc)) {
     if (const char* src = dwfl_lineinfo(l, nullptr, &line, nullptr, nullptr, nullptr)) file = src;
   }
-  {
-    Dwarf_Die* scopes = nullptr;
-    int n = dwarf_getscopes(cudie, pc - bias, &scopes);
-    if (n > 0) {
-      // dwarf_getscopes continues into the abstract origin of an inlined instance; restart from
-      // the innermost concrete scope to walk the chain of inlined calls as laid out at `pc`.
-      Dwarf_Die innermost = scopes[0];
-      free(scopes);
-      scopes = nullptr;
-      n = dwarf_getscopes_die(&innermost, &scopes);
+  for (Dwarf_Die& die : index.scopes(cudie, pc - bias)) {
+    if (dwarf_tag(&die) == DW_TAG_inlined_subroutine) {
+      f->inlined.push_back({index.function_name(&die), file, line});
+      call_site(&die, &file, &line);
+    } else if (f->function.empty()) {
+      f->function = index.function_name(&die);
     }
-    for (int i = 0; i < n; ++i) {
-      Dwarf_Die* die = &scopes[i];
-      const int tag = dwarf_tag(die);
-      if (tag == DW_TAG_inlined_subroutine) {
-        f->inlined.push_back({function_name(die), file, line});
-        call_site(die, &file, &line);
-      } else if (tag == DW_TAG_subprogram) {
-        if (f->function.empty()) f->function = function_name(die);
-        break;
-      }
-    }
-    free(scopes);
   }
   f->file = file;
   f->line = line;
@@ -142,6 +83,8 @@ struct Symbolizer::Module {
   Dwfl_Module* mod = nullptr;
   bool use_dwarf = true;  // false: the symbol table only (DebugSearch::unsafe)
   DebugSearch search;     // the module's userdata in libdwfl: outlives `dwfl`
+  ScopeIndex scopes;
+  std::unique_ptr<SymbolIndex> symbols;  // built at the first address
   std::string note;       // short, for frames: "build-id mismatch"
   std::string problem;    // long, for the report footer
   ~Module() {
@@ -324,16 +267,14 @@ SymbolizedFrame Symbolizer::resolve(uint64_t return_address) {
 
   // A return address points after the call; the call itself is one byte earlier at least.
   const Dwarf_Addr pc = return_address > 0 ? return_address - 1 : 0;
-  GElf_Off offset = 0;
-  GElf_Sym sym;
-  if (const char* name =
-          dwfl_module_addrinfo(m->mod, pc, &offset, &sym, nullptr, nullptr, nullptr)) {
+  if (!m->symbols) m->symbols = std::make_unique<SymbolIndex>(m->mod);
+  if (const char* name = m->symbols->name_at(pc)) {
     // Symbol-table names may carry a version ("__libc_start_main@@GLIBC_2.34"): not part of the
     // function's name, and it stops demangling.
     const std::string plain(name, std::strcspn(name, "@"));
     f.function = demangle(plain.c_str());
   }
-  if (m->use_dwarf) add_dwarf(m->mod, pc, &f);
+  if (m->use_dwarf) add_dwarf(m->mod, m->scopes, pc, &f);
   return f;
 }
 
