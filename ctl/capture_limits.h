@@ -9,7 +9,11 @@
 // - Memory held while reading (live blocks, frees not yet matched, events waiting in the reorder
 //   window, stacks, threads, modules): at most 64 MiB + 256 times the file's size, by the
 //   estimate below. A real capture needs under 100 bytes per byte of file even when everything
-//   it allocated stays live, and each stack frame is counted at what the reports make of it.
+//   it allocated stays live.
+// - What is left of that is shared by the symbolized stacks (a third, 64 MiB at least: the
+//   symbolizer's names and the report's frames, largest stacks first; the rest of the view
+//   becomes one stack marked as not symbolized) and the reports built from them (the other two
+//   thirds, about twice the stacks).
 // - A stack keeps at most kMaxStackFrames frames (the library captures at most 256), a thread
 //   name kMaxNameBytes, and at most kMaxModules distinct modules are kept.
 //
@@ -33,13 +37,16 @@ inline constexpr uint64_t kDecompressedFloor = uint64_t{32} << 20;
 inline constexpr uint64_t kDecompressedPerByte = 64;
 inline constexpr uint64_t kMemoryFloor = uint64_t{64} << 20;
 inline constexpr uint64_t kMemoryPerByte = 256;
+// The least the symbolized stacks may take, whatever reading took: a few thousand deep stacks
+// of long C++ names.
+inline constexpr uint64_t kSymbolizedFloor = uint64_t{64} << 20;
 
 // Estimated bytes held per item, allocator and hash-table overhead included.
 inline constexpr uint64_t kLiveBlockCost = 80;
 inline constexpr uint64_t kOrphanCost = 48;
 inline constexpr uint64_t kQueuedEventCost = 112;  // the queue's vector may be half empty
 inline constexpr uint64_t kStackCost = 160;        // raw frames' vector, per-view totals
-inline constexpr uint64_t kFrameCost = 256;        // a raw address, then a symbolized report frame
+inline constexpr uint64_t kFrameCost = 16;         // a raw address and its share of the slack
 inline constexpr uint64_t kThreadCost = 160;
 inline constexpr uint64_t kModuleCost = 256;
 

@@ -58,6 +58,11 @@ class Decoder {
 
   // Why reading must stop; "" while it may go on.
   const std::string& damage() const { return damage_; }
+  // Estimated bytes held by what was read (capture_limits.h).
+  uint64_t held_bytes() const {
+    return replay_.held_bytes() + stacks_.size() * lim::kStackCost + frames_ * lim::kFrameCost +
+           model_.modules.size() * lim::kModuleCost + module_bytes_;
+  }
   bool saw_header() const { return saw_header_; }
   uint64_t malformed() const { return malformed_; }
   uint64_t long_stacks() const { return long_stacks_; }
@@ -66,11 +71,6 @@ class Decoder {
   double end_time() const { return end_time_; }
 
  private:
-  uint64_t held_bytes() const {
-    return replay_.held_bytes() + stacks_.size() * lim::kStackCost + frames_ * lim::kFrameCost +
-           model_.modules.size() * lim::kModuleCost + module_bytes_;
-  }
-
   // The record that did not complete: its declared length must fit a record.
   void check_pending(const uint8_t* p, size_t n) {
     if (n < 2) return;
@@ -269,28 +269,79 @@ ProfileStack expand(const std::vector<const SymbolizedFrame*>& frames) {
   return stack;
 }
 
+// What a report stack takes in memory, its strings and its index entry included (an estimate).
+uint64_t stack_bytes(const ProfileStack& s) {
+  uint64_t n = sizeof(ProfileStack) + 96;
+  for (const ProfileFrame& f : s.frames)
+    n += sizeof(ProfileFrame) + sizeof(uint64_t) + f.function.capacity() + f.file.capacity() +
+         f.module.capacity();
+  return n;
+}
+
+// The view's stacks, symbolized, merged where their trimmed frames agree, largest first. The
+// largest are symbolized first; once the symbolizer and the stacks hold `allowance` bytes, the
+// rest of the view goes into one stack whose frame says so (its totals still count).
 void build_stacks(ProfileModel& model, const Replay& replay,
-                  const std::unordered_map<uint64_t, std::vector<uint64_t>>& raw) {
-  Symbolizer symbolizer(model.modules);
-  std::map<std::vector<uint64_t>, size_t> index;  // trimmed addresses -> position in stacks
-  static const std::vector<uint64_t> kNone;
+                  const std::unordered_map<uint64_t, std::vector<uint64_t>>& raw,
+                  uint64_t allowance) {
+  struct Use {
+    uint64_t id;
+    ReplayTotals totals;
+  };
+  std::vector<Use> uses;
   for (const auto& [id, totals] : replay.stacks()) {
     const ReplayTotals& t = model.view == ProfileView::kAll     ? totals.all
                             : model.view == ProfileView::kLeaks ? totals.live
                                                                 : totals.temporary;
-    if (t.count == 0) continue;
-    auto it = raw.find(id);
+    if (t.count > 0) uses.push_back({id, t});
+  }
+  std::sort(uses.begin(), uses.end(), [](const Use& a, const Use& b) {
+    if (a.totals.bytes != b.totals.bytes) return a.totals.bytes > b.totals.bytes;
+    if (a.totals.count != b.totals.count) return a.totals.count > b.totals.count;
+    return a.id < b.id;
+  });
+
+  Symbolizer symbolizer(model.modules);
+  symbolizer.limit_memory(allowance / 2);
+  uint64_t model_bytes = 0;
+  std::map<std::vector<uint64_t>, size_t> index;  // trimmed addresses -> position in stacks
+  static const std::vector<uint64_t> kNone;
+  ReplayTotals rest;  // of the stacks left unsymbolized
+  for (const Use& u : uses) {
+    model.view_allocations += u.totals.count;
+    model.view_bytes += u.totals.bytes;
+    if (symbolizer.held_bytes() + model_bytes > allowance) {
+      rest.count += u.totals.count;
+      rest.bytes += u.totals.bytes;
+      continue;
+    }
+    auto it = raw.find(u.id);
     const std::vector<const SymbolizedFrame*> frames =
         trimmed(it == raw.end() ? kNone : it->second, symbolizer);
     std::vector<uint64_t> key;
     for (const SymbolizedFrame* f : frames) key.push_back(f->address);
     auto [pos, fresh] = index.try_emplace(key, model.stacks.size());
-    if (fresh) model.stacks.push_back(expand(frames));
+    if (fresh) {
+      model.stacks.push_back(expand(frames));
+      model_bytes += stack_bytes(model.stacks.back());
+    }
     ProfileStack& s = model.stacks[pos->second];
-    s.bytes += t.bytes;
-    s.count += t.count;
-    model.view_allocations += t.count;
-    model.view_bytes += t.bytes;
+    s.bytes += u.totals.bytes;
+    s.count += u.totals.count;
+  }
+  if (rest.count > 0) {
+    ProfileStack s;
+    s.frames.push_back({0, "[not symbolized: memory limit]", "", 0, "", false});
+    s.user_frame = 0;
+    s.bytes = rest.bytes;
+    s.count = rest.count;
+    model.stacks.push_back(std::move(s));
+    model.warnings.push_back(
+        human_count(static_cast<double>(rest.count)) + " allocations (" +
+        human_bytes(static_cast<double>(rest.bytes)) +
+        ") are shown as one stack, not symbolized: the stacks and names before them took " +
+        human_bytes(static_cast<double>(allowance)) +
+        ", the most allowed for a file of this size");
   }
   std::sort(model.stacks.begin(), model.stacks.end(),
             [](const ProfileStack& a, const ProfileStack& b) {
@@ -358,7 +409,8 @@ ProfileModel read_capture(const std::string& path, const CaptureReadOptions& opt
   ProfileModel model;
   model.view = options.view;
   Replay replay(model);
-  Decoder decoder(model, replay, lim::memory_budget(total));
+  const uint64_t memory_budget = lim::memory_budget(total);
+  Decoder decoder(model, replay, memory_budget);
 
   std::unique_ptr<ZSTD_DCtx, DCtxFree> dctx(ZSTD_createDCtx());
   if (!dctx) throw CtlError(kExitNegative, "cannot create a zstd decompression context");
@@ -449,7 +501,11 @@ ProfileModel read_capture(const std::string& path, const CaptureReadOptions& opt
                          ? decoder.end_time() - model.start_time
                          : to_last_event;
   replay.fill(model.view);
-  build_stacks(model, replay, decoder.stacks());
+  // What is left of the budget for the symbolized stacks, and the reports made of them (about
+  // as much again).
+  const uint64_t held = decoder.held_bytes();
+  const uint64_t left = memory_budget > held ? memory_budget - held : 0;
+  build_stacks(model, replay, decoder.stacks(), std::max(left / 3, lim::kSymbolizedFloor));
   return model;
 }
 

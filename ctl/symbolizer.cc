@@ -107,6 +107,14 @@ std::string demangle(const char* name) {
   return name;
 }
 
+uint64_t frame_bytes(const SymbolizedFrame& f) {
+  uint64_t n = sizeof(SymbolizedFrame) + 64 + f.function.capacity() + f.file.capacity() +
+               f.module.capacity() + f.note.capacity();
+  for (const InlinedFrame& i : f.inlined)
+    n += sizeof(InlinedFrame) + i.function.capacity() + i.file.capacity();
+  return n;
+}
+
 std::string SymbolizedFrame::display_name() const {
   if (!function.empty()) return function;
   if (!module.empty()) return base_name(module) + "+" + hex(module_offset);
@@ -246,7 +254,9 @@ void Symbolizer::open(Module* m) {
 const SymbolizedFrame& Symbolizer::symbolize(uint64_t return_address) {
   auto it = cache_.find(return_address);
   if (it != cache_.end()) return it->second;
-  return cache_.emplace(return_address, resolve(return_address)).first->second;
+  const SymbolizedFrame& f = cache_.emplace(return_address, resolve(return_address)).first->second;
+  held_bytes_ += frame_bytes(f);
+  return f;
 }
 
 SymbolizedFrame Symbolizer::resolve(uint64_t return_address) {
@@ -259,6 +269,11 @@ SymbolizedFrame Symbolizer::resolve(uint64_t return_address) {
   }
   f.module = m->info.path;
   f.module_offset = return_address - m->info.base;
+  if (held_bytes_ > memory_limit_) {
+    ++over_limit_;
+    f.note = "not symbolized (memory limit)";
+    return f;
+  }
   if (!m->attempted) open(m);
   if (!m->dwfl) {
     f.note = m->note;
@@ -294,6 +309,10 @@ std::vector<std::string> Symbolizer::problems() const {
   if (ignored_modules_ > 0)
     out.push_back(std::to_string(ignored_modules_) + " modules beyond the first " +
                   std::to_string(kMaxModules) + " were ignored; their frames are unresolved");
+  if (over_limit_ > 0)
+    out.push_back(std::to_string(over_limit_) + " addresses were not symbolized: the names of the " +
+                  "others already took " + human_bytes(static_cast<double>(memory_limit_)) +
+                  ", the most allowed here");
   return out;
 }
 

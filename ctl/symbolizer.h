@@ -81,6 +81,13 @@ class Symbolizer {
   // footer. Filled as modules are first used.
   std::vector<std::string> problems() const;
 
+  // The bytes the resolved frames may take (names of C++ functions run to kilobytes); past them
+  // new addresses are left unresolved ("module+0xoffset") and problems() says how many. 128 MiB
+  // unless told otherwise: a reply or a capture is untrusted, and so is how many distinct
+  // addresses it holds.
+  void limit_memory(uint64_t bytes) { memory_limit_ = bytes; }
+  uint64_t held_bytes() const { return held_bytes_; }
+
  private:
   struct Module;
   void build_segments();
@@ -94,7 +101,13 @@ class Symbolizer {
   std::vector<std::pair<uint64_t, Module*>> segments_;
   std::optional<pid_t> pid_;
   std::unordered_map<uint64_t, SymbolizedFrame> cache_;
+  uint64_t memory_limit_ = uint64_t{128} << 20;
+  uint64_t held_bytes_ = 0;
+  uint64_t over_limit_ = 0;  // addresses left unresolved for want of memory
 };
+
+// What a resolved frame takes in memory, its strings and a cache entry included (an estimate).
+uint64_t frame_bytes(const SymbolizedFrame& f);
 
 // "_ZN3foo3barEv" -> "foo::bar()"; anything that does not demangle is returned unchanged.
 std::string demangle(const char* name);

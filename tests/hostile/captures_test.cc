@@ -2,8 +2,9 @@
 // flamegraph, export pprof and folded), in every view, run as the real binary on files built to
 // hang a careless reader (a capture or module path naming a FIFO, a device, a directory, a
 // symlink to a FIFO; debug files found through a FIFO), to make it grow without bound (a record
-// declaring 2^50 bytes, decompression bombs, endless stacks, threads and live blocks) or to
-// make it work without end (frees by the million, a maze of modules).
+// declaring 2^50 bytes, decompression bombs, endless stacks, threads and live blocks, distinct
+// frames in code with DWARF) or to make it work without end (frees by the million, a maze of
+// modules).
 //
 // Each run must end by itself within 20 s (it is killed otherwise), stay under a 1 GiB address
 // space and a 256 MB peak RSS, exit with a documented code, and say what was wrong on stderr.
@@ -23,6 +24,7 @@
 
 #include "crafted_captures.h"
 #include "ctl_run.h"
+#include "elf_text.h"
 #include "fake_server.h"
 
 namespace {
@@ -290,6 +292,17 @@ TEST_F(HostileCaptures, ThreadsWithLongNames) {
 TEST_F(HostileCaptures, MazeOfModules) {
   const std::string path = write("maze.bin", hostile::module_maze(100000, 100000, dir_.path()));
   every_report("module maze", path, {{0}, "module"});
+}
+
+TEST_F(HostileCaptures, DistinctFramesInCodeWithDwarf) {
+  // 400,000 distinct addresses in rsrmemctl's own code (DWARF, long C++ names): symbolizing them
+  // all took minutes and gigabytes. The largest stacks are symbolized, the rest are not, and the
+  // warning says why.
+  const hostile::Text text = hostile::text_of(ctl_);
+  ASSERT_GT(text.size, 1u << 16);
+  const std::string path =
+      write("frames.bin", hostile::frames_in(ctl_, text.address, text.size, 400000));
+  every_report("400,000 distinct frames in code with DWARF", path, {{0}, "not symbolized"});
 }
 
 TEST_F(HostileCaptures, DeeplyNestedHeaderJson) {

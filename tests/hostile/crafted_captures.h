@@ -204,6 +204,32 @@ inline std::string module_maze(uint64_t modules, uint64_t addresses, const std::
   return b.bytes();
 }
 
+// Stacks of 64 frames at `count` distinct addresses spread over [start, start + size) of
+// `path` (its own addresses: the module is mapped at 0), each allocated once; every other block
+// is freed at once (--temporary), the others stay (--leaks).
+inline std::string frames_in(const std::string& path, uint64_t start, uint64_t size,
+                             uint64_t count) {
+  rsrtest::CaptureBuilder b;
+  b.json(Record::kHeader, kHeaderJson);
+  rsr::ctl::ModuleInfo m;
+  m.path = path;
+  m.start = start;
+  m.end = start + size;
+  b.module(m);
+  const uint64_t step = size / count;
+  uint64_t next = start;
+  for (uint64_t id = 1; id * 64 <= count; ++id) {
+    std::vector<uint64_t> frames;
+    for (int k = 0; k < 64; ++k) frames.push_back(next += step);
+    b.stack(id, frames);
+    b.alloc(static_cast<int64_t>(2 * id), 100, id * 64, 16, id);
+    if (id % 2) b.free(static_cast<int64_t>(2 * id + 1), 100, id * 64);
+    if (id % 256 == 0) b.cut_frame();
+  }
+  b.json(Record::kEnd, kEndJson);
+  return b.bytes();
+}
+
 // A HEADER whose JSON nests arrays `depth` deep inside a field.
 inline std::string deep_json_header(size_t depth) {
   const std::string json = R"({"id":"background_1","kind":"background","cmdline":)" +
