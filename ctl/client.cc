@@ -5,17 +5,27 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <thread>
 
 #include "errors.h"
+#include "format.h"
+#include "json_limits.h"
 #include "protocol.h"
 
 namespace rsr::ctl {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Replies are untrusted. The largest the library sends (memory-summary --top 1000 with 256
+// frames a site) is a few MiB with some ten thousand values, nested 6 deep.
+constexpr uint32_t kMaxReplyBytes = 64u << 20;
+constexpr size_t kMaxReplyDepth = 64;
+constexpr size_t kMaxReplyValues = 2'000'000;
+constexpr size_t kReadPiece = 1 << 20;
 
 class Fd {
  public:
@@ -145,21 +155,40 @@ Json Client::request(const Json& request) const {
     throw CtlError(kExitConnection, "the process behind " + path_ +
                                         " closed the connection without answering '" + cmd + "'");
   proto::FrameHeader frame;
-  const proto::DecodeStatus status =
-      proto::decode_header(header, got, proto::kMaxResponseBytes, &frame);
+  const proto::DecodeStatus status = proto::decode_header(header, got, UINT32_MAX, &frame);
   if (status != proto::DecodeStatus::kOk)
     throw CtlError(kExitConnection, "bad reply from " + path_ + ": " + proto::describe(status));
   if (frame.kind == proto::Kind::kRequest)
     throw CtlError(kExitConnection, "bad reply from " + path_ + ": a request frame");
+  if (frame.length > kMaxReplyBytes)
+    throw CtlError(kExitConnection,
+                   "bad reply from " + path_ + ": it declares " +
+                       human_bytes(static_cast<double>(frame.length)) + ", more than the " +
+                       human_bytes(kMaxReplyBytes) +
+                       " rsrmemctl accepts (no reply of the library is larger than a few MiB)");
 
-  std::string body(frame.length, '\0');
-  const size_t body_got =
-      read_all(fd.get(), reinterpret_cast<uint8_t*>(body.data()), body.size(), deadline, path_);
-  if (body_got != body.size())
-    throw CtlError(kExitConnection, "truncated reply from " + path_ + ": " +
-                                        std::to_string(body_got) + " of " +
-                                        std::to_string(body.size()) + " bytes");
+  // Grown as the bytes arrive, a piece at a time: a peer that declares a large frame and sends
+  // little costs little.
+  std::string body;
+  while (body.size() < frame.length) {
+    const size_t before = body.size();
+    const size_t want = std::min<size_t>(frame.length - before, kReadPiece);
+    body.resize(before + want);
+    const size_t n = read_all(fd.get(), reinterpret_cast<uint8_t*>(body.data()) + before, want,
+                              deadline, path_);
+    body.resize(before + n);
+    if (n < want)
+      throw CtlError(kExitConnection, "truncated reply from " + path_ + ": " +
+                                          std::to_string(body.size()) + " of " +
+                                          std::to_string(frame.length) + " bytes");
+  }
 
+  // nlohmann builds the whole tree and prints it recursively: a reply nested a million deep
+  // or made of millions of empty values is refused before it is parsed.
+  const std::string shape = json_limits_problem(body, kMaxReplyDepth, kMaxReplyValues);
+  if (!shape.empty())
+    throw CtlError(kExitConnection, "bad reply from " + path_ + ": " + shape +
+                                        " (no reply of the library does)");
   Json reply;
   try {
     reply = Json::parse(body);

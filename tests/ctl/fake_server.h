@@ -54,8 +54,21 @@ class FakeServer {
   // send back. An empty string closes the connection without an answer.
   using Handler = std::function<std::string(const std::string& request)>;
 
+  // Gets the connection, the request payload and a flag that turns true when the server is being
+  // destroyed; answers however it likes (slowly, in pieces, never) and returns. The connection
+  // is closed after it returns.
+  using Conversation =
+      std::function<void(int fd, const std::string& request, const std::atomic<bool>& stopping)>;
+
   FakeServer(std::string path, Handler handler)
-      : path_(std::move(path)), handler_(std::move(handler)) {
+      : FakeServer(std::move(path), Conversation([handler = std::move(handler)](
+                                                     int c, const std::string& request,
+                                                     const std::atomic<bool>&) {
+          send_all(c, handler(request));
+        })) {}
+
+  FakeServer(std::string path, Conversation conversation)
+      : path_(std::move(path)), conversation_(std::move(conversation)) {
     fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
@@ -88,16 +101,24 @@ class FakeServer {
         std::lock_guard<std::mutex> lock(mu_);
         requests_.push_back(request);
       }
-      const std::string out = handler_(request);
-      size_t sent = 0;
-      while (sent < out.size()) {
-        const ssize_t w = send(c, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
-        if (w <= 0) break;
-        sent += static_cast<size_t>(w);
-      }
+      conversation_(c, request, stop_);
       close(c);
     }
   }
+
+ public:
+  // Sends all of `out`; false when the peer went away first.
+  static bool send_all(int c, const std::string& out) {
+    size_t sent = 0;
+    while (sent < out.size()) {
+      const ssize_t w = send(c, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+      if (w <= 0) return false;
+      sent += static_cast<size_t>(w);
+    }
+    return true;
+  }
+
+ private:
 
   static bool read_exact(int c, char* buf, size_t n) {
     size_t got = 0;
@@ -122,7 +143,7 @@ class FakeServer {
   }
 
   std::string path_;
-  Handler handler_;
+  Conversation conversation_;
   int fd_ = -1;
   std::atomic<bool> stop_{false};
   std::thread thread_;
