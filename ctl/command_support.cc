@@ -3,6 +3,7 @@
 
 #include "commands.h"
 #include "errors.h"
+#include "watchdog.h"
 
 namespace rsr::ctl {
 namespace {
@@ -83,6 +84,9 @@ std::vector<TargetResult> collect(const GlobalOptions& g, const PerTarget& fn,
       continue;
     }
     const Client client(target.socket, g.timeout);
+    // Each process gets --timeout for its answer and the work on it (watchdog.h).
+    watchdog::renew(g.timeout, "querying " + pid_text(target) +
+                                   (target.pid > 0 ? " (" + target.socket + ")" : std::string()));
     for (int attempt = 0;; ++attempt) {
       try {
         r.outcome = fn(target, client);

@@ -153,7 +153,8 @@ struct TargetResult {
 using PerTarget = std::function<Outcome(const Target&, const Client&)>;
 
 // Runs `fn` against every target of `g`. With `all_by_default` (list), no target option means
-// every process. Processes found gone while scanning the directory (their pid no longer exists,
+// every process. Each target's query and `fn` get a fresh g.timeout from the watchdog, when
+// main() armed it (watchdog.h). Processes found gone while scanning the directory (their pid no longer exists,
 // or their socket refuses connections twice) have their socket removed and are reported kGone.
 // Throws CtlError when the targets cannot be resolved.
 std::vector<TargetResult> collect(const GlobalOptions& g, const PerTarget& fn,

@@ -10,6 +10,7 @@
 #include "errors.h"
 #include "run.h"
 #include "target.h"
+#include "watchdog.h"
 
 #ifndef RSR_VERSION
 #define RSR_VERSION "unknown"
@@ -116,7 +117,9 @@ int dispatch(int argc, const char* const* argv) {
   app.add_option("--format", format, "Output format: text (default) or json")
       ->type_name("text|json")
       ->check(CLI::IsMember({"text", "json"}).description(""));
-  app.add_option("--timeout", timeout_s, "Seconds to wait for a process to answer (default 5)")
+  app.add_option("--timeout", timeout_s,
+                 "Seconds a command may take for each process: connecting, its answer and the "
+                 "work on it (default 5); then it gives up with exit 4")
       ->type_name("SECONDS")
       ->check(CLI::Range(0.1, 3600.0).description(""));
 
@@ -338,6 +341,12 @@ int dispatch(int argc, const char* const* argv) {
   } else if (all) {
     g.target.mode = TargetMode::kAll;
   }
+
+  // Commands that query processes and then end are bounded by --timeout, the work on their
+  // replies included (watchdog.h).
+  for (CLI::App* sub : {list, status, health, summary, update, leaks, metrics, start_profiling,
+                        stop_profiling})
+    if (sub->parsed()) watchdog::arm(g.timeout);
 
   if (list->parsed()) return cmd_list(g, io);
   if (status->parsed()) return cmd_status(g, io);

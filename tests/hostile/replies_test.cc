@@ -16,10 +16,12 @@
 
 #include "client.h"
 #include "ctl_run.h"
+#include "elf_text.h"
 #include "fake_server.h"
 
 namespace {
 
+using hostile::hex;
 using rsr::ctl::Json;
 using rsrtest::FakeServer;
 using ::testing::HasSubstr;
@@ -213,6 +215,45 @@ TEST_F(HostileReplies, ModulesThatAreNotFiles) {
     EXPECT_THAT(r.out, HasSubstr(fifo + ": not a regular file")) << cmd << ": " << r.describe();
     EXPECT_THAT(r.out, HasSubstr("/dev/zero: not a regular file")) << cmd << ": " << r.describe();
   }
+}
+
+// Local work on a reply that takes longer than --timeout (here: symbolizing 256,000 distinct
+// addresses in rsrmemctl's own code, about 2 s of work here; --timeout 0.5 leaves a wide margin
+// on a faster machine) ends when the timeout does: exit 4 and "timed out", not the full report
+// seconds later.
+TEST_F(HostileReplies, WorkOnTheReplyIsBoundedByTheTimeout) {
+  const hostile::Text text = hostile::text_of(ctl_);
+  ASSERT_GT(text.size, 1u << 16) << "no .text in " << ctl_;
+  Json sites = Json::array();
+  uint64_t next = text.address;
+  for (int id = 1; id <= 1000; ++id) {
+    Json frames = Json::array();
+    for (int k = 0; k < 256; ++k) {
+      frames.push_back(hex(next));
+      next += text.size / 256000;
+    }
+    sites.push_back(Json{{"id", id}, {"live_bytes", 4096}, {"live_blocks", 1}, {"samples", 1},
+                         {"frames", frames}});
+  }
+  Json reply = {{"ok", true}, {"service", "svc"}, {"top_live", sites}, {"top_growth", Json::array()}};
+  reply["modules"] = Json::array({Json{{"path", ctl_}, {"build_id", ""}, {"base", "0x0"},
+                                       {"start", hex(text.address)},
+                                       {"end", hex(text.address + text.size)}, {"loaded", true}}});
+  const std::string body = reply.dump();
+  FakeServer server(socket(), [body](const std::string&) { return rsrtest::reply(body); });
+  for (const std::vector<std::string>& command :
+       {std::vector<std::string>{"memory-summary"}, {"memory-summary", "--format", "json"}}) {
+    const hostile::Outcome r = run(command, 0.5);
+    std::cout << "[measure] symbolizing 256,000 frames, --timeout 0.5: " << r.describe() << "\n";
+    EXPECT_EQ(r.code, 4) << r.describe();
+    EXPECT_LT(r.seconds, kWithinS) << r.describe();
+    EXPECT_THAT(r.err, HasSubstr("timed out after 0.5 s (--timeout 0.5)")) << r.describe();
+  }
+  // With time enough, the same reply is worked through.
+  const hostile::Outcome r = run({"memory-summary"}, 60);
+  EXPECT_EQ(r.code, 0) << r.describe();
+  EXPECT_LT(r.max_rss_kb, 512 * 1024) << r.describe();  // 128 MiB of names at most, and the reply
+  std::cout << "[measure] symbolizing 256,000 frames, --timeout 60: " << r.describe() << "\n";
 }
 
 }  // namespace
