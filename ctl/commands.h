@@ -83,7 +83,8 @@ int cmd_push(const GlobalOptions& g, const PushOptions& options, Io io);
 
 // ---- Profiling captures (commands_profiling.cc; capture_reader.h reads the files) ----
 
-// --duration as start-profiling takes it: minutes ("10", "0.5"), or with a unit ("30s", "2m").
+// --duration as start-profiling takes it: minutes ("10", "0.5"), or with a unit ("30s", "2m",
+// "1h").
 // Returns seconds, from 1 s to 24 h. Throws CtlError (kExitUsage) naming the bad value.
 double parse_profiling_duration(const std::string& text);
 

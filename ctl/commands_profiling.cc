@@ -72,26 +72,29 @@ void render_profiler(std::ostream& out, const Json& p) {
 double parse_profiling_duration(const std::string& text) {
   const auto bad = [&text](const std::string& why) {
     return CtlError(kExitUsage, "bad --duration '" + text + "': " + why +
-                                    " (minutes, e.g. 10 or 0.5, or with a unit: 30s, 2m)");
+                                    " (minutes, e.g. 10 or 0.5, or with a unit: 30s, 2m, 1h; "
+                                    "from 1 second to 24 hours)");
   };
   if (text.empty()) throw bad("empty");
   std::string number = text;
   double unit = 60;
   const char last = text.back();
-  if (last == 's' || last == 'm') {
-    unit = last == 's' ? 1 : 60;
+  if (last == 's' || last == 'm' || last == 'h') {
+    unit = last == 's' ? 1 : last == 'm' ? 60 : 3600;
     number.pop_back();
   }
+  if (!number.empty() && number[0] == '-') throw bad("negative");
   if (number.empty() || !(std::isdigit(static_cast<unsigned char>(number[0])) || number[0] == '.'))
     throw bad("not a number");
   char* end = nullptr;
   errno = 0;
   const double v = std::strtod(number.c_str(), &end);
-  if (errno != 0 || end != number.c_str() + number.size() || !std::isfinite(v))
-    throw bad("not a number");
+  if (end != number.c_str() + number.size() || std::isnan(v)) throw bad("not a number");
   const double seconds = v * unit;
   if (seconds < 1) throw bad("shorter than 1 second");
-  if (seconds > kMaxDurationS) throw bad("longer than 24 hours");
+  // ERANGE (1e999) and infinity are out of range too, not malformed.
+  if (errno == ERANGE || !std::isfinite(seconds) || seconds > kMaxDurationS)
+    throw bad("out of range, longer than 24 hours");
   return seconds;
 }
 

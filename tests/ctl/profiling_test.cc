@@ -427,6 +427,8 @@ TEST(ProfilingDuration, Parses) {
   EXPECT_DOUBLE_EQ(parse_profiling_duration("30s"), 30);
   EXPECT_DOUBLE_EQ(parse_profiling_duration("2m"), 120);
   EXPECT_DOUBLE_EQ(parse_profiling_duration("1.5s"), 1.5);
+  EXPECT_DOUBLE_EQ(parse_profiling_duration("1h"), 3600);
+  EXPECT_DOUBLE_EQ(parse_profiling_duration("24h"), 86400);
   for (const char* bad : {"", "abc", "-1", "0", "0.5s", "10x", "s", "1e9", "25h", "2 m", "nan", "1441"}) {
     try {
       parse_profiling_duration(bad);
@@ -434,6 +436,32 @@ TEST(ProfilingDuration, Parses) {
     } catch (const CtlError& e) {
       EXPECT_EQ(e.code(), kExitUsage);
       EXPECT_THAT(e.what(), HasSubstr("--duration"));
+    }
+  }
+}
+
+// Each refusal says what is wrong with the value, not just that it is wrong.
+TEST(ProfilingDuration, SaysWhatIsWrong) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"25h", "out of range, longer than 24 hours"},
+      {"1441", "out of range, longer than 24 hours"},
+      {"1e999", "out of range, longer than 24 hours"},
+      {"inf", "not a number"},
+      {"-1", "negative"},
+      {"-30s", "negative"},
+      {"0", "shorter than 1 second"},
+      {"0.5s", "shorter than 1 second"},
+      {"soon", "not a number"},
+      {"10x", "not a number"},
+  };
+  for (const auto& [text, why] : cases) {
+    try {
+      parse_profiling_duration(text);
+      ADD_FAILURE() << "accepted '" << text << "'";
+    } catch (const CtlError& e) {
+      EXPECT_EQ(e.code(), kExitUsage);
+      EXPECT_THAT(e.what(), HasSubstr("bad --duration '" + text + "': " + why)) << text;
+      EXPECT_THAT(e.what(), HasSubstr("from 1 second to 24 hours")) << text;
     }
   }
 }
@@ -689,6 +717,14 @@ TEST_F(ProfilingTest, CommandLine) {
   EXPECT_THAT(r.err, HasSubstr("absent.bin"));
   EXPECT_EQ(rsrtest::run({ctl, "table", write("garbage", "g.bin")}).code, kExitUsage);
   EXPECT_EQ(rsrtest::run({ctl, "start-profiling", "--duration=soon"}).code, kExitUsage);
+  r = rsrtest::run({ctl, "start-profiling", "--duration=25h"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("out of range, longer than 24 hours"));
+  for (const char* negative : {"--duration=-1", "--duration=-1m"}) {
+    r = rsrtest::run({ctl, "start-profiling", negative});
+    EXPECT_EQ(r.code, kExitUsage) << negative;
+    EXPECT_THAT(r.err, HasSubstr("negative")) << negative;
+  }
   EXPECT_EQ(rsrtest::run({ctl, "start-profiling"}).code, kExitUsage);
   EXPECT_EQ(rsrtest::run({ctl, "stop-profiling", "--profile-id=x/y"}).code, kExitUsage);
   r = rsrtest::run({ctl, "cleanup-profiles", "--dir", dir_.path(), "--days", "1"});
