@@ -18,6 +18,7 @@
 #include "commands.h"
 #include "errors.h"
 #include "format.h"
+#include "regular_file.h"
 #include "report_export.h"
 #include "report_flamegraph.h"
 #include "site_stacks.h"
@@ -304,12 +305,26 @@ std::string replace_suffix(const std::string& path, const std::string& suffix) {
   return path + suffix;
 }
 
-void write_file(const std::string& path, const std::function<void(std::ostream&)>& write) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!f) throw CtlError(kExitNotFound, "cannot write " + path + ": " + std::strerror(errno));
+// Writes a report to `path`. A name given with -o is the operator's: opened as asked. A name
+// made up beside the capture (which may sit in a shared directory) must be, or become, a
+// regular file: not a symlink planted there, nor a FIFO that would block the report.
+void write_file(const std::string& path, bool given,
+                const std::function<void(std::ostream&)>& write) {
+  if (given) {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    if (!f) throw CtlError(kExitNotFound, "cannot write " + path + ": " + std::strerror(errno));
+    write(f);
+    f.flush();
+    if (!f) throw CtlError(kExitNegative, "error writing " + path);
+    return;
+  }
+  CreatedFile file = create_regular_file(path);
+  if (!file.fd) throw CtlError(kExitNotFound, "cannot write " + path + ": " + file.why);
+  FdStreambuf buf(file.fd.get());
+  std::ostream f(&buf);
   write(f);
   f.flush();
-  if (!f) throw CtlError(kExitNegative, "error writing " + path);
+  if (!f) throw CtlError(kExitNegative, "error writing " + path + ": " + std::strerror(errno));
 }
 
 // Default output names keep the views apart: FILE.html, FILE-leaks.html, FILE-temporary.html.
@@ -472,7 +487,7 @@ int cmd_profile_flamegraph(const ReportOptions& options, Io io) {
     write_flamegraph_html(m, io.out);
     return kExitOk;
   }
-  write_file(out, [&m](std::ostream& f) { write_flamegraph_html(m, f); });
+  write_file(out, !options.output.empty(), [&m](std::ostream& f) { write_flamegraph_html(m, f); });
   io.err << "wrote " << out << '\n';
   return kExitOk;
 }
@@ -492,7 +507,7 @@ int cmd_profile_export(const ReportOptions& options, Io io) {
     write(io.out);
     return kExitOk;
   }
-  write_file(out, write);
+  write_file(out, !options.output.empty(), write);
   io.err << "wrote " << out << '\n';
   return kExitOk;
 }

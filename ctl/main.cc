@@ -82,7 +82,8 @@ constexpr const char* kReportHelp =
     "with a warning on stderr. FILE is untrusted: only a regular file is read, and what reading\n"
     "it may take (decompression, memory) grows with its size; a file that asks for more is read\n"
     "up to that point, with a warning. Exit codes: 0 done, 2 bad usage or FILE is not an rsrmem\n"
-    "capture (or of an unknown version), 3 FILE missing, unreadable or not a regular file.\n";
+    "capture (or of an unknown version), 3 FILE missing, unreadable or not a regular file, or\n"
+    "the output cannot be created.\n";
 
 int usage_error(const std::string& message) {
   std::cerr << "rsrmemctl: " << message << "\nRun 'rsrmemctl --help' for usage.\n";

@@ -58,6 +58,59 @@ OpenedFile open_regular_file(const std::string& path) {
   return out;
 }
 
+CreatedFile create_regular_file(const std::string& path) {
+  CreatedFile out;
+  UniqueFd fd(::open(path.c_str(),
+                     O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0644));
+  if (!fd) {
+    const int err = errno;
+    out.why = err == ELOOP ? "it is a symbolic link (not followed for a name made from the "
+                             "input's; give the output's name to write through it)"
+              : err == ENXIO ? "it is a FIFO with no reader"
+                             : std::strerror(err);
+    return out;
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) {
+    out.why = std::strerror(errno);
+    return out;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    out.why = "not a regular file (" + file_kind(st.st_mode) + ")";
+    return out;
+  }
+  // Truncated only now that it is known to be a regular file.
+  if (::ftruncate(fd.get(), 0) != 0) {
+    out.why = std::strerror(errno);
+    return out;
+  }
+  out.fd = std::move(fd);
+  return out;
+}
+
+bool FdStreambuf::flush_buffer() {
+  const char* p = pbase();
+  while (p < pptr()) {
+    const ssize_t n = ::write(fd_, p, static_cast<size_t>(pptr() - p));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+  }
+  setp(buf_, buf_ + sizeof buf_);
+  return true;
+}
+
+int FdStreambuf::overflow(int c) {
+  if (!flush_buffer()) return traits_type::eof();
+  if (c != traits_type::eof()) {
+    *pptr() = static_cast<char>(c);
+    pbump(1);
+  }
+  return traits_type::not_eof(c);
+}
+
+int FdStreambuf::sync() { return flush_buffer() ? 0 : -1; }
+
 std::string read_regular_file(const std::string& path, size_t max_bytes, const std::string& what) {
   OpenedFile f = open_regular_file(path);
   if (!f.fd) throw CtlError(kExitNotFound, "cannot read " + what + " " + path + ": " + f.why);

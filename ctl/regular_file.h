@@ -13,6 +13,7 @@
 
 #include <sys/types.h>
 
+#include <streambuf>
 #include <string>
 
 namespace rsr::ctl {
@@ -52,6 +53,33 @@ struct OpenedFile {
 
 // Opens `path` read-only if, once opened, it is a regular file.
 OpenedFile open_regular_file(const std::string& path);
+
+// Creates or truncates `path` for writing, mode 0644 before the umask, when it is (or becomes) a
+// regular file: a symbolic link as its last component is not followed, and a FIFO or a device
+// there is refused without blocking. For output names rsrmemctl makes up beside an input that
+// may sit in a shared directory. On failure !fd and `why` says what is there or what failed.
+struct CreatedFile {
+  UniqueFd fd;
+  std::string why;
+};
+CreatedFile create_regular_file(const std::string& path);
+
+// Writes everything written to it to a descriptor (which it does not own); errors are the
+// stream's badbit.
+class FdStreambuf : public std::streambuf {
+ public:
+  explicit FdStreambuf(int fd) : fd_(fd) { setp(buf_, buf_ + sizeof buf_); }
+  ~FdStreambuf() override { sync(); }
+
+ protected:
+  int overflow(int c) override;
+  int sync() override;
+
+ private:
+  bool flush_buffer();
+  int fd_;
+  char buf_[65536];
+};
 
 // The whole of the regular file `path`, which must hold at most `max_bytes`. Throws CtlError
 // (kExitNotFound) naming `what` and the path: "cannot read env file F: not a regular file (a

@@ -1,10 +1,10 @@
 // rsrmemctl's reports over hostile capture files: every report (summary, stats, table, tree,
 // flamegraph, export pprof and folded), in every view, run as the real binary on files built to
 // hang a careless reader (a capture or module path naming a FIFO, a device, a directory, a
-// symlink to a FIFO; debug files found through a FIFO), to make it grow without bound (a record
-// declaring 2^50 bytes, decompression bombs, endless stacks, threads and live blocks, distinct
-// frames in code with DWARF) or to make it work without end (frees by the million, a maze of
-// modules).
+// symlink to a FIFO; debug files found through a FIFO; a FIFO or a symlink where the report is
+// written), to make it grow without bound (a record declaring 2^50 bytes, decompression bombs,
+// endless stacks, threads and live blocks, distinct frames in code with DWARF) or to make it
+// work without end (frees by the million, a maze of modules).
 //
 // Each run must end by itself within 20 s (it is killed otherwise), stay under a 1 GiB address
 // space and a 256 MB peak RSS, exit with a documented code, and say what was wrong on stderr.
@@ -308,6 +308,35 @@ TEST_F(HostileCaptures, DistinctFramesInCodeWithDwarf) {
 TEST_F(HostileCaptures, DeeplyNestedHeaderJson) {
   const std::string path = write("deep.bin", hostile::deep_json_header(400000));
   every_report("deeply nested header JSON", path, {{0, 2}, ""});
+}
+
+// ---- What the reports write: FILE.html and FILE.pb.gz beside the capture ----
+
+// The capture may sit in a shared directory: a symlink planted at the output's made-up name is
+// not followed (its target is not overwritten) and a FIFO there does not block the report.
+TEST_F(HostileCaptures, MadeUpOutputNamesAreNotFollowedOrBlocking) {
+  const std::string capture =
+      write("profile_x.bin", hostile::capture_with_modules({hostile::module_at("/nonexistent.so")}));
+  const std::string victim = write("victim", "keep me");
+  for (const std::string suffix : {".html", ".pb.gz"}) {
+    const std::vector<std::string> report =
+        suffix == ".html" ? std::vector<std::string>{ctl_, "flamegraph", capture}
+                          : std::vector<std::string>{ctl_, "export", "--format", "pprof", capture};
+    const std::string out = dir_.path() + "/profile_x" + suffix;
+    ASSERT_EQ(symlink(victim.c_str(), out.c_str()), 0);
+    hostile::Outcome r = hostile::run(report);
+    EXPECT_EQ(r.code, 3) << r.describe();
+    EXPECT_THAT(r.err, HasSubstr(out + ": it is a symbolic link")) << r.describe();
+    std::ifstream in(victim);
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "keep me");
+    ASSERT_EQ(unlink(out.c_str()), 0);
+    fifo("profile_x" + suffix);
+    r = hostile::run(report);
+    EXPECT_FALSE(r.killed) << r.describe();
+    EXPECT_EQ(r.code, 3) << r.describe();
+    EXPECT_THAT(r.err, HasSubstr(out + ": it is a FIFO")) << r.describe();
+    ASSERT_EQ(unlink(out.c_str()), 0);
+  }
 }
 
 // ---- Damaged files: clear errors or warnings, as before ----
