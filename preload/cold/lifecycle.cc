@@ -114,6 +114,10 @@ void fork_parent() {
   pthread_mutex_unlock(&g_cold.mutex);
 }
 
+// A forked child's control thread makes its socket this long after the fork: children that exec
+// or exit within it (a fork storm, a shell's pipeline) never pay for a socket or a tick.
+constexpr int64_t kChildQuietMs = 100;
+
 // The child has one thread and its own pid: it gets its own socket and control thread. The
 // parent's socket file stays where it is (it belongs to the parent).
 void fork_child() {
@@ -126,7 +130,7 @@ void fork_child() {
   g_cold.rate_count = g_cold.rate_next = 0;
   set_identity();
   profiling_fork_child();
-  if (!start_control_thread()) log(Level::kWarn, "child %d: control thread did not start", static_cast<int>(getpid()));
+  if (!start_control_thread(kChildQuietMs)) log(Level::kWarn, "child %d: control thread did not start", static_cast<int>(getpid()));
 }
 
 void init_engine() {

@@ -332,14 +332,21 @@ void keep_listener(int64_t now_ms) {
   if (!g_listen.fd.valid() && now_ms >= g_listen.retry_at_ms) reopen(now_ms);
 }
 
+// How long a forked child's control thread waits before it makes the socket (start_control_thread).
+std::atomic<int64_t> g_quiet_start_ms{0};
+
 void* control_main(void*) {
   hot::guard_enter();  // this thread's incidental libc allocations are not the service's
-  // Named by itself: naming another thread opens a /proc file, a descriptor the program's
-  // close-all could take over.
-  pthread_setname_np(pthread_self(), "rsrmem-ctl");
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);  // signals belong to the service's threads
+  if (const int64_t quiet = g_quiet_start_ms.load(std::memory_order_relaxed); quiet > 0) {
+    const timespec ts{static_cast<time_t>(quiet / 1000), static_cast<long>(quiet % 1000) * 1000000};
+    nanosleep(&ts, nullptr);
+  }
+  // Named by itself: naming another thread opens a /proc file, a descriptor the program's
+  // close-all could take over.
+  pthread_setname_np(pthread_self(), "rsrmem-ctl");
   int64_t next_tick = monotonic_ms();
   pollfd fds[1 + kMaxPeers];
   for (;;) {
@@ -378,11 +385,12 @@ void* control_main(void*) {
 
 }  // namespace
 
-bool start_control_thread() {
+bool start_control_thread(int64_t quiet_ms) {
   static bool atfork_set = false;  // handlers survive fork: once per process tree
   if (!atfork_set) pthread_atfork(nullptr, note_fork, nullptr);
   atfork_set = true;
-  reopen(monotonic_ms());  // here, so the socket exists when main() starts
+  g_quiet_start_ms.store(quiet_ms, std::memory_order_relaxed);
+  if (quiet_ms == 0) reopen(monotonic_ms());  // here, so the socket exists when main() starts
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);

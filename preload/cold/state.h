@@ -49,7 +49,10 @@ extern ColdState g_cold;
 const char* mode_name();
 
 // Control thread (server.cc).
-bool start_control_thread();
+// Starts the control thread. With `quiet_ms` (a forked child) it sleeps that long before it makes
+// the socket and does any work: a child that execs or exits sooner costs a thread's creation and
+// nothing more.
+bool start_control_thread(int64_t quiet_ms = 0);
 void close_socket_at_exit();
 // In a forked child, before its own control thread starts: lets go of the parent's socket and
 // connections (this process's copies of them).
