@@ -2,110 +2,66 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
 #include "../hot/engine.h"
 #include "../hot/tables.h"
+#include "ages.h"
 #include "handlers.h"
+#include "leak_model.h"
 #include "proc.h"
 #include "state.h"
 
 namespace rsr::cold {
 namespace {
 
-constexpr int kProbeRing = 5;    // a level is the lowest of this many probes
-constexpr int kHistory = 8;      // checks kept
-constexpr int kWindow = 3;       // checks a window spans at most
+namespace lm = leakmodel;
+
+constexpr int kWindowChecks = 3;   // memory_growth: the heap over this many check intervals
 constexpr int kMaxTracked = 1024;
-constexpr int kMinRises = 2;     // accumulation: rises at this many consecutive checks at least
-constexpr double kZ = 3.0;       // significance of a site's growth, in standard deviations
+constexpr double kAlpha = 0.01;    // false-alarm budget of one check, shared among the sites
 
 enum Type { kMemoryGrowth, kSiteGrowth, kAccumulation, kHighMemory, kTypes };
 enum Severity { kLow, kMedium, kHigh, kCritical, kSeverities };
 constexpr const char* kTypeNames[kTypes] = {"memory_growth", "site_growth", "accumulation", "high_memory"};
 constexpr const char* kSeverityNames[kSeverities] = {"LOW", "MEDIUM", "HIGH", "CRITICAL"};
 
-struct Level {
-  int64_t live = 0;
-  int64_t samples = 0;
-};
-
-struct Point {
-  int64_t t_ms = 0;  // realtime
-  int64_t live = 0;
-  int64_t samples = 0;
-  int64_t rss = 0;   // global series only
-};
-
-// A bounded series of points, oldest first.
-struct Series {
-  Point p[kHistory + 1];
-  int n = 0;
-  void push(const Point& x, int cap) {
-    if (n == cap) {
-      std::memmove(p, p + 1, sizeof(Point) * static_cast<size_t>(n - 1));
-      --n;
-    }
-    p[n++] = x;
-  }
-};
-
-struct ProbeRing {
-  Level v[kProbeRing];
-  int n = 0;
-  int next = 0;
-  void push(const Level& x) {
-    v[next] = x;
-    next = (next + 1) % kProbeRing;
-    if (n < kProbeRing) ++n;
-  }
-  Level level() const {
-    Level best = v[0];
-    for (int i = 1; i < n; ++i)
-      if (v[i].live < best.live) best = v[i];
-    return best;
-  }
-};
-
 struct TrackedSite {
   uint32_t site = 0;
-  ProbeRing probes;
-  Series history;
+  lm::Series series;
 };
 
 struct Indicator {
+  Indicator(Type t, Severity v) : type(t), severity(v) {}
   Type type;
   Severity severity;
-  Point from, to;
-  int rises = 0;
-  const TrackedSite* site = nullptr;
-  Series series;
+  int64_t from_bytes = 0, to_bytes = 0;
+  int64_t from_ms = 0, to_ms = 0;  // monotonic
+  double ratio = 0;
+  size_t tracked = 0;  // site indicators: position in State::sites
+  lm::SiteVerdict verdict;
 };
 
 struct State {
   bool enabled = false;
   int64_t interval_ms = 0, probe_ms = 0;
   int64_t next_probe = INT64_MAX, next_check = INT64_MAX;
-  ProbeRing heap_probes;
-  int64_t rss_now = 0;
-  Series heap_history;
+  lm::Series heap;
   Vector<TrackedSite> sites;
   Vector<uint16_t> slot_of;  // site index -> 1 + position in `sites`, 0 when not tracked
   uint64_t checks = 0;
-  int probes_since_check = 0;  // the current levels are newer than the last check only after one
   uint64_t untracked = 0;    // sizeable sites that found no room
+  double level = 0;          // the per-site level of the newest judgement
   uint64_t detected[kTypes][kSeverities] = {};
 };
 State* g_state = nullptr;
 
 int64_t min_site_bytes() { return g_cold.config.leak_min_site_bytes; }
 
-void probe() {
+void probe(int64_t now) {
   State& s = *g_state;
-  ++s.probes_since_check;
   const hot::Totals t = hot::read_totals();
-  s.heap_probes.push({static_cast<int64_t>(t.alloc_bytes - t.free_bytes), 0});
-  s.rss_now = static_cast<int64_t>(read_memory_facts().rss_bytes);
+  const int64_t live = static_cast<int64_t>(t.alloc_bytes - t.free_bytes);
+  s.heap.add(lm::Probe{now, live, 0, 0, 0, static_cast<int64_t>(read_memory_facts().rss_bytes)});
   const hot::Tables& tables = hot::g_tables;
   if (!tables.sites) return;
   if (s.slot_of.size() != hot::site_slots()) s.slot_of.assign(hot::site_slots(), 0);
@@ -113,123 +69,100 @@ void probe() {
   for (uint64_t i = 0; i < hot::site_slots(); ++i) {
     const hot::Site& site = tables.sites[i];
     if (site.hash.load(std::memory_order_relaxed) == 0) continue;
-    const Level now{site.live_bytes.load(std::memory_order_relaxed), site.live_samples.load(std::memory_order_relaxed)};
+    const lm::Probe x{now, site.live_bytes.load(std::memory_order_relaxed),
+                      site.live_samples.load(std::memory_order_relaxed),
+                      static_cast<int64_t>(site.samples.load(std::memory_order_relaxed)),
+                      static_cast<int64_t>(site.durable_deaths.load(std::memory_order_relaxed)), 0};
     uint16_t slot = s.slot_of[i];
     if (slot == 0) {
-      if (now.live < admit) continue;
+      if (x.bytes < admit) continue;
       if (s.sites.size() >= kMaxTracked) {
         ++s.untracked;
         continue;
       }
       s.sites.push_back(TrackedSite{});
-      s.sites.back().site = static_cast<uint32_t>(i);
+      TrackedSite& ts = s.sites.back();
+      ts.site = static_cast<uint32_t>(i);
+      ts.series.point_ms = s.probe_ms;
+      ts.series.drop_min_bytes = min_site_bytes();
       slot = static_cast<uint16_t>(s.sites.size());
       s.slot_of[i] = slot;
     }
-    s.sites[slot - 1].probes.push(now);
+    s.sites[slot - 1].series.add(x);
   }
 }
 
-Point heap_point(const State& s, int64_t t_ms) {
-  Point p;
-  p.t_ms = t_ms;
-  p.live = s.heap_probes.level().live;
-  p.rss = s.rss_now;
-  return p;
+Severity share_severity(int64_t bytes, int64_t heap, Severity low, Severity mid, Severity high) {
+  const double share = static_cast<double>(bytes) / static_cast<double>(std::max<int64_t>(heap, 1));
+  return share >= 0.5 ? high : share >= 0.1 ? mid : low;
 }
 
-Point site_point(const TrackedSite& ts, int64_t t_ms) {
-  const Level l = ts.probes.level();
-  return Point{t_ms, l.live, l.samples, 0};
-}
-
-// The newest point against the one up to kWindow checks older.
-int window_start(const Series& x) { return std::max(0, x.n - 1 - kWindow); }
-
-bool significant_growth(const Point& from, const Point& to) {
-  const double n0 = static_cast<double>(std::max<int64_t>(from.samples, 0));
-  const double n1 = static_cast<double>(std::max<int64_t>(to.samples, 0));
-  return n1 - n0 > kZ * std::sqrt(n0 + n1) && to.live - from.live >= min_site_bytes() &&
-         to.live >= min_site_bytes();
-}
-
-double ratio(const Point& from, const Point& to) {
-  return from.live > 0 ? static_cast<double>(to.live) / static_cast<double>(from.live) - 1.0 : INFINITY;
-}
-
-// Judges every series; appends what it finds to `out`.
-void evaluate(const Series& heap, const Vector<Series>& site_series, Vector<Indicator>& out) {
+// Judges everything at `now` (monotonic); appends what it finds to `out` and leaves every tracked
+// site's verdict in `verdicts`.
+void evaluate(int64_t now, Vector<Indicator>& out, Vector<lm::SiteVerdict>& verdicts) {
+  State& s = *g_state;
   const Config& c = g_cold.config;
-  const Point& newest = heap.p[heap.n - 1];
+  if (s.heap.n == 0) return;
+  const lm::Point& newest = s.heap.newest();
   // high_memory: RSS now, against the threshold.
   const int64_t limit = c.leak_memory_threshold_mb * 1024 * 1024;
   if (newest.rss > limit) {
-    Indicator i{kHighMemory, kMedium, {}, {}, 0, nullptr, {}};
-    i.from = Point{newest.t_ms, limit, 0, 0};
-    i.to = Point{newest.t_ms, newest.rss, 0, newest.rss};
+    Indicator i(kHighMemory, kMedium);
+    i.from_bytes = limit;
+    i.to_bytes = newest.rss;
+    i.from_ms = i.to_ms = newest.t1_ms;
+    i.ratio = static_cast<double>(newest.rss) / static_cast<double>(limit) - 1.0;
     if (newest.rss >= 4 * limit) i.severity = kCritical;
     else if (newest.rss >= 2 * limit) i.severity = kHigh;
     out.push_back(i);
   }
-  if (heap.n >= 2) {
-    const Point& from = heap.p[window_start(heap)];
-    const double r = ratio(from, newest);
-    if (r > c.leak_growth_threshold && newest.live - from.live >= min_site_bytes()) {
-      Indicator i{kMemoryGrowth, r >= 4 * c.leak_growth_threshold ? kCritical : kHigh, from, newest, 0, nullptr, heap};
-      out.push_back(i);
-    }
+  s.heap.drop_share = c.leak_growth_threshold / 2;
+  const lm::HeapVerdict h = lm::judge_heap(s.heap, now, kWindowChecks * s.interval_ms, c.leak_growth_threshold,
+                                           min_site_bytes());
+  if (h.growing) {
+    Indicator i(kMemoryGrowth, h.ratio >= 4 * c.leak_growth_threshold ? kCritical : kHigh);
+    i.from_bytes = h.from.lo_bytes;
+    i.to_bytes = h.to.lo_bytes;
+    i.from_ms = h.from.t1_ms;
+    i.to_ms = h.to.t1_ms;
+    i.ratio = h.ratio;
+    out.push_back(i);
   }
-  const double heap_live = static_cast<double>(std::max<int64_t>(newest.live, 1));
-  for (size_t k = 0; k < site_series.size(); ++k) {
-    const Series& x = site_series[k];
-    if (x.n < 2) continue;
-    const Point& to = x.p[x.n - 1];
-    const Point& from = x.p[window_start(x)];
-    const double share = static_cast<double>(to.live) / heap_live;
-    if (significant_growth(from, to) && ratio(from, to) > c.leak_model_growth_threshold) {
-      const Severity sev = share >= 0.5 ? kCritical : share >= 0.1 ? kHigh : kMedium;
-      out.push_back(Indicator{kSiteGrowth, sev, from, to, 0, &g_state->sites[k], x});
-      continue;  // one indicator per site
-    }
-    int rises = 0;  // counted within the window only, so `from` is never older than site_growth's
-    for (int j = x.n - 1; j > 0 && rises < kWindow && x.p[j].live > x.p[j - 1].live; --j) ++rises;
-    if (rises >= kMinRises && significant_growth(x.p[x.n - 1 - rises], to)) {
-      out.push_back(Indicator{kAccumulation, share >= 0.1 ? kMedium : kLow, x.p[x.n - 1 - rises], to, rises,
-                              &g_state->sites[k], x});
-    }
+  Vector<const lm::Series*> series;
+  series.reserve(s.sites.size());
+  for (const TrackedSite& ts : s.sites) series.push_back(&ts.series);
+  verdicts.assign(s.sites.size(), lm::SiteVerdict{});
+  Vector<double> scratch(s.sites.size());
+  lm::SiteParams params;
+  params.min_bytes = min_site_bytes();
+  params.ratio_threshold = c.leak_model_growth_threshold;
+  s.level = lm::judge_sites(series.data(), series.size(), now, params, kAlpha, verdicts.data(), scratch.data());
+  const int64_t heap_live = newest.last_bytes;
+  for (size_t k = 0; k < verdicts.size(); ++k) {
+    const lm::SiteVerdict& v = verdicts[k];
+    if (!v.growing) continue;
+    Indicator i(v.site_growth ? kSiteGrowth : kAccumulation, kLow);
+    i.severity = v.site_growth ? share_severity(v.to.lo_bytes, heap_live, kMedium, kHigh, kCritical)
+                               : share_severity(v.to.lo_bytes, heap_live, kLow, kMedium, kMedium);
+    i.from_bytes = v.from.lo_bytes;
+    i.to_bytes = v.to.lo_bytes;
+    i.from_ms = v.from.t1_ms;
+    i.to_ms = v.to.t1_ms;
+    i.ratio = v.ratio;
+    i.tracked = k;
+    i.verdict = v;
+    out.push_back(i);
   }
 }
 
-// Every site's stored history, plus (when `now_ms` is set) its current level as the newest point.
-Vector<Series> site_histories(int64_t now_ms) {
-  Vector<Series> all;
-  all.reserve(g_state->sites.size());
-  for (const TrackedSite& ts : g_state->sites) {
-    all.push_back(ts.history);
-    if (now_ms && ts.probes.n > 0) all.back().push(site_point(ts, now_ms), kHistory + 1);
-  }
-  return all;
-}
-
-void background_check() {
+void background_check(int64_t now) {
   State& s = *g_state;
-  const int64_t now = now_ms();
-  s.heap_history.push(heap_point(s, now), kHistory);
-  for (TrackedSite& ts : s.sites) {
-    if (ts.probes.n > 0) ts.history.push(site_point(ts, now), kHistory);
-  }
   ++s.checks;
-  s.probes_since_check = 0;
   Vector<Indicator> found;
-  evaluate(s.heap_history, site_histories(0), found);
+  Vector<lm::SiteVerdict> verdicts;
+  evaluate(now, found, verdicts);
+  for (size_t k = 0; k < verdicts.size(); ++k) s.sites[k].series.named = verdicts[k].growing;
   for (const Indicator& i : found) ++s.detected[i.type][i.severity];
-}
-
-void write_point(json::JsonWriter<String>& w, const Point& p, bool with_samples) {
-  w.begin_object().field("t", static_cast<double>(p.t_ms) / 1000.0).field("live_bytes", p.live);
-  if (with_samples) w.field("live_samples", p.samples);
-  else w.field("rss_bytes", p.rss);
-  w.end_object();
 }
 
 void write_detected(json::JsonWriter<String>& w) {
@@ -242,6 +175,33 @@ void write_detected(json::JsonWriter<String>& w) {
   w.end_object();
 }
 
+// Monotonic milliseconds as unix seconds.
+struct Clock {
+  int64_t offset_ms = now_ms() - monotonic_ms();
+  double unix_s(int64_t mono_ms) const { return static_cast<double>(mono_ms + offset_ms) / 1000.0; }
+};
+
+void write_series(json::JsonWriter<String>& w, const lm::Series& x, const Clock& clock, bool site) {
+  for (int i = 0; i < x.n; ++i) {
+    const lm::Point& p = x.p[i];
+    w.begin_object().field("t", clock.unix_s(p.t1_ms)).field("live_bytes", p.lo_bytes);
+    if (site) w.field("live_samples", p.lo_samples);
+    else w.field("rss_bytes", p.rss);
+    w.end_object();
+  }
+}
+
+void write_evidence(json::JsonWriter<String>& w, const lm::SiteVerdict& v, double level) {
+  w.key("evidence").begin_object()
+      .field("p_value", v.p)
+      .field("level", level)
+      .field("net_samples", v.net)
+      .field("births", v.births)
+      .field("durable_deaths", v.deaths)
+      .field("span_s", static_cast<double>(v.span_ms) / 1000.0)
+      .end_object();
+}
+
 }  // namespace
 
 void leaks_init() {
@@ -251,7 +211,10 @@ void leaks_init() {
   s.enabled = c.leak_detection_enabled;
   if (!s.enabled) return;
   s.interval_ms = c.leak_check_interval * 1000;
-  s.probe_ms = std::clamp<int64_t>(s.interval_ms / 20, 100, 15000);
+  s.probe_ms = std::clamp<int64_t>(s.interval_ms / 20, 100, 5000);
+  s.heap.point_ms = s.probe_ms;
+  s.heap.drop_min_bytes = min_site_bytes();
+  hot::g_durable_ds.store(static_cast<uint32_t>(std::max<int64_t>(1, s.probe_ms / 100)), std::memory_order_relaxed);
   const int64_t now = monotonic_ms();
   s.next_probe = now;
   s.next_check = now + s.interval_ms;
@@ -266,11 +229,11 @@ void leaks_run_due(int64_t now) {
   if (!g_state || !g_state->enabled) return;
   State& s = *g_state;
   if (now >= s.next_probe) {
-    probe();
+    probe(now);
     s.next_probe = now + s.probe_ms;
   }
   if (now >= s.next_check) {
-    background_check();
+    background_check(now);
     s.next_check = now + s.interval_ms;
   }
 }
@@ -294,23 +257,25 @@ void write_leak_status(json::JsonWriter<String>& w) {
 void write_leak_report(json::JsonWriter<String>& w) {
   State& s = *g_state;
   const Config& c = g_cold.config;
-  if (s.heap_probes.n == 0) probe();  // asked before the first probe: take one now
-  // Only once a full ring of probes is newer than the last check: before that the level mixes in
-  // probes from before it and would break a run of rises.
-  const int64_t now = s.probes_since_check >= kProbeRing || s.heap_history.n == 0 ? now_ms() : 0;
-  Series heap = s.heap_history;
-  if (now) heap.push(heap_point(s, now), kHistory + 1);
-  const Vector<Series> sites = site_histories(now);
+  const int64_t now = monotonic_ms();
+  if (s.heap.n == 0 || now - s.heap.newest().t1_ms >= s.probe_ms) probe(now);  // judge on fresh levels
   Vector<Indicator> found;
-  evaluate(heap, sites, found);
+  Vector<lm::SiteVerdict> verdicts;
+  evaluate(now, found, verdicts);
   std::stable_sort(found.begin(), found.end(),
                    [](const Indicator& a, const Indicator& b) { return a.severity > b.severity; });
+  Vector<uint32_t> named;
+  for (const Indicator& i : found)
+    if (i.type == kSiteGrowth || i.type == kAccumulation) named.push_back(s.sites[i.tracked].site);
+  const Vector<AgeProfile> ages = site_ages(named);
+  const Clock clock;
 
   w.field("enabled", true)
       .field("interval_s", c.leak_check_interval)
       .field("probe_s", static_cast<double>(s.probe_ms) / 1000.0)
       .field("checks", s.checks)
-      .field("history_points", static_cast<int64_t>(heap.n))
+      .field("history_points", static_cast<int64_t>(s.heap.n))
+      .field("observed_s", static_cast<double>(now - s.heap.start_ms()) / 1000.0)
       .field("tracked_sites", static_cast<uint64_t>(s.sites.size()))
       .field("untracked_sites", s.untracked);
   w.key("thresholds").begin_object()
@@ -318,32 +283,36 @@ void write_leak_report(json::JsonWriter<String>& w) {
       .field("site_growth", c.leak_model_growth_threshold)
       .field("memory_bytes", c.leak_memory_threshold_mb * 1024 * 1024)
       .field("min_site_bytes", c.leak_min_site_bytes)
+      .field("alpha", kAlpha)
+      .field("site_level", s.level)
       .end_object();
   w.key("history").begin_array();
-  for (int i = 0; i < heap.n; ++i) write_point(w, heap.p[i], false);
+  write_series(w, s.heap, clock, false);
   w.end_array();
   write_detected(w);
   w.key("indicators").begin_array();
+  size_t aged = 0;
   for (const Indicator& i : found) {
-    const double window_s = static_cast<double>(i.to.t_ms - i.from.t_ms) / 1000.0;
-    const double r = i.type == kHighMemory ? static_cast<double>(i.to.live) / static_cast<double>(i.from.live) - 1.0
-                                           : ratio(i.from, i.to);
+    const double window_s = static_cast<double>(i.to_ms - i.from_ms) / 1000.0;
     w.begin_object()
         .field("type", kTypeNames[i.type])
         .field("severity", kSeverityNames[i.severity])
         .field("window_s", window_s)
-        .field("from_bytes", i.from.live)
-        .field("to_bytes", i.to.live)
-        .field("growth_bytes", i.to.live - i.from.live);
+        .field("from_bytes", i.from_bytes)
+        .field("to_bytes", i.to_bytes)
+        .field("growth_bytes", i.to_bytes - i.from_bytes);
     w.key("growth_ratio");
-    if (std::isfinite(r)) w.value(r);
+    if (std::isfinite(i.ratio)) w.value(i.ratio);
     else w.null();
-    if (i.site) {
-      w.field("rises", i.rises);
+    if (i.type == kSiteGrowth || i.type == kAccumulation) {
+      const TrackedSite& ts = s.sites[i.tracked];
+      w.field("rises", i.verdict.rises);
+      write_evidence(w, i.verdict, s.level);
+      write_age(w, ages[aged++]);
       w.key("site");
-      write_site(w, i.site->site, window_s);
+      write_site(w, ts.site, window_s);
       w.key("series").begin_array();
-      for (int k = 0; k < i.series.n; ++k) write_point(w, i.series.p[k], true);
+      write_series(w, ts.series, clock, true);
       w.end_array();
     }
     w.end_object();

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <ctime>
 
 namespace rsr::hot {
 
@@ -15,7 +16,7 @@ std::atomic<uint8_t> g_filter[size_t{1} << kFilterBits];
 struct Block {
   std::atomic<uintptr_t> ptr;  // 0 empty, 1 tombstone
   uint32_t site;
-  uint32_t unused;
+  uint32_t born_ds;  // coarse_ds() at the sample
   uint64_t bytes;
   uint64_t blocks_fp;
 };
@@ -128,6 +129,7 @@ bool block_insert(void* p, uint32_t site, SampleWeight w) {
     // this insert because malloc has not returned `p` yet.
     if (!b.ptr.compare_exchange_strong(k, key, std::memory_order_acq_rel)) continue;
     b.site = site;
+    b.born_ds = site == kPrivateSite ? 0 : coarse_ds();
     b.bytes = w.bytes;
     b.blocks_fp = w.blocks_fp;
     t.block_count.fetch_add(1, std::memory_order_relaxed);
@@ -176,6 +178,8 @@ Tracked block_remove(void* p) {
     s.live_bytes.fetch_sub(static_cast<int64_t>(b->bytes), std::memory_order_relaxed);
     s.live_blocks_fp.fetch_sub(static_cast<int64_t>(b->blocks_fp), std::memory_order_relaxed);
     s.live_samples.fetch_sub(1, std::memory_order_relaxed);
+    if (coarse_ds() - b->born_ds >= g_durable_ds.load(std::memory_order_relaxed))
+      s.durable_deaths.fetch_add(1, std::memory_order_relaxed);
   }
   b->ptr.store(kTombstone, std::memory_order_release);
   t.block_count.fetch_sub(1, std::memory_order_relaxed);
@@ -185,6 +189,25 @@ Tracked block_remove(void* p) {
          !f.compare_exchange_weak(c, static_cast<uint8_t>(c - 1), std::memory_order_relaxed)) {
   }
   return is_private ? Tracked::kPrivate : Tracked::kSampled;
+}
+
+std::atomic<uint32_t> g_durable_ds{10};
+
+uint32_t coarse_ds() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<uint32_t>(static_cast<uint64_t>(ts.tv_sec) * 10 + static_cast<uint64_t>(ts.tv_nsec) / 100000000);
+}
+
+void blocks_each(void (*fn)(uint32_t, uint32_t, void*), void* ctx) {
+  const Tables& t = g_tables;
+  if (!t.blocks) return;
+  for (uint64_t i = 0; i <= t.block_mask; ++i) {
+    const Block& b = t.blocks[i];
+    const uintptr_t k = b.ptr.load(std::memory_order_acquire);
+    if (k == kEmpty || k == kTombstone || b.site == kPrivateSite || b.site >= t.site_mask + 1) continue;
+    fn(b.site, b.born_ds, ctx);
+  }
 }
 
 size_t tables_resident_bytes() {

@@ -37,6 +37,7 @@ struct Site {
   std::atomic<uint64_t> alloc_bytes;
   std::atomic<uint64_t> alloc_blocks_fp;
   std::atomic<uint64_t> samples;
+  std::atomic<uint64_t> durable_deaths;  // sampled blocks freed at least g_durable_ds after birth
   int64_t baseline_live_bytes;  // growth baseline, written by the control thread only
   int64_t baseline_time_ms;
 };
@@ -63,6 +64,12 @@ struct Tables {
 };
 extern Tables g_tables;
 
+// Sampled blocks remember their birth in coarse monotonic tenths of a second (block ages for leak
+// detection). A sampled block freed this long after its birth or later counts as a durable death
+// of its site: churn that lives shorter than the leak detector's probes does not (leaks.cc).
+uint32_t coarse_ds();
+extern std::atomic<uint32_t> g_durable_ds;
+
 // Maps the tables. Called once by the start-up code before the engine turns active.
 bool tables_init(uint64_t max_sites, uint64_t max_blocks, int depth);
 
@@ -78,6 +85,9 @@ enum class Tracked { kNo, kSampled, kPrivate };
 // Removes `p` if it is a tracked block (a sampled block's weight leaves its site) and says what
 // it was.
 Tracked block_remove(void* p);
+// Every sampled live block: its site and birth (coarse_ds), for block ages (cold side; racy reads
+// of blocks being freed are possible and harmless).
+void blocks_each(void (*fn)(uint32_t site, uint32_t born_ds, void* ctx), void* ctx);
 // What `p` is, without removing it.
 Tracked block_find(const void* p);
 

@@ -159,7 +159,9 @@ TEST(PreFork, OnlyTheLeakingWorkerReportsTheLeak) {
                                         "leaky_worker_store")
           names_leak = true;
       }
-      if (!m.leaks) EXPECT_FALSE(names_leak) << m.name << " names the other worker's leak in --all:\n" << all_report[key].dump(1).substr(0, 3000);
+      if (!m.leaks) {
+        EXPECT_FALSE(names_leak) << m.name << " names the other worker's leak in --all:\n" << all_report[key].dump(1).substr(0, 3000);
+      }
       named[m.pid] = named[m.pid] || names_leak;
       if (m.leaks && !named[m.pid]) {
         done = false;
@@ -218,8 +220,11 @@ TEST(PreFork, OnlyTheLeakingWorkerReportsTheLeak) {
       EXPECT_FALSE(m.named_leak) << m.name << " names the other worker's leak\n" << all;
     }
   }
-  for (const auto& m : members)
-    if (m.leaks) EXPECT_TRUE(named[m.pid]) << "in five checks, " << last;
+  for (const auto& m : members) {
+    if (m.leaks) {
+      EXPECT_TRUE(named[m.pid]) << "in five checks, " << last;
+    }
+  }
 
   p.close_stdin();
   ASSERT_TRUE(p.read_until([](const std::string& l) { return l.rfind("parent done", 0) == 0; }, 20000)) << p.describe();

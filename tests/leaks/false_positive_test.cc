@@ -4,10 +4,11 @@
 // (`detected`). workload.h explains why the churn is temporary at the library's probe scale;
 // leak_support.h why the settings are what they are.
 //
-// Judging starts settle_s() (~4.75 s) after "ready": the program fills its caches at start-up
-// (~15 MB in well under a second when the machine is idle, longer under load), and while a check
-// window still reaches back into that fill, reporting it is right by the contract. From then on
-// the program's memory is flat, so every report is a false positive.
+// Judging starts at stable_after(ready) (leak_support.h; ~9 s after the start): the program fills
+// its caches at start-up (~15 MB in well under a second when the machine is idle, longer under
+// load), and while the heap's window or a site's reference level still reaches back into that
+// fill, reporting it is right by the contract. From then on the program's memory is flat, so
+// every report is a false positive.
 #include <gtest/gtest.h>
 
 #include <thread>
@@ -23,10 +24,13 @@ TEST(NoLeak, SteadyServiceHasZeroIndicatorsAtEveryPoll) {
   s.argv = {program};
   s.socket_dir = dir.path();
   s.env = lk::base_env();
+  const auto spawned = lk::Clock::now();
   rt::Process p(s);
   ASSERT_TRUE(p.started());
   ASSERT_TRUE(p.read_until([](const std::string& l) { return l.rfind("ready ", 0) == 0; }, 20000)) << p.describe();
   const auto t0 = lk::Clock::now();
+  const double ready_s = lk::seconds_since(spawned);
+  const double settle = lk::stable_after(ready_s) - ready_s;
   rt::Reply hello;
   ASSERT_TRUE(rt::wait_for_socket(dir.path(), p.pid(), 20000, &hello)) << hello.describe();
 
@@ -44,7 +48,7 @@ TEST(NoLeak, SteadyServiceHasZeroIndicatorsAtEveryPoll) {
     if (!r.served()) {
       errors.push_back("t=" + std::to_string(t) + " " + r.describe().substr(0, 300));
       ASSERT_LT(errors.size(), 4u) << "check_leaks not served:\n" << errors[0] << "\n" << p.describe();
-    } else if (t < lk::settle_s()) {
+    } else if (t < settle) {
       if (schema.empty()) schema = lk::schema_problems(r.json);
       if (!r.json.value("indicators", nlohmann::json::array()).empty()) {
         trace.note(t, "(settling, not judged)");

@@ -200,10 +200,17 @@ std::vector<std::string> schema_problems(const json& r) {
       if (is_site_type(type)) {
         if (need(ind, "site", &json::is_object, where)) need(ind["site"], "frames", &json::is_array, where + "site.");
         need(ind, "series", &json::is_array, where);
-        if (type == "accumulation" && need(ind, "rises", &json::is_number_integer, where)) {
-          const int rises = ind["rises"].get<int>();
-          if (rises < 2 || rises > kWindowChecks)
-            p.push_back(where + "rises " + std::to_string(rises) + " outside [2, window]");
+        if (need(ind, "rises", &json::is_number_integer, where) && ind["rises"].get<int>() < 0)
+          p.push_back(where + "rises is negative");
+        if (need(ind, "evidence", &json::is_object, where)) {
+          for (const char* k : {"p_value", "level", "net_samples", "births", "durable_deaths", "span_s"})
+            need(ind["evidence"], k, &json::is_number, where + "evidence.");
+        }
+        if (need(ind, "age", &json::is_object, where)) {
+          need(ind["age"], "live_samples", &json::is_number_integer, where + "age.");
+          need(ind["age"], "older_than", &json::is_array, where + "age.");
+          need(ind["age"], "born_by_quarter", &json::is_array, where + "age.");
+          need(ind["age"], "pattern", &json::is_string, where + "age.");
         }
       }
     }

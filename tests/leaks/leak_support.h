@@ -15,6 +15,8 @@
 // is locked); a PollTrace belongs to one thread.
 #pragma once
 
+#include <algorithm>
+
 #include <sys/types.h>
 
 #include <chrono>
@@ -49,16 +51,21 @@ constexpr int kIntervalMs = 1000;
 constexpr int kPollMs = kIntervalMs / 4;
 constexpr int64_t kMinSiteBytes = 262144;
 
-// The detection window in checks: "the newest point against the point up to 3 checks older"
+// memory_growth's window in checks: the heap's level now against its level 3 checks ago
 // (protocol.md, check_leaks).
 constexpr int kWindowChecks = 3;
+// A site's reference level is taken an eighth into the process's life (protocol.md).
+constexpr double kReferenceAt = 8.0;
 
-// Seconds after a program's memory stops changing (e.g. its caches are full) from which no
-// check window reaches back to before that moment: a level trails by up to five probes (0.5 s),
-// the window spans kWindowChecks checks, the first check after the level caught up may be one
-// interval later, plus one poll of slack. Earlier reports of the change are what the contract
-// asks for; later ones are false positives.
-inline double settle_s() { return 0.5 + (kWindowChecks + 1.0) * kIntervalMs / 1000.0 + kPollMs / 1000.0; }
+// The time (seconds since the program started) from which a change of memory that ended at
+// `t_done` (e.g. its caches filled) is behind every reference: the heap's window (kWindowChecks
+// checks, levels trailing by up to half a second) and the sites' reference level (an eighth into
+// the life, plus a probe), plus the next check and one poll of slack. Earlier reports of the
+// change are what the contract allows; later ones are false positives.
+inline double stable_after(double t_done) {
+  const double interval = kIntervalMs / 1000.0, poll = kPollMs / 1000.0;
+  return std::max(t_done + 0.5 + kWindowChecks * interval, kReferenceAt * (t_done + 0.2)) + interval + poll;
+}
 
 rt::Reply check_leaks(const std::string& dir, pid_t pid, int timeout_ms = 5000);
 

@@ -37,7 +37,7 @@ PlantedResult run_planted_leak(const PlantedOptions& options) {
     return res;
   }
   res.t_full = seconds_since(t0);
-  res.t_stable = res.t_full + settle_s();
+  res.t_stable = stable_after(res.t_full);
   p.write("leak\n");
   auto leaking = p.read_until([](const std::string& l) { return l.rfind("leaking ", 0) == 0; }, 20000);
   if (!leaking) {

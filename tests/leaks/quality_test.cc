@@ -42,6 +42,7 @@ void run_steady(double min_seconds, const std::atomic<bool>* others_done, Steady
   s.argv = {program};
   s.socket_dir = dir.path();
   s.env = lk::base_env();
+  const auto spawned = lk::Clock::now();
   rt::Process p(s);
   if (!p.started() || !p.read_until([](const std::string& l) { return l.rfind("ready ", 0) == 0; }, 20000) ||
       !rt::wait_for_socket(dir.path(), p.pid(), 20000)) {
@@ -51,9 +52,11 @@ void run_steady(double min_seconds, const std::atomic<bool>* others_done, Steady
   lk::PollTrace trace;
   const auto t0 = lk::Clock::now();
   json first, last;
-  // Judged from settle_s() after "ready" (false_positive_test.cc says why).
-  std::this_thread::sleep_for(std::chrono::duration<double>(lk::settle_s()));
-  while (lk::seconds_since(t0) < lk::settle_s() + min_seconds || !others_done->load()) {
+  // Judged from stable_after(ready) (false_positive_test.cc says why).
+  const double ready_s = lk::seconds_since(spawned) - lk::seconds_since(t0);
+  const double settle = lk::stable_after(ready_s) - ready_s;
+  std::this_thread::sleep_for(std::chrono::duration<double>(settle));
+  while (lk::seconds_since(t0) < settle + min_seconds || !others_done->load()) {
     if (lk::seconds_since(t0) > 180) break;
     const rt::Reply r = lk::check_leaks(dir.path(), p.pid());
     if (!r.served()) {
