@@ -1,8 +1,10 @@
 #include <algorithm>
+#include <cmath>
 #include <thread>
 
 #include "commands.h"
 #include "errors.h"
+#include "format.h"
 #include "watchdog.h"
 
 namespace rsr::ctl {
@@ -58,6 +60,33 @@ std::string process_label(const Json& reply, pid_t fallback_pid) {
     if (slash != std::string::npos) name = name.substr(slash + 1);
   }
   return std::to_string(pid) + (name.empty() ? "" : " (" + name + ")");
+}
+
+std::string age_sentence(const Json& age) {
+  const double samples = num(age, "live_samples");
+  if (!age.is_object() || samples <= 0) return "";
+  // The oldest age that half the samples or more have passed.
+  std::string older;
+  double share = 0;
+  const Json& bounds = member(age, "older_than");
+  if (bounds.is_array()) {
+    for (const Json& b : bounds) {
+      const double s = num(b, "samples") / samples;
+      if (s < 0.5) break;
+      older = human_span(num(b, "s"));
+      share = s;
+    }
+  }
+  std::string text = older.empty()
+                         ? "most of its " + human_count(samples) + " live samples are 10 seconds old or younger"
+                         : fixed(std::floor(share * 100), 0) + "% of its " + human_count(samples) +
+                               " live samples are older than " + older;
+  const std::string pattern = str(age, "pattern");
+  if (pattern == "steady") text += ", born steadily since start";
+  else if (pattern == "startup") text += ", born in the first quarter of the process's life";
+  else if (pattern == "recent") text += ", born in the last quarter of the process's life";
+  else if (pattern == "mixed") text += ", born unevenly over the process's life";
+  return text;
 }
 
 std::string estimates_warning(const Json& reply) {

@@ -183,4 +183,8 @@ std::string process_label(const Json& reply, pid_t fallback_pid);
 // trustworthy (call sites beyond the site table, samples the block table could not hold); "".
 std::string estimates_warning(const Json& reply);
 
+// A site's `age` object in words: "94% of its 52 live samples are older than 10 minutes, born
+// steadily since start"; "" when the reply has none.
+std::string age_sentence(const Json& age);
+
 }  // namespace rsr::ctl

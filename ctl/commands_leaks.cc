@@ -10,6 +10,7 @@
 // processes: 1 when any has indicators, else the worst failure (see kCheckLeaksHelp).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -91,17 +92,11 @@ std::string bytes_arrow(const Json& indicator) {
 
 std::string window_of(const Json& indicator) { return human_span(num(indicator, "window_s")); }
 
-int rises_of(const Json& indicator) {
-  const int rises = static_cast<int>(num(indicator, "rises"));
-  if (rises > 0) return rises;
-  const Json& series = member(indicator, "series");
-  return series.is_array() && series.size() > 1 ? static_cast<int>(series.size()) - 1 : 0;
-}
-
-// "each of the last 3 checks"
-std::string rose_at(int rises) {
-  return rises <= 1 ? std::string("the last check")
-                    : "each of the last " + std::to_string(rises) + " checks";
+// "3.1e-09", "0.0042"
+std::string short_real(double x) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2g", x);
+  return text;
 }
 
 std::string message_of(const Finding& f) {
@@ -120,8 +115,8 @@ std::string message_of(const Finding& f) {
       return "Call site growth: " + site_label(f.culprit) + " live memory grew from 0 B to " +
              human_bytes_short(num(i, "to_bytes")) + " over " + window_of(i);
     case Kind::kAccumulation:
-      return "Memory accumulation: " + site_label(f.culprit) + " live memory rose at " +
-             rose_at(rises_of(i)) + " (" + bytes_arrow(i) + " over " + window_of(i) + ")";
+      return "Memory accumulation: " + site_label(f.culprit) + " live memory keeps rising (" +
+             bytes_arrow(i) + " over " + window_of(i) + ")";
     case Kind::kHighMemory:
       return "High memory usage: RSS " + human_bytes_short(num(i, "to_bytes")) + " is above the " +
              human_bytes_short(num(i, "from_bytes")) + " threshold";
@@ -173,8 +168,8 @@ std::vector<std::string> recommendations(const std::vector<Finding>& findings, c
         break;
       }
       case Kind::kAccumulation:
-        add(site_key, "Review " + site_place(f.culprit) + ": its live memory rose at " +
-                          rose_at(rises_of(i)) + " (" + bytes_arrow(i) + " over " + window_of(i) +
+        add(site_key, "Review " + site_place(f.culprit) + ": its live memory keeps rising (" +
+                          bytes_arrow(i) + " over " + window_of(i) +
                           ") — look for a container, cache or queue it fills and never prunes");
         break;
       case Kind::kMemoryGrowth:
@@ -321,10 +316,18 @@ void render_details(std::ostream& out, const Finding& f, double reference) {
     out << "; named by frame #" << f.culprit.index
         << (f.culprit.fallback ? " (no frame of the service's own code)" : "");
   out << '\n';
+  if (const std::string age = age_sentence(member(i, "age")); !age.empty()) out << "      age: " << age << '\n';
+  if (const Json& e = member(i, "evidence"); e.contains("p_value")) {
+    const double net = num(e, "net_samples");
+    out << "      evidence: " << (net >= 0 ? "+" : "-") << human_count(std::fabs(net)) << " samples against "
+        << human_count(num(e, "durable_deaths")) << " durable deaths (" << human_count(num(e, "births"))
+        << " born) since the reference; p = " << short_real(num(e, "p_value")) << ", level "
+        << short_real(num(e, "level")) << '\n';
+  }
   render_frames(out, f.frames, 0);
   const Json& series = member(i, "series");
   if (series.is_array() && !series.empty()) {
-    out << "      levels at each check (oldest first):\n";
+    out << "      levels over the process's life (oldest first):\n";
     Table table(
         {{"when"}, {"live bytes", Table::Align::kRight}, {"samples", Table::Align::kRight}});
     for (size_t k = 0; k < series.size(); ++k)
@@ -339,7 +342,7 @@ void render_details(std::ostream& out, const Finding& f, double reference) {
 
 void render_history(std::ostream& out, const Json& reply, double reference) {
   const Json& history = member(reply, "history");
-  out << "\nHistory (live heap level and RSS at each check, oldest first):\n";
+  out << "\nHistory (live heap level and RSS over the process's life, oldest first):\n";
   if (!history.is_array() || history.empty()) {
     out << "  (none yet)\n";
   } else {
@@ -387,9 +390,9 @@ std::string report_text(const Json& reply, const std::vector<Finding>& findings,
     const double span = history.is_array() && history.size() > 1
                             ? num(history.back(), "t") - num(history.front(), "t")
                             : 0;
-    out << "No leak indicators found (" << count_of(num(reply, "checks"), "check", "checks")
-        << ", history of " << count_of(static_cast<double>(points), "point", "points") << " over "
-        << human_span(span) << ").\n";
+    out << "No leak indicators found (judged on " << human_span(reply.contains("observed_s") ? num(reply, "observed_s") : span)
+        << " of history, " << count_of(static_cast<double>(points), "point", "points") << "; "
+        << count_of(num(reply, "checks"), "background check", "background checks") << " so far).\n";
   } else {
     out << "Found "
         << count_of(static_cast<double>(findings.size()), "leak indicator", "leak indicators")

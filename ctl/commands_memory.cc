@@ -30,6 +30,8 @@ void render_sites(std::ostream& out, const Json& sites, bool growth, Symbolizer&
     }
     out << "  [site " << static_cast<long long>(num(site, "id")) << ", "
         << human_count(num(site, "samples")) << " samples]\n";
+    if (const std::string age = age_sentence(member(site, "age")); !age.empty())
+      out << "     age: " << age << '\n';
     render_frames(out, symbolize_site(site, symbolizer), frame_limit);
   }
 }

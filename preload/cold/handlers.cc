@@ -10,6 +10,7 @@
 #include "../hot/private.h"
 #include "../hot/stack.h"
 #include "../hot/tables.h"
+#include "ages.h"
 #include "leaks.h"
 #include "metrics.h"
 #include "modules.h"
@@ -251,7 +252,7 @@ SiteFigures read_site(uint32_t index, double window_s) {
   return f;
 }
 
-void write_site(Writer& w, const SiteFigures& f) {
+void write_site(Writer& w, const SiteFigures& f, const AgeProfile* age) {
   w.begin_object()
       .field("id", static_cast<uint64_t>(f.index))
       .field("live_bytes", f.live_bytes)
@@ -262,6 +263,7 @@ void write_site(Writer& w, const SiteFigures& f) {
       .field("live_samples", f.live_samples)
       .field("growth_bytes", f.growth_bytes)
       .field("growth_bytes_per_s", f.growth_bytes_per_s);
+  if (age) write_age(w, *age);
   w.key("frames").begin_array();
   const hot::Site& s = hot::site_at(f.index);
   if (f.index != hot::kNoSite && s.ready.load(std::memory_order_acquire)) {
@@ -291,13 +293,50 @@ void write_modules(Writer& w) {
 
 namespace {
 
+// The rolling growth baseline of `summary`: every site's live bytes, taken every kRollMs; growth
+// is against the older of the last two takes, so it covers the last one to two minutes (since
+// start while the process is younger), not everything since start.
+constexpr int64_t kRollMs = 60000;
+struct Rolling {
+  Vector<int64_t> older, newer;
+  int64_t older_ms = 0, newer_ms = 0;  // realtime of the takes (start: everything was 0)
+  int64_t newer_mono_ms = 0;
+};
+Rolling* g_rolling = nullptr;
+
+Rolling& rolling() {
+  if (!g_rolling) {
+    g_rolling = heap_new<Rolling>();
+    g_rolling->older_ms = g_rolling->newer_ms = g_cold.start_ms;
+    g_rolling->newer_mono_ms = g_cold.start_mono_ms;
+  }
+  return *g_rolling;
+}
+
+void rolling_tick(int64_t now_mono_ms) {
+  Rolling& r = rolling();
+  const hot::Tables& t = hot::g_tables;
+  if (now_mono_ms - r.newer_mono_ms < kRollMs || !t.sites) return;
+  r.older.swap(r.newer);
+  r.older_ms = r.newer_ms;
+  r.newer.assign(hot::site_slots(), 0);
+  for (uint64_t i = 0; i < hot::site_slots(); ++i) r.newer[i] = t.sites[i].live_bytes.load(std::memory_order_relaxed);
+  r.newer_ms = now_ms();
+  r.newer_mono_ms = now_mono_ms;
+}
+
+int64_t rolling_baseline(uint32_t index) {
+  const Rolling& r = rolling();
+  return index < r.older.size() ? r.older[index] : 0;
+}
+
 struct SiteRow {
   uint32_t index;
   int64_t live_bytes;
   int64_t growth;
 };
 
-Vector<SiteRow> collect_sites() {
+Vector<SiteRow> collect_sites(bool roll) {
   Vector<SiteRow> rows;
   const hot::Tables& t = hot::g_tables;
   if (!t.sites) return rows;
@@ -306,15 +345,16 @@ Vector<SiteRow> collect_sites() {
     const hot::Site& s = t.sites[i];
     if (s.hash.load(std::memory_order_relaxed) == 0 || !s.ready.load(std::memory_order_acquire)) continue;
     const int64_t live = s.live_bytes.load(std::memory_order_relaxed);
-    rows.push_back({static_cast<uint32_t>(i), live, live - s.baseline_live_bytes});
+    const int64_t base = roll ? rolling_baseline(static_cast<uint32_t>(i)) : s.baseline_live_bytes;
+    rows.push_back({static_cast<uint32_t>(i), live, live - base});
   }
   return rows;
 }
 
 }  // namespace
 
-void top_sites(size_t top, Vector<uint32_t>& by_live, Vector<uint32_t>& by_growth) {
-  Vector<SiteRow> rows = collect_sites();
+void top_sites(size_t top, Vector<uint32_t>& by_live, Vector<uint32_t>& by_growth, bool roll) {
+  Vector<SiteRow> rows = collect_sites(roll);
   const size_t n = std::min(top, rows.size());
   const auto mid = rows.begin() + static_cast<std::ptrdiff_t>(n);
   std::partial_sort(rows.begin(), mid, rows.end(),
@@ -359,16 +399,26 @@ void handle_summary(int64_t top, Writer& w) {
   write_rates(w);
   write_sampling(w);
   write_tracker(w);
-  const double window_s = static_cast<double>(now_ms() - g_cold.growth_baseline_ms) / 1000.0;
+  const double window_s = static_cast<double>(now_ms() - rolling().older_ms) / 1000.0;
   w.field("growth_window_s", window_s);
+  const auto figures = [window_s](uint32_t i) {
+    SiteFigures f = read_site(i, window_s);
+    f.growth_bytes = f.live_bytes - rolling_baseline(i);
+    f.growth_bytes_per_s = window_s > 0 ? static_cast<double>(f.growth_bytes) / window_s : 0.0;
+    return f;
+  };
 
   Vector<uint32_t> by_live, by_growth;
-  top_sites(static_cast<size_t>(top), by_live, by_growth);
+  top_sites(static_cast<size_t>(top), by_live, by_growth, /*rolling=*/true);
+  Vector<uint32_t> listed(by_live);
+  listed.insert(listed.end(), by_growth.begin(), by_growth.end());
+  const Vector<AgeProfile> ages = site_ages(listed);
+  size_t next = 0;
   w.key("top_live").begin_array();
-  for (uint32_t i : by_live) write_site(w, i, window_s);
+  for (uint32_t i : by_live) write_site(w, figures(i), &ages[next++]);
   w.end_array();
   w.key("top_growth").begin_array();
-  for (uint32_t i : by_growth) write_site(w, i, window_s);
+  for (uint32_t i : by_growth) write_site(w, figures(i), &ages[next++]);
   w.end_array();
   write_modules(w);
 }
@@ -458,6 +508,7 @@ void tick() {
   if (g_cold.rate_count < kRateWindow) ++g_cold.rate_count;
   refresh_modules();
   metrics_tick(p.t_ms);
+  rolling_tick(p.t_ms);
   tracking_tick();
   unwinder_pipe_tick();
 }

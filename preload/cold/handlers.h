@@ -36,14 +36,17 @@ struct SiteFigures {
   double growth_bytes_per_s = 0;
 };
 SiteFigures read_site(uint32_t index, double window_s);
-void write_site(Writer& w, const SiteFigures& f);
+struct AgeProfile;
+// With `age`, the site's `age` object too (ages.h).
+void write_site(Writer& w, const SiteFigures& f, const AgeProfile* age = nullptr);
 // The same, read now (shared with leaks.cc).
 void write_site(Writer& w, uint32_t index, double window_s);
 // The module map (shared with leaks.cc).
 void write_modules(Writer& w);
-// Up to `top` sites by live bytes (those holding any) and by growth since the baseline (those
-// that grew), largest first.
-void top_sites(size_t top, Vector<uint32_t>& by_live, Vector<uint32_t>& by_growth);
+// Up to `top` sites by live bytes (those holding any) and by growth (those that grew), largest
+// first. Growth is since each site's baseline (metrics), or with `rolling` since the rolling
+// baseline of `summary`.
+void top_sites(size_t top, Vector<uint32_t>& by_live, Vector<uint32_t>& by_growth, bool rolling = false);
 
 // Answers one validated request (a JSON object with a "cmd" string) into `out`.
 proto::Kind handle_request(std::string_view request, String& out);

@@ -114,6 +114,14 @@ inline Json site_growth(const char* severity, double from, double to, double win
   i["rises"] = 0;
   i["site"] = site_json(frames, to);
   i["series"] = series(from, to, window_s);
+  // 27 live samples: 26 older than a minute, 25 older than ten, born in every quarter.
+  i["age"] = {{"live_samples", 27},
+              {"older_than", Json::array({Json{{"s", 10}, {"samples", 27}}, Json{{"s", 60}, {"samples", 26}},
+                                          Json{{"s", 600}, {"samples", 25}}, Json{{"s", 3600}, {"samples", 0}}})},
+              {"born_by_quarter", Json::array({6, 7, 7, 7})},
+              {"pattern", "steady"}};
+  i["evidence"] = {{"p_value", 3.2e-9}, {"level", 0.0025}, {"net_samples", 16}, {"births", 18},
+                   {"durable_deaths", 2}, {"span_s", 15}};
   return i;
 }
 

@@ -97,12 +97,12 @@ TEST_F(CheckLeaksTest, AccumulationMessageAndRecommendation) {
   EXPECT_THAT(out_.str(), HasSubstr("Found 1 leak indicator:\n"
                                     "  [LOW] Memory accumulation: " +
                                     place +
-                                    ") live memory rose at each of the last 3 checks (3.0 MiB -> "
+                                    ") live memory keeps rising (3.0 MiB -> "
                                     "5.0 MiB over 3 minutes)\n"));
   EXPECT_THAT(out_.str(),
               HasSubstr("  \u2022 Review " + place +
-                        " in libleakfixture_o2.so): its live memory rose at each of the last 3 "
-                        "checks (3.0 MiB -> 5.0 MiB over 3 minutes) \u2014 look for a container, "
+                        " in libleakfixture_o2.so): its live memory keeps rising "
+                        "(3.0 MiB -> 5.0 MiB over 3 minutes) \u2014 look for a container, "
                         "cache or queue it fills and never prunes\n"));
 }
 
@@ -159,13 +159,13 @@ TEST_F(CheckLeaksTest, RecommendationsAreDeduplicatedAndOrderedBySeverity) {
 TEST_F(CheckLeaksTest, NoIndicators) {
   EXPECT_EQ(check(leaks_reply(getpid(), {})), kExitOk);
   EXPECT_EQ(out_.str(),
-            "No leak indicators found (4 checks, history of 4 points over 15 minutes).\n");
+            "No leak indicators found (judged on 15 minutes of history, 4 points; 4 background checks so far).\n");
   out_.str("");
   Json reply = leaks_reply(getpid(), {});
   reply["checks"] = 1;
   reply["history"] = Json::array({reply["history"].back()});
   EXPECT_EQ(check(reply), kExitOk);
-  EXPECT_EQ(out_.str(), "No leak indicators found (1 check, history of 1 point over 0 seconds).\n");
+  EXPECT_EQ(out_.str(), "No leak indicators found (judged on 0 seconds of history, 1 point; 1 background check so far).\n");
 }
 
 TEST_F(CheckLeaksTest, JsonShape) {
@@ -242,14 +242,19 @@ TEST_F(CheckLeaksTest, VerboseShowsStacksSeriesAndHistory) {
   EXPECT_THAT(text, HasSubstr("leak_fixture.cc:" + line_of(rsrtest::o0_push_line) +
                               "  (libleakfixture_o0.so)\n"));
   EXPECT_THAT(text, Not(HasSubstr("more frames")));
+  // Its age profile and the evidence of the judgement.
+  EXPECT_THAT(text, HasSubstr("      age: 92% of its 27 live samples are older than 10 minutes, born "
+                              "steadily since start\n"));
+  EXPECT_THAT(text, HasSubstr("      evidence: +16 samples against 2 durable deaths (18 born) since the "
+                              "reference; p = 3.2e-09, level 0.0025\n"));
   // The growth series, one line per point.
-  EXPECT_THAT(text, HasSubstr("      levels at each check (oldest first):\n"
+  EXPECT_THAT(text, HasSubstr("      levels over the process's life (oldest first):\n"
                               "        when         live bytes  samples\n"
                               "        10m 00s ago    3.10 MiB       11\n"
                               "        5m 00s ago     4.95 MiB       19\n"
                               "        now            6.80 MiB       27\n"));
   // The global history and the settings the judgement used.
-  EXPECT_THAT(text, HasSubstr("History (live heap level and RSS at each check, oldest first):\n"
+  EXPECT_THAT(text, HasSubstr("History (live heap level and RSS over the process's life, oldest first):\n"
                               "  when         live heap       RSS\n"
                               "  15m 00s ago   40.0 MiB  80.0 MiB\n"));
   EXPECT_THAT(text, HasSubstr("  now           50.0 MiB  95.0 MiB\n"));
