@@ -293,10 +293,11 @@ void write_modules(Writer& w) {
 
 namespace {
 
-// The rolling growth baseline of `summary`: every site's live bytes, taken every kRollMs; growth
-// is against the older of the last two takes, so it covers the last one to two minutes (since
-// start while the process is younger), not everything since start.
-constexpr int64_t kRollMs = 60000;
+// The rolling growth baseline of `summary`: every site's live bytes, taken every leak check
+// interval (at most a minute); growth is against the older of the last two takes, so it covers
+// the last one to two intervals (since start while the process is younger), not everything
+// since start.
+int64_t roll_ms() { return std::min<int64_t>(60000, g_cold.config.leak_check_interval * 1000); }
 struct Rolling {
   Vector<int64_t> older, newer;
   int64_t older_ms = 0, newer_ms = 0;  // realtime of the takes (start: everything was 0)
@@ -316,7 +317,7 @@ Rolling& rolling() {
 void rolling_tick(int64_t now_mono_ms) {
   Rolling& r = rolling();
   const hot::Tables& t = hot::g_tables;
-  if (now_mono_ms - r.newer_mono_ms < kRollMs || !t.sites) return;
+  if (now_mono_ms - r.newer_mono_ms < roll_ms() || !t.sites) return;
   r.older.swap(r.newer);
   r.older_ms = r.newer_ms;
   r.newer.assign(hot::site_slots(), 0);
