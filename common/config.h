@@ -67,6 +67,9 @@ inline constexpr size_t kNameMax = 128;
     "Service name, the job label of every metric (default: the program name).")                    \
   X(Int, metrics_top_sites, "RSR_METRICS_TOP_SITES", 20, 1, 1000,                                  \
     "Call sites reported with a site label in metrics and summaries.")                             \
+  X(Path, allocator_wrappers, "RSR_ALLOCATOR_WRAPPERS", "", 0, 0,                                 \
+    "Comma-separated allocation wrappers (a trailing * matches a prefix) passed over when naming "  \
+    "a call site, beside the built-in ones (zmalloc, xmalloc, g_malloc, sqlite3Malloc, ...).")      \
   X(Str, allowed_uids, "RSR_ALLOWED_UIDS", "", 0, 0,                                               \
     "Comma-separated extra uids allowed on the control socket (the owner and root always are).")   \
   X(Int, max_sites, "RSR_MAX_SITES", 16384, 64, 1048576,                                           \

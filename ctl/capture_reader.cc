@@ -179,6 +179,7 @@ class Decoder {
     model_.service = str(j, "service");
     model_.program = str(j, "program");
     model_.hostname = str(j, "hostname");
+    set_allocator_wrappers(str(j, "allocator_wrappers"));
     model_.pid = static_cast<int64_t>(num(j, "pid"));
     model_.start_time = num(j, "start_time");
     model_.requested_duration_s = num(j, "duration_s");

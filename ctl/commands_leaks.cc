@@ -440,6 +440,7 @@ int cmd_check_leaks(const GlobalOptions& g, const LeakOptions& options, Io io) {
   auto check = [&](const Target& target, const Client& client) {
     const Json reply = ask(client);
     const auto pid = static_cast<pid_t>(num(reply, "pid", target.pid));
+    set_allocator_wrappers(str(reply, "allocator_wrappers"));
     Symbolizer symbolizer(modules_of(reply), pid > 0 ? std::optional<pid_t>(pid) : std::nullopt);
     const std::vector<Finding> findings = findings_of(reply, symbolizer);
     const std::vector<std::string> recs = recommendations(findings, reply);

@@ -30,9 +30,12 @@ void render_sites(std::ostream& out, const Json& sites, bool growth, Symbolizer&
     }
     out << "  [site " << static_cast<long long>(num(site, "id")) << ", "
         << human_count(num(site, "samples")) << " samples]\n";
+    const std::vector<const SymbolizedFrame*> frames = symbolize_site(site, symbolizer);
+    if (const UserFrame u = first_user_frame(frames); u.found && !u.fallback)
+      out << "     in " << user_frame_label(u) << '\n';
     if (const std::string age = age_sentence(member(site, "age")); !age.empty())
       out << "     age: " << age << '\n';
-    render_frames(out, symbolize_site(site, symbolizer), frame_limit);
+    render_frames(out, frames, frame_limit);
   }
 }
 
@@ -120,6 +123,7 @@ int cmd_memory_summary(const GlobalOptions& g, const SummaryOptions& options, Io
   auto summary = [&](const Target& target, const Client& client) {
     const Json reply = client.request(Json{{"cmd", "summary"}, {"top", options.top}});
     const auto pid = static_cast<pid_t>(num(reply, "pid", target.pid));
+    set_allocator_wrappers(str(reply, "allocator_wrappers"));
     Symbolizer symbolizer(modules_of(reply), pid > 0 ? std::optional<pid_t>(pid) : std::nullopt);
     Outcome outcome;
     if (g.format == OutputFormat::kJson) {

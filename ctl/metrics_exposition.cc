@@ -221,6 +221,7 @@ Labels Exposition::base_labels(const Json& reply) const {
 
 void Exposition::add(const Json& reply) {
   const auto pid = static_cast<pid_t>(num(reply, "pid"));
+  set_allocator_wrappers(str(reply, "allocator_wrappers"));
   Symbolizer symbolizer(modules_of(reply), pid > 0 ? std::optional<pid_t>(pid) : std::nullopt);
   add(reply, symbolizer);
 }

@@ -195,11 +195,65 @@ bool is_runtime_function(const std::string& q) {
   return false;
 }
 
+namespace {
+
+// Common allocation wrappers of C and C++ code bases: redis, git and gnulib, glib, CPython,
+// SQLite, nginx, APR, FFmpeg, PHP, OpenSSL.
+const char* const kBuiltinWrappers[] = {
+    "zmalloc*", "zcalloc*", "zrealloc*", "zstrdup", "ztrymalloc*", "ztrycalloc*", "ztryrealloc*",
+    "xmalloc", "xcalloc", "xrealloc", "xzalloc", "xstrdup", "xstrndup", "xmemdup*",
+    "g_malloc*", "g_try_malloc*", "g_realloc*", "g_try_realloc*", "g_strdup", "g_strndup",
+    "g_memdup*", "g_slice_alloc*",
+    "PyMem_Malloc", "PyMem_Calloc", "PyMem_Realloc", "PyMem_RawMalloc", "PyMem_RawCalloc",
+    "PyMem_RawRealloc", "PyObject_Malloc", "PyObject_Calloc", "PyObject_Realloc", "_PyObject_Malloc",
+    "sqlite3Malloc*", "sqlite3_malloc*", "sqlite3_realloc*", "sqlite3DbMalloc*", "sqlite3DbRealloc*",
+    "ngx_alloc", "ngx_calloc", "ngx_palloc*", "ngx_pnalloc", "ngx_pcalloc",
+    "apr_palloc", "apr_pcalloc",
+    "av_malloc*", "av_mallocz*", "av_realloc*",
+    "emalloc", "_emalloc*", "ecalloc", "_ecalloc", "erealloc", "_erealloc", "safe_emalloc", "_safe_emalloc",
+    "CRYPTO_malloc", "CRYPTO_zalloc", "CRYPTO_realloc",
+};
+
+std::vector<std::string>& process_wrappers() {
+  static std::vector<std::string> list;
+  return list;
+}
+
+bool matches(const std::string& q, const std::string& pattern) {
+  if (!pattern.empty() && pattern.back() == '*') return q.compare(0, pattern.size() - 1, pattern, 0, pattern.size() - 1) == 0;
+  return q == pattern;
+}
+
+}  // namespace
+
+bool is_allocator_wrapper(const std::string& q) {
+  for (const char* p : kBuiltinWrappers)
+    if (matches(q, p)) return true;
+  for (const std::string& p : process_wrappers())
+    if (matches(q, p)) return true;
+  return false;
+}
+
+void set_allocator_wrappers(const std::string& list) {
+  std::vector<std::string>& out = process_wrappers();
+  out.clear();
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t end = list.find(',', start);
+    if (end == std::string::npos) end = list.size();
+    std::string item = list.substr(start, end - start);
+    const size_t a = item.find_first_not_of(" \t"), b = item.find_last_not_of(" \t");
+    if (a != std::string::npos) out.push_back(item.substr(a, b - a + 1));
+    start = end + 1;
+  }
+}
+
 bool is_system_module(const std::string& path) {
   const std::string name = base_name(path);
   static const char* const kPrefixes[] = {
       "libc.so",      "libc-",    "libstdc++.so", "libgcc_s.so",   "libc++.so",
-      "libc++abi.so", "ld-linux", "ld64.so",      "libpthread.so", "librsrmem"};
+      "libc++abi.so", "ld-linux", "ld64.so",      "libpthread.so", "librsrmem",
+      "libjemalloc.so", "libtcmalloc", "libmimalloc.so"};
   for (const char* p : kPrefixes)
     if (starts_with(name, p)) return true;
   return false;
@@ -220,7 +274,7 @@ UserFrame first_user_frame(const std::vector<const SymbolizedFrame*>& frames) {
     for (const Candidate& c : candidates) {
       // A frame without a symbol, outside the system libraries, is the service's own code.
       const std::string q = c.function->empty() ? f.display_name() : qualified_name(*c.function);
-      if (!c.function->empty() && is_runtime_function(q)) continue;
+      if (!c.function->empty() && (is_runtime_function(q) || is_allocator_wrapper(q))) continue;
       u.index = i;
       u.function = q;
       u.file = *c.file;

@@ -40,8 +40,9 @@ void render_frames(std::ostream& out, const std::vector<const SymbolizedFrame*>&
 // ---- Which frame to name ----
 //
 // A report names a call site by the first frame that is the service's own code: frames of the
-// C++ runtime and of the allocator (std::, __gnu_cxx::, operator new, malloc and friends, ...) and
-// frames in system libraries (libc, libstdc++, libgcc, the dynamic loader) are passed over.
+// C++ runtime and of the allocator (std::, __gnu_cxx::, operator new, malloc and friends, ...),
+// allocation wrappers (below), and frames in system libraries (libc, libstdc++, libgcc, the
+// dynamic loader, jemalloc, tcmalloc, mimalloc) are passed over.
 // Inlined calls count as frames of their own, innermost first, so a user function inlined into
 // another is named rather than its host.
 
@@ -53,6 +54,14 @@ std::string qualified_name(const std::string& demangled);
 // True for a qualified name of the C++ standard library, the C++ ABI runtime or the allocation
 // API (malloc, operator new, strdup, ...).
 bool is_runtime_function(const std::string& qualified);
+
+// Allocation wrappers are passed over too: functions that only call the allocator for their
+// callers (redis' zmalloc, git's xmalloc, glib's g_malloc, ...), so their caller is named. The
+// built-in list, plus the monitored process's RSR_ALLOCATOR_WRAPPERS (comma-separated names, a
+// trailing * matching a prefix) as its replies and captures carry it ("allocator_wrappers"):
+// set_allocator_wrappers() with that text before naming a process's sites.
+bool is_allocator_wrapper(const std::string& qualified);
+void set_allocator_wrappers(const std::string& list);
 
 // True for libc, libstdc++, libgcc_s, libc++/libc++abi, the dynamic loader, and librsrmem.
 bool is_system_module(const std::string& path);

@@ -276,6 +276,7 @@ void write_site(Writer& w, const SiteFigures& f, const AgeProfile* age) {
 void write_site(Writer& w, uint32_t index, double window_s) { write_site(w, read_site(index, window_s)); }
 
 void write_modules(Writer& w) {
+  w.field("allocator_wrappers", g_cold.config.allocator_wrappers);
   refresh_modules();
   w.key("modules").begin_array();
   for (const Module& m : modules()) {

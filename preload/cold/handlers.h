@@ -41,7 +41,8 @@ struct AgeProfile;
 void write_site(Writer& w, const SiteFigures& f, const AgeProfile* age = nullptr);
 // The same, read now (shared with leaks.cc).
 void write_site(Writer& w, uint32_t index, double window_s);
-// The module map (shared with leaks.cc).
+// The module map, and the allocator wrappers (RSR_ALLOCATOR_WRAPPERS) that naming passes over
+// (shared with leaks.cc).
 void write_modules(Writer& w);
 // Up to `top` sites by live bytes (those holding any) and by growth (those that grew), largest
 // first. Growth is since each site's baseline (metrics), or with `rolling` since the rolling

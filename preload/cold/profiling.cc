@@ -391,6 +391,7 @@ String header_json(const char* id, const char* kind, const char* scope, int64_t 
       .field("kind", kind);
   if (scope) w.field("scope", scope);
   w.field("pid", static_cast<int64_t>(g_cold.pid)).field("program", g_cold.program).field("service", g_cold.service);
+  w.field("allocator_wrappers", g_cold.config.allocator_wrappers);
   write_cmdline(w);
   char host[256] = "";
   gethostname(host, sizeof host - 1);

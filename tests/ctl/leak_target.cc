@@ -1,11 +1,14 @@
 // A program for check-leaks end to end, run under librsrmem.so:
 //   ctl-leak-target leak     register_session() keeps every session in a std::map that is never
 //                            pruned: about 250 KiB a second for 60 s, then it waits for a signal
+//   ctl-leak-target wrapped  store_record() leaks as much through pool_take() and xmalloc(),
+//                            allocation wrappers (the site to blame is store_record)
 //   ctl-leak-target steady   fills a bounded cache once, then only allocates and frees; waits
 #include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -23,6 +26,22 @@ __attribute__((noinline)) void register_session(int id) {
   g_sessions.emplace(id, std::string(1000, 'x'));
 }
 
+// Allocation wrappers, as code bases have them: xmalloc (a built-in wrapper name) and pool_take
+// (named by RSR_ALLOCATOR_WRAPPERS in the test). Their callers are the sites to blame.
+extern "C" __attribute__((noinline)) void* xmalloc(size_t n) {
+  void* p = std::malloc(n);
+  if (!p) std::abort();
+  return p;
+}
+__attribute__((noinline)) void* pool_take(size_t n) { return xmalloc(n); }
+
+std::vector<void*> g_records;
+__attribute__((noinline)) void store_record(int id) {
+  char* p = static_cast<char*>(pool_take(1000));
+  std::memset(p, id, 1000);
+  g_records.push_back(p);
+}
+
 __attribute__((noinline)) void fill_cache(std::vector<std::string>& cache) {
   for (int i = 0; i < 4096; ++i) cache.emplace_back(1000, 'c');
 }
@@ -33,6 +52,14 @@ int main(int argc, char** argv) {
     int next = 0;
     for (int tick = 0; tick < 3000 && !g_stop; ++tick) {  // 60 s at 50 ticks a second
       for (int k = 0; k < 5; ++k) register_session(next++);
+      usleep(20000);
+    }
+    while (!g_stop) pause();
+    return 0;
+  }
+  if (argc == 2 && std::strcmp(argv[1], "wrapped") == 0) {
+    for (int tick = 0; tick < 3000 && !g_stop; ++tick) {  // as `leak`, through two wrappers
+      for (int k = 0; k < 5; ++k) store_record(tick);
       usleep(20000);
     }
     while (!g_stop) pause();

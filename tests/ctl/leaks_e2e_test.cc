@@ -150,6 +150,44 @@ TEST_F(LeaksE2eTest, NamesTheLeakingFunctionWithinSeconds) {
   EXPECT_THAT(payload["text"].get<std::string>(), HasSubstr("(leaky, pid " + pid + "): ["));
 }
 
+// Allocation wrappers are passed over when a site is named: xmalloc by the built-in list,
+// pool_take by the process's RSR_ALLOCATOR_WRAPPERS, in check-leaks, memory-summary and metric
+// labels alike.
+TEST_F(LeaksE2eTest, AllocationWrappersArePassedOverWhenNaming) {
+  rsrtest::EnvOverrides env = kFastChecks;
+  env["RSR_ALLOCATOR_WRAPPERS"] = "pool_*, other_wrapper";
+  const pid_t p = start("wrapped", env);
+  ASSERT_GT(p, 0);
+  const std::string pid = std::to_string(p);
+  Json report;
+  Result r;
+  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(12);
+  while (Clock::now() < deadline) {
+    r = ctl({"--pid", pid, "check-leaks", "--format", "json"});
+    report = Json::parse(r.out, nullptr, false);
+    if (r.code == 1 && names(report, "store_record")) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  ASSERT_TRUE(names(report, "store_record")) << report.dump(2);
+  for (const Json& i : report["leak_indicators"]) {
+    if (!i.contains("site")) continue;
+    EXPECT_EQ(i["site"]["user_frame"]["function"], "store_record") << i.dump(2);
+    EXPECT_THAT(i["message"].get<std::string>(), ::testing::Not(HasSubstr("pool_take")));
+    EXPECT_THAT(i["message"].get<std::string>(), ::testing::Not(HasSubstr("xmalloc")));
+  }
+  r = ctl({"--pid", pid, "memory-summary"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("     in store_record (leak_target.cc:"));
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("     in xmalloc")));
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("     in pool_take")));
+  ASSERT_EQ(ctl({"--pid", pid, "update-metrics"}).code, 0);
+  r = ctl({"--pid", pid, "metrics"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("store_record (leak_target.cc:"));
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("site=\"xmalloc")));
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("site=\"pool_take")));
+}
+
 TEST_F(LeaksE2eTest, SteadyProgramHasNoIndicators) {
   const pid_t steady = start("steady", kFastChecks);
   ASSERT_GT(steady, 0);
