@@ -23,6 +23,12 @@ const rsrtest::EnvOverrides kFastChecks = {{"RSR_LEAK_CHECK_INTERVAL", "1"},
                                            {"RSR_SAMPLE_INTERVAL_BYTES", "16384"},
                                            {"RSR_LEAK_MIN_SITE_BYTES", "65536"}};
 
+bool names(const Json& report, const std::string& function) {
+  for (const Json& r : report.value("recommendations", Json::array()))
+    if (r.get<std::string>().find(function) != std::string::npos) return true;
+  return false;
+}
+
 class LeaksE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -57,6 +63,19 @@ class LeaksE2eTest : public ::testing::Test {
     return 0;
   }
 
+  // `check-leaks --format json` every half second until a recommendation names `function` (12 s
+  // at most); the last result.
+  Result poll_until_named(const std::string& pid, const std::string& function) {
+    Result r;
+    const Clock::time_point deadline = Clock::now() + std::chrono::seconds(12);
+    while (Clock::now() < deadline) {
+      r = ctl({"--pid", pid, "check-leaks", "--format", "json"});
+      if (r.code == 1 && names(Json::parse(r.out, nullptr, false), function)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    return r;
+  }
+
   std::vector<pid_t> live_pids() {
     std::vector<pid_t> pids;
     const Json rows = Json::parse(ctl({"list", "--format", "json"}).out, nullptr, false);
@@ -73,11 +92,6 @@ class LeaksE2eTest : public ::testing::Test {
   std::vector<rsrtest::Child> services_;
 };
 
-bool names(const Json& report, const std::string& function) {
-  for (const Json& r : report.value("recommendations", Json::array()))
-    if (r.get<std::string>().find(function) != std::string::npos) return true;
-  return false;
-}
 
 TEST_F(LeaksE2eTest, NamesTheLeakingFunctionWithinSeconds) {
   const pid_t leaky = start("leak", kFastChecks);
@@ -87,15 +101,8 @@ TEST_F(LeaksE2eTest, NamesTheLeakingFunctionWithinSeconds) {
   const std::string pid = std::to_string(leaky);
 
   // A planted leak is reported with its function within a few check intervals.
-  Json report;
-  Result r;
-  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(12);
-  while (Clock::now() < deadline) {
-    r = ctl({"--pid", pid, "check-leaks", "--format", "json"});
-    report = Json::parse(r.out, nullptr, false);
-    if (r.code == 1 && names(report, "register_session")) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  }
+  Result r = poll_until_named(pid, "register_session");
+  const Json report = Json::parse(r.out, nullptr, false);
   ASSERT_EQ(r.code, 1) << r.out << r.err;
   ASSERT_TRUE(names(report, "register_session")) << report.dump(2);
   EXPECT_GT(report["leak_indicators"].size(), 0u);
@@ -159,15 +166,8 @@ TEST_F(LeaksE2eTest, AllocationWrappersArePassedOverWhenNaming) {
   const pid_t p = start("wrapped", env);
   ASSERT_GT(p, 0);
   const std::string pid = std::to_string(p);
-  Json report;
-  Result r;
-  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(12);
-  while (Clock::now() < deadline) {
-    r = ctl({"--pid", pid, "check-leaks", "--format", "json"});
-    report = Json::parse(r.out, nullptr, false);
-    if (r.code == 1 && names(report, "store_record")) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  }
+  Result r = poll_until_named(pid, "store_record");
+  const Json report = Json::parse(r.out, nullptr, false);
   ASSERT_TRUE(names(report, "store_record")) << report.dump(2);
   for (const Json& i : report["leak_indicators"]) {
     if (!i.contains("site")) continue;
