@@ -11,10 +11,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <list>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
 
+#include "../common/leak_model.h"
 #include "commands.h"
 #include "errors.h"
 #include "format.h"
@@ -101,6 +104,13 @@ std::string short_real(double x) {
 
 std::string message_of(const Finding& f) {
   const Json& i = *f.raw;
+  if (i.contains("stacks")) {
+    Finding single = f;
+    Json plain = i;
+    plain.erase("stacks");
+    single.raw = &plain;
+    return message_of(single) + " across " + std::to_string(static_cast<int>(num(i, "stacks"))) + " stacks";
+  }
   const std::optional<double> r = ratio_of(i);
   switch (f.kind) {
     case Kind::kMemoryGrowth:
@@ -215,10 +225,133 @@ std::vector<Finding> findings_of(const Json& reply, Symbolizer& symbolizer) {
     f.message = message_of(f);
     out.push_back(std::move(f));
   }
-  std::stable_sort(out.begin(), out.end(), [](const Finding& a, const Finding& b) {
+  return out;
+}
+
+// ---- Judged by the frame that names a site ----
+//
+// The library judges every stack on its own. Stacks named by the same frame (function, file,
+// line, module) are judged together here as well, from the evidence of every judged site
+// (`judged_sites`), with the same sign test and level: a stack that grows while another stack of
+// the same function shrinks (a cache filled from one caller and refreshed from another) is passed
+// over when their total holds steady, and a function whose stacks grow together is named when
+// none of them is on its own.
+
+struct Group {
+  UserFrame frame;
+  std::vector<const Json*> members;
+  double net = 0, births = 0, deaths = 0, from = 0, to = 0;
+  double p = 1;
+  bool growing = false;
+};
+
+std::map<std::string, Group> groups_of(const Json& reply, Symbolizer& symbolizer) {
+  std::map<std::string, Group> groups;
+  for (const Json& s : member(reply, "judged_sites")) {
+    if (!s.is_object()) continue;
+    const UserFrame u = first_user_frame(symbolize_site(s, symbolizer));
+    if (!u.found || u.fallback) continue;
+    Group& g = groups[u.function + '|' + u.file + ':' + std::to_string(u.line) + '|' + u.module];
+    g.frame = u;
+    g.members.push_back(&s);
+    g.net += num(s, "net_samples");
+    g.births += num(s, "births");
+    g.deaths += num(s, "durable_deaths");
+    g.from += num(s, "from_bytes");
+    g.to += num(s, "to_bytes");
+  }
+  const Json& t = member(reply, "thresholds");
+  const double level = num(t, "site_level"), min_bytes = num(t, "min_site_bytes", 1 << 20);
+  for (auto& [key, g] : groups) {
+    const auto net = static_cast<int64_t>(g.net);
+    g.p = leakmodel::sign_test_p(net, 2 * static_cast<int64_t>(g.deaths) + std::llabs(net));
+    g.growing = level > 0 && g.p <= level && g.to - g.from >= min_bytes && g.to >= min_bytes;
+  }
+  return groups;
+}
+
+const Group* group_of(const std::map<std::string, Group>& groups, double site_id) {
+  for (const auto& [key, g] : groups)
+    for (const Json* m : g.members)
+      if (num(*m, "id", -1) == site_id) return &g;
+  return nullptr;
+}
+
+// A group the library named no stack of, as an indicator of its own (kept in `made`).
+const Json& group_indicator(const Group& g, const Json& reply, std::list<Json>& made) {
+  const Json& t = member(reply, "thresholds");
+  const Json* biggest = g.members.front();
+  for (const Json* m : g.members)
+    if (num(*m, "to_bytes") > num(*biggest, "to_bytes")) biggest = m;
+  const double ratio = g.from > 0 ? g.to / g.from - 1 : INFINITY;
+  const bool site_growth = ratio > num(t, "site_growth", 1.0);
+  const Json& history = member(reply, "history");
+  const double heap = history.is_array() && !history.empty() ? num(history.back(), "live_bytes") : 0;
+  const double share = heap > 0 ? g.to / heap : 0;
+  const char* severity = site_growth ? (share >= 0.5 ? "CRITICAL" : share >= 0.1 ? "HIGH" : "MEDIUM")
+                                     : (share >= 0.1 ? "MEDIUM" : "LOW");
+  Json i = {{"type", site_growth ? "site_growth" : "accumulation"},
+            {"severity", severity},
+            {"window_s", num(reply, "observed_s") * 7 / 8},
+            {"from_bytes", g.from},
+            {"to_bytes", g.to},
+            {"growth_bytes", g.to - g.from},
+            {"growth_ratio", std::isfinite(ratio) ? Json(ratio) : Json(nullptr)},
+            {"judged_by", "function"},
+            {"stacks", g.members.size()},
+            {"evidence", {{"p_value", g.p},
+                          {"level", num(t, "site_level")},
+                          {"net_samples", g.net},
+                          {"births", g.births},
+                          {"durable_deaths", g.deaths}}}};
+  Json site = {{"id", num(*biggest, "id")}, {"live_bytes", num(*biggest, "to_bytes")}, {"frames", (*biggest)["frames"]}};
+  i["site"] = std::move(site);
+  made.push_back(std::move(i));
+  return made.back();
+}
+
+bool judged_per_stack(const Finding& f) {
+  return f.has_site && (f.kind == Kind::kSiteGrowth || f.kind == Kind::kAccumulation);
+}
+
+// Applies the judgement by function to `findings`: stack indicators whose function's stacks hold
+// steady together are moved to `passed_over` (one line each), functions growing only together
+// are added. Then sorts, most severe first.
+void judge_by_function(const Json& reply, Symbolizer& symbolizer, std::vector<Finding>& findings,
+                       std::vector<std::string>& passed_over, std::list<Json>& made) {
+  const std::map<std::string, Group> groups = groups_of(reply, symbolizer);
+  std::vector<Finding> kept;
+  std::set<const Group*> named;
+  for (Finding& f : findings) {
+    const Group* g = judged_per_stack(f) ? group_of(groups, num(member(*f.raw, "site"), "id", -1)) : nullptr;
+    if (g && g->members.size() >= 2) {
+      named.insert(g);
+      if (!g->growing) {
+        passed_over.push_back(site_label(f.culprit) + ": its " + std::to_string(g->members.size()) +
+                              " stacks together hold steady (" + human_bytes_short(g->from) + " -> " +
+                              human_bytes_short(g->to) + "), one replacing another");
+        continue;
+      }
+    }
+    kept.push_back(std::move(f));
+  }
+  for (const auto& [key, g] : groups) {
+    if (g.members.size() < 2 || !g.growing || named.count(&g)) continue;
+    Finding f;
+    f.raw = &group_indicator(g, reply, made);
+    f.type = str(*f.raw, "type");
+    f.kind = kind_of(f.type);
+    f.severity = str(*f.raw, "severity");
+    f.has_site = true;
+    f.frames = symbolize_site((*f.raw)["site"], symbolizer);
+    f.culprit = first_user_frame(f.frames);
+    f.message = message_of(f);
+    kept.push_back(std::move(f));
+  }
+  findings = std::move(kept);
+  std::stable_sort(findings.begin(), findings.end(), [](const Finding& a, const Finding& b) {
     return severity_rank(a.severity) > severity_rank(b.severity);
   });
-  return out;
 }
 
 // ---- JSON ----
@@ -253,13 +386,15 @@ Json indicator_json(const Finding& f) {
     j["site"] = std::move(site);
   }
   if (i.contains("series")) j["series"] = i["series"];
+  if (judged_per_stack(f) && !i.contains("judged_by")) j["judged_by"] = "stack";
   for (auto it = i.begin(); it != i.end(); ++it)  // fields of a newer library, as sent
     if (!j.contains(it.key())) j[it.key()] = it.value();
   return j;
 }
 
 Json report_json(const Json& reply, const std::vector<Finding>& findings,
-                 const std::vector<std::string>& recs, const Symbolizer& symbolizer) {
+                 const std::vector<std::string>& recs, const std::vector<std::string>& passed_over,
+                 const Symbolizer& symbolizer) {
   Json out = Json::object();
   for (const char* key : {"pid", "program", "service", "version"})
     if (reply.contains(key)) out[key] = reply[key];
@@ -267,10 +402,12 @@ Json report_json(const Json& reply, const std::vector<Finding>& findings,
   for (const Finding& f : findings) indicators.push_back(indicator_json(f));
   out["leak_indicators"] = std::move(indicators);
   out["recommendations"] = recs;
+  out["passed_over"] = passed_over;
   // Everything else as sent; the raw indicators and the module map are replaced by the above.
   for (auto it = reply.begin(); it != reply.end(); ++it) {
     const std::string& key = it.key();
-    if (key == "ok" || key == "indicators" || key == "modules" || out.contains(key)) continue;
+    if (key == "ok" || key == "indicators" || key == "modules" || key == "judged_sites" || out.contains(key))
+      continue;
     out[key] = it.value();
   }
   const std::vector<std::string> problems = symbolizer.problems();
@@ -377,7 +514,8 @@ void render_history(std::ostream& out, const Json& reply, double reference) {
 }
 
 std::string report_text(const Json& reply, const std::vector<Finding>& findings,
-                        const std::vector<std::string>& recs, Symbolizer& symbolizer,
+                        const std::vector<std::string>& recs,
+                        const std::vector<std::string>& passed_over, Symbolizer& symbolizer,
                         bool verbose) {
   std::ostringstream out;
   out << estimates_warning(reply);
@@ -405,6 +543,10 @@ std::string report_text(const Json& reply, const std::vector<Finding>& findings,
       out << "\nRecommendations:\n";
       for (const std::string& r : recs) out << "  \u2022 " << r << '\n';
     }
+  }
+  if (!passed_over.empty()) {
+    out << "\nPassed over (judged by the function as well as by the stack):\n";
+    for (const std::string& p : passed_over) out << "  " << p << '\n';
   }
   if (verbose) render_history(out, reply, reference);
   const std::vector<std::string> problems = symbolizer.problems();
@@ -442,13 +584,16 @@ int cmd_check_leaks(const GlobalOptions& g, const LeakOptions& options, Io io) {
     const auto pid = static_cast<pid_t>(num(reply, "pid", target.pid));
     set_allocator_wrappers(str(reply, "allocator_wrappers"));
     Symbolizer symbolizer(modules_of(reply), pid > 0 ? std::optional<pid_t>(pid) : std::nullopt);
-    const std::vector<Finding> findings = findings_of(reply, symbolizer);
+    std::vector<Finding> findings = findings_of(reply, symbolizer);
+    std::vector<std::string> passed_over;
+    std::list<Json> made;
+    judge_by_function(reply, symbolizer, findings, passed_over, made);
     const std::vector<std::string> recs = recommendations(findings, reply);
     Outcome outcome;
     outcome.code = findings.empty() ? kExitOk : kExitNegative;
-    outcome.json = report_json(reply, findings, recs, symbolizer);
+    outcome.json = report_json(reply, findings, recs, passed_over, symbolizer);
     if (g.format == OutputFormat::kText)
-      outcome.text = report_text(reply, findings, recs, symbolizer, options.verbose);
+      outcome.text = report_text(reply, findings, recs, passed_over, symbolizer, options.verbose);
     return outcome;
   };
   const std::vector<TargetResult> results = collect(g, check);

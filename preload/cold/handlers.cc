@@ -264,13 +264,18 @@ void write_site(Writer& w, const SiteFigures& f, const AgeProfile* age) {
       .field("growth_bytes", f.growth_bytes)
       .field("growth_bytes_per_s", f.growth_bytes_per_s);
   if (age) write_age(w, *age);
+  write_frames(w, f.index);
+  w.end_object();
+}
+
+void write_frames(Writer& w, uint32_t index) {
   w.key("frames").begin_array();
-  const hot::Site& s = hot::site_at(f.index);
-  if (f.index != hot::kNoSite && s.ready.load(std::memory_order_acquire)) {
+  const hot::Site& s = hot::site_at(index);
+  if (index != hot::kNoSite && s.ready.load(std::memory_order_acquire)) {
     const uintptr_t* frames = hot::g_tables.pool + s.frames_at;
     for (uint32_t i = 0; i < s.depth; ++i) hex_address(w, frames[i]);
   }
-  w.end_array().end_object();
+  w.end_array();
 }
 
 void write_site(Writer& w, uint32_t index, double window_s) { write_site(w, read_site(index, window_s)); }

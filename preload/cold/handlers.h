@@ -39,6 +39,8 @@ SiteFigures read_site(uint32_t index, double window_s);
 struct AgeProfile;
 // With `age`, the site's `age` object too (ages.h).
 void write_site(Writer& w, const SiteFigures& f, const AgeProfile* age = nullptr);
+// `"frames": [...]`, a site's return addresses (shared with leaks.cc).
+void write_frames(Writer& w, uint32_t index);
 // The same, read now (shared with leaks.cc).
 void write_site(Writer& w, uint32_t index, double window_s);
 // The module map, and the allocator wrappers (RSR_ALLOCATOR_WRAPPERS) that naming passes over

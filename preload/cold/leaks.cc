@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../../common/leak_model.h"
 #include "../hot/engine.h"
 #include "../hot/tables.h"
 #include "ages.h"
 #include "handlers.h"
-#include "leak_model.h"
 #include "proc.h"
 #include "state.h"
 
@@ -315,6 +315,23 @@ void write_leak_report(json::JsonWriter<String>& w) {
       write_series(w, ts.series, clock, true);
       w.end_array();
     }
+    w.end_object();
+  }
+  w.end_array();
+  // Every judged site with turnover, so a reader can also judge by the frame that names a site.
+  w.key("judged_sites").begin_array();
+  for (size_t k = 0; k < verdicts.size(); ++k) {
+    const lm::SiteVerdict& v = verdicts[k];
+    if (!v.judged || (v.births == 0 && v.deaths == 0 && v.net == 0)) continue;
+    w.begin_object()
+        .field("id", static_cast<uint64_t>(s.sites[k].site))
+        .field("from_bytes", v.from.lo_bytes)
+        .field("to_bytes", v.to.lo_bytes)
+        .field("net_samples", v.net)
+        .field("births", v.births)
+        .field("durable_deaths", v.deaths)
+        .field("growing", v.growing);
+    write_frames(w, s.sites[k].site);
     w.end_object();
   }
   w.end_array();

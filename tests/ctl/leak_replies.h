@@ -141,7 +141,19 @@ inline Json high_memory(const char* severity, double threshold, double rss) {
 
 // A full reply: four checks every 5 minutes (live heap 40 -> 50 MiB, RSS 80 -> 95 MiB), the
 // library's default thresholds, and the module map of every site's frames.
-inline Json leaks_reply(pid_t pid, const std::vector<Json>& indicators) {
+// An entry of `judged_sites`: a judged site's evidence and frames.
+inline Json judged_site(int id, const std::vector<uint64_t>& frames, double from, double to, double net,
+                        double durable_deaths) {
+  Json addresses = Json::array();
+  for (uint64_t a : frames) addresses.push_back(hex(a));
+  return Json{{"id", id},           {"from_bytes", from},
+              {"to_bytes", to},     {"net_samples", net},
+              {"births", net > 0 ? net + durable_deaths : durable_deaths},
+              {"durable_deaths", durable_deaths},
+              {"growing", false},   {"frames", addresses}};
+}
+
+inline Json leaks_reply(pid_t pid, const std::vector<Json>& indicators, const std::vector<Json>& judged = {}) {
   Json r = common_fields(pid);
   r["enabled"] = true;
   r["interval_s"] = 300;
@@ -153,7 +165,10 @@ inline Json leaks_reply(pid_t pid, const std::vector<Json>& indicators) {
   r["thresholds"] = Json{{"growth", 0.2},
                          {"site_growth", 1.0},
                          {"memory_bytes", 100 * 1048576},
-                         {"min_site_bytes", 1048576}};
+                         {"min_site_bytes", 1048576},
+                         {"alpha", 0.01},
+                         {"site_level", 0.0025}};
+  r["observed_s"] = 900;
   Json history = Json::array();
   const double live[] = {40, 43, 46, 50}, rss[] = {80, 85, 90, 95};
   for (int k = 0; k < 4; ++k)
@@ -166,11 +181,15 @@ inline Json leaks_reply(pid_t pid, const std::vector<Json>& indicators) {
   detected["site_growth"]["MEDIUM"] = 2;
   r["detected"] = detected;
   r["indicators"] = indicators;
+  r["judged_sites"] = judged;
 
   std::map<std::string, rsr::ctl::ModuleInfo> modules;
-  for (const Json& i : indicators) {
-    if (!i.contains("site")) continue;
-    for (const Json& a : i["site"]["frames"]) {
+  std::vector<const Json*> stacks;
+  for (const Json& i : indicators)
+    if (i.contains("site")) stacks.push_back(&i["site"]["frames"]);
+  for (const Json& j : judged) stacks.push_back(&j["frames"]);
+  for (const Json* frames : stacks) {
+    for (const Json& a : *frames) {
       const uint64_t address = std::stoull(a.get<std::string>(), nullptr, 16);
       const rsr::ctl::ModuleInfo m = module_of(reinterpret_cast<const void*>(address));
       if (!m.path.empty()) modules[m.path] = m;

@@ -3,6 +3,8 @@
 //                            pruned: about 250 KiB a second for 60 s, then it waits for a signal
 //   ctl-leak-target wrapped  store_record() leaks as much through pool_take() and xmalloc(),
 //                            allocation wrappers (the site to blame is store_record)
+//   ctl-leak-target refill   fills a bounded cache from warm_cache(), then refreshes it from
+//                            refresh_cache(): one function's two stacks, their total flat
 //   ctl-leak-target steady   fills a bounded cache once, then only allocates and frees; waits
 #include <unistd.h>
 
@@ -10,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <string>
 #include <vector>
@@ -42,6 +45,23 @@ __attribute__((noinline)) void store_record(int id) {
   g_records.push_back(p);
 }
 
+// A bounded cache filled at start by one caller and refreshed by another: cache_insert is the
+// site of both stacks; the refreshing stack grows as the filling one shrinks.
+std::deque<char*> g_cache;
+__attribute__((noinline)) void cache_insert(int key) {
+  char* p = static_cast<char*>(std::malloc(1000));
+  std::memset(p, key, 1000);
+  g_cache.push_back(p);
+  if (g_cache.size() > 8192) {
+    std::free(g_cache.front());
+    g_cache.pop_front();
+  }
+}
+__attribute__((noinline)) void warm_cache() {
+  for (int i = 0; i < 8192; ++i) cache_insert(i);
+}
+__attribute__((noinline)) void refresh_cache(int key) { cache_insert(key); }
+
 __attribute__((noinline)) void fill_cache(std::vector<std::string>& cache) {
   for (int i = 0; i < 4096; ++i) cache.emplace_back(1000, 'c');
 }
@@ -63,6 +83,14 @@ int main(int argc, char** argv) {
       usleep(20000);
     }
     while (!g_stop) pause();
+    return 0;
+  }
+  if (argc == 2 && std::strcmp(argv[1], "refill") == 0) {
+    warm_cache();
+    for (int tick = 0; !g_stop; ++tick) {  // 250 entries a second: the cache turns over in 33 s
+      for (int k = 0; k < 5; ++k) refresh_cache(tick);
+      usleep(20000);
+    }
     return 0;
   }
   if (argc == 2 && std::strcmp(argv[1], "steady") == 0) {

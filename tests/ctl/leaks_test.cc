@@ -164,6 +164,7 @@ TEST_F(CheckLeaksTest, NoIndicators) {
   Json reply = leaks_reply(getpid(), {});
   reply["checks"] = 1;
   reply["history"] = Json::array({reply["history"].back()});
+  reply.erase("observed_s");  // a library before observed_s: the history's span
   EXPECT_EQ(check(reply), kExitOk);
   EXPECT_EQ(out_.str(), "No leak indicators found (judged on 0 seconds of history, 1 point; 1 background check so far).\n");
 }
@@ -216,6 +217,59 @@ TEST_F(CheckLeaksTest, JsonShape) {
   EXPECT_THAT(out["recommendations"][0].get<std::string>(),
               HasSubstr("Review " + kO0Place + line_of(rsrtest::o0_push_line) +
                         " in libleakfixture_o0.so)"));
+}
+
+// Stacks named by the same frame are judged together as well (commands_leaks.cc): the same
+// register_session reached from two callers.
+std::vector<uint64_t> other_caller(std::vector<uint64_t> frames) {
+  frames.back() = reinterpret_cast<uint64_t>(&other_caller) + 1;
+  return frames;
+}
+
+TEST_F(CheckLeaksTest, AStackThatReplacesAnotherOfTheSameFunctionIsPassedOver) {
+  // Stack 7 grows while stack 8 of the same function shrinks as much: a cache refreshed from
+  // another caller than the one that filled it.
+  const Json reply = leaks_reply(getpid(), {site_growth("MEDIUM", mib(1), mib(6), 600, o0_site())},
+                                 {judged_site(7, o0_site(), mib(1), mib(6), 10, 0),
+                                  judged_site(8, other_caller(o0_site()), mib(6), mib(1), -10, 20)});
+  EXPECT_EQ(check(reply, false, OutputFormat::kJson), kExitOk);
+  const Json out = Json::parse(out_.str());
+  EXPECT_EQ(out["leak_indicators"], Json::array());
+  ASSERT_EQ(out["passed_over"].size(), 1u);
+  EXPECT_THAT(out["passed_over"][0].get<std::string>(),
+              HasSubstr("rsrtest::register_session (leak_fixture.cc:"));
+  EXPECT_THAT(out["passed_over"][0].get<std::string>(), HasSubstr("its 2 stacks together hold steady (7.0 MiB -> 7.0 MiB)"));
+  EXPECT_FALSE(out.contains("judged_sites"));
+  out_.str("");
+  EXPECT_EQ(check(reply), kExitOk);
+  EXPECT_THAT(out_.str(), HasSubstr("No leak indicators found"));
+  EXPECT_THAT(out_.str(), HasSubstr("\nPassed over (judged by the function as well as by the stack):\n  rsrtest::register_session"));
+}
+
+TEST_F(CheckLeaksTest, AFunctionWhoseStacksGrowOnlyTogetherIsNamed) {
+  // Neither stack has grown by RSR_LEAK_MIN_SITE_BYTES (1 MiB) on its own; together they have,
+  // with 16 samples and no durable death: p = 2^-16, below the level 0.0025.
+  const Json reply = leaks_reply(getpid(), {},
+                                 {judged_site(7, o0_site(), mib(0.6), mib(1.15), 8, 0),
+                                  judged_site(8, other_caller(o0_site()), mib(0.6), mib(1.15), 8, 0)});
+  EXPECT_EQ(check(reply, false, OutputFormat::kJson), kExitNegative);
+  const Json out = Json::parse(out_.str());
+  ASSERT_EQ(out["leak_indicators"].size(), 1u) << out.dump(1);
+  const Json& i = out["leak_indicators"][0];
+  EXPECT_EQ(i["type"], "accumulation");
+  EXPECT_EQ(i["judged_by"], "function");
+  EXPECT_EQ(i["stacks"], 2);
+  EXPECT_EQ(i["site"]["user_frame"]["function"], "rsrtest::register_session");
+  EXPECT_THAT(i["message"].get<std::string>(), HasSubstr(" across 2 stacks"));
+  EXPECT_NEAR(i["evidence"]["p_value"].get<double>(), 1.0 / 65536, 1e-9);
+}
+
+TEST_F(CheckLeaksTest, StackIndicatorsSayTheyWereJudgedByStack) {
+  const Json reply = leaks_reply(getpid(), {site_growth("MEDIUM", mib(3.1), mib(6.8), 600, o0_site())});
+  EXPECT_EQ(check(reply, false, OutputFormat::kJson), kExitNegative);
+  const Json out = Json::parse(out_.str());
+  ASSERT_EQ(out["leak_indicators"].size(), 1u);
+  EXPECT_EQ(out["leak_indicators"][0]["judged_by"], "stack");
 }
 
 TEST_F(CheckLeaksTest, JsonWithoutIndicatorsExitsZero) {

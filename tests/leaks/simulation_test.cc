@@ -1,4 +1,4 @@
-// The leak detector's own code (preload/cold/leak_model.cc) driven by a virtual clock and
+// The leak detector's own code (common/leak_model.cc) driven by a virtual clock and
 // synthetic sampled sites, so that days of a service's life run in seconds. Each site is a
 // stream of sampled blocks as the library's sampler would see them (one sample per `interval`
 // bytes allocated, Poisson in time) with a lifetime law: a leak keeps what it allocates, churn
@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "../../preload/cold/leak_model.h"
+#include "../../common/leak_model.h"
 
 namespace lm = rsr::leakmodel;
 

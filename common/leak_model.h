@@ -1,6 +1,7 @@
 // The leak detector's arithmetic (SPEC section 4; common/protocol.md, check_leaks), apart from
-// where its figures come from, so the same code judges the live process (leaks.cc) and simulated
-// days of a service's life (tests/leaks/simulation_test.cc). Nothing here allocates or reads a
+// where its figures come from, so the same code judges the live process (preload/cold/leaks.cc),
+// sites grouped by the frame that names them (rsrmemctl check-leaks) and simulated days of a
+// service's life (tests/leaks/simulation_test.cc). Nothing here allocates or reads a
 // clock: times are passed in.
 //
 // Figures. A *probe* reads, for the whole heap or for one call site: the live bytes (exact for the
