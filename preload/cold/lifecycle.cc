@@ -98,7 +98,10 @@ void set_identity() {
     snprintf(g_cold.service, sizeof g_cold.service, "%s", g_cold.config.service_name);
   } else {
     const char* slash = strrchr(g_cold.program, '/');
-    snprintf(g_cold.service, sizeof g_cold.service, "%s", slash ? slash + 1 : g_cold.program);
+    const char* name = slash ? slash + 1 : g_cold.program;
+    const size_t n = strnlen(name, sizeof g_cold.service - 1);  // a longer name is cut
+    memcpy(g_cold.service, name, n);
+    g_cold.service[n] = '\0';
   }
 }
 

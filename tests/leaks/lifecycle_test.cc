@@ -9,6 +9,8 @@
 //   - cache: a 64 MB bounded cache: cache_put never named once the fill is behind the reference,
 //     memory_growth never once the fill is behind the heap's window.
 // At the end, memory-summary's top by growth (rolling baseline) does not list the index.
+// A second test: at the production default interval, an on-demand check names a fast leak within
+// the first minute.
 //
 // RSR_LIFECYCLE_SECONDS sets how long (default 150; tests/leaks/measure.sh runs 300 for the
 // README's figures). RSR_LIFECYCLE_REPORT=1 prints the figures.
@@ -178,6 +180,37 @@ TEST(Lifecycle, LeaksNamedAtEveryCheckAndNoLeaksNeverOnceSeen) {
     const std::optional<int> status = s.p->wait(20000);
     EXPECT_TRUE(status && *status == 0) << s.mode << ": " << s.p->describe();
   }
+}
+
+// At the production default (checks every 300 s, probes every 5 s), an on-demand check-leaks
+// judges on what the process has seen so far: a 4 MB/s leak is named within the first minute,
+// long before the first background check.
+TEST(Lifecycle, OnDemandVerdictFromTheFirstMinute) {
+  const std::string program = rt::program("lifecycle");
+  rt::TempDir dir("rsrlife");
+  rt::Spawn spawn;
+  spawn.argv = {program, "fast"};
+  spawn.socket_dir = dir.path();
+  spawn.env = {{"RSR_LEAK_MEMORY_THRESHOLD_MB", "8192"}};
+  const auto started = Clock::now();
+  rt::Process p(spawn);
+  ASSERT_TRUE(p.started());
+  ASSERT_TRUE(p.read_until([](const std::string& l) { return l.rfind("ready ", 0) == 0; }, 20000)) << p.describe();
+  ASSERT_TRUE(rt::wait_for_socket(dir.path(), p.pid(), 20000));
+  lk::PollTrace trace;
+  double named_at = -1;
+  while (named_at < 0 && lk::seconds_since(started) < 60) {
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    const rt::Reply r = lk::check_leaks(dir.path(), p.pid());
+    ASSERT_TRUE(r.served()) << r.describe();
+    trace.add(lk::seconds_since(started), r.json, program);
+    EXPECT_EQ(lk::checks_of(r.json), 0) << "a background check ran before 300 s";
+    if (names(r.json, program, "leak_fast")) named_at = lk::seconds_since(started);
+  }
+  EXPECT_GT(named_at, 0) << "leak_fast not named in the first minute:\n" << trace.str();
+  std::printf("[ lifecycle ] default settings: leak_fast named by check-leaks at %.0f s, before any background check\n", named_at);
+  p.close_stdin();
+  EXPECT_TRUE(p.wait(20000).has_value()) << p.describe();
 }
 
 }  // namespace
