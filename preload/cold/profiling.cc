@@ -422,7 +422,7 @@ struct Session {
 struct Result {
   char id[96]{};
   char path[kPathMax]{};
-  uint64_t events = 0, bytes = 0, dropped = 0;
+  uint64_t events = 0, bytes = 0, dropped = 0, waited = 0;
   const char* reason = "";
   uint64_t serial = 0;
 };
@@ -516,6 +516,7 @@ void finish_session(Session& s, const char* reason, bool truncated) {
   r.events = s.stats.events.load();
   r.bytes = s.stats.bytes.load();
   r.dropped = s.stats.dropped.load();
+  r.waited = hot::g_capture.waited.load();
   r.reason = s.file.reason();
   ++r.serial;
   g_prof.session = nullptr;
@@ -680,6 +681,7 @@ void write_profiler(Writer& w, const Session& s) {
       .field("events", s.stats.events.load())
       .field("bytes", s.stats.bytes.load())
       .field("dropped_events", hot::g_capture.dropped.load())
+      .field("waited_events", hot::g_capture.waited.load())
       .end_object();
 }
 
@@ -863,6 +865,7 @@ bool profiling_start(double duration_s, Writer& w, char* err, size_t cap) {
     return false;
   }
   hot::capture_pool_reset(pool, kPoolBuffers);
+  hot::g_capture.drop_when_full.store(g_cold.config.profiling_drop_events, std::memory_order_relaxed);
   lock();
   s->epoch = ++g_prof.epochs == 0 ? ++g_prof.epochs : g_prof.epochs;
   g_prof.session = s;
@@ -912,6 +915,7 @@ bool profiling_stop(std::string_view id, bool has_id, Writer& w, char* err, size
       .field("events", r.events)
       .field("bytes", r.bytes)
       .field("dropped_events", r.dropped)
+      .field("waited_events", r.waited)
       .field("reason", r.reason)
       .end_object();
   return true;

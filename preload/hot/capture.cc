@@ -9,6 +9,7 @@
 #include <cpuid.h>
 
 #include <cerrno>
+#include <cstdint>
 
 namespace rsr::hot {
 
@@ -40,6 +41,27 @@ void hand_over(EventBuffer* b) {
   if (c.handed.fetch_add(1, std::memory_order_relaxed) + 1 == kWakeEvery) capture_wake_writer();
 }
 
+// The writer fell behind and every buffer is taken: wait until it frees one, at most kMaxWaitMs,
+// or until capture `epoch` ends. The writer is woken first, then every 16 ms while waiting. A
+// writer that frees nothing for that long is stuck (a disk that does not answer): the capture
+// drops from then on, so the service is held up once, not at every allocation.
+EventBuffer* wait_for_buffer(uint32_t epoch) {
+  CaptureHot& c = g_capture;
+  c.waited.fetch_add(1, std::memory_order_relaxed);
+  c.waiters.fetch_add(1, std::memory_order_seq_cst);
+  EventBuffer* b = nullptr;
+  for (int ms = 0; ms < kMaxWaitMs; ++ms) {
+    const uint32_t seen = c.freed.load(std::memory_order_seq_cst);
+    if ((b = pool_pop()) != nullptr || c.epoch.load(std::memory_order_acquire) != epoch) break;
+    if (ms % 16 == 0) capture_wake_writer();
+    timespec one_ms{0, 1000000};
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&c.freed), FUTEX_WAIT_PRIVATE, seen, &one_ms, nullptr, 0);
+  }
+  c.waiters.fetch_sub(1, std::memory_order_release);
+  if (!b && c.epoch.load(std::memory_order_acquire) == epoch) c.drop_when_full.store(true, std::memory_order_relaxed);
+  return b;
+}
+
 void append_background(CaptureTls& tls, uint32_t epoch, const Event& e) {
   if (tls.epoch != epoch) {  // the buffer, if any, belonged to an earlier capture
     tls.buffer = nullptr;
@@ -48,6 +70,7 @@ void append_background(CaptureTls& tls, uint32_t epoch, const Event& e) {
   EventBuffer* b = tls.buffer;
   if (!b) {
     b = pool_pop();
+    if (!b && !g_capture.drop_when_full.load(std::memory_order_relaxed)) b = wait_for_buffer(epoch);
     if (!b) {
       g_capture.dropped.fetch_add(1, std::memory_order_relaxed);
       return;
@@ -136,6 +159,7 @@ void capture_pool_reset(EventBuffer** pool, uint32_t n) {
   c.free_head.store(tag << 32 | (n ? 1 : 0), std::memory_order_release);
   c.full.store(nullptr, std::memory_order_release);
   c.dropped.store(0, std::memory_order_relaxed);
+  c.waited.store(0, std::memory_order_relaxed);
 }
 
 EventBuffer* capture_take_full() {
@@ -153,6 +177,9 @@ void capture_release(EventBuffer* b) {
     __atomic_store_n(&b->free_next, static_cast<uint32_t>(head), __ATOMIC_RELAXED);
     next = ((head >> 32) + 1) << 32 | (b->index + 1);
   } while (!c.free_head.compare_exchange_weak(head, next, std::memory_order_acq_rel, std::memory_order_relaxed));
+  c.freed.fetch_add(1, std::memory_order_seq_cst);
+  if (c.waiters.load(std::memory_order_seq_cst) != 0)
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&c.freed), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
 }
 
 void capture_push_scope(ScopeBuffer* s) {

@@ -9,8 +9,11 @@
 // Each thread appends raw events to a buffer of its own, taken from a fixed pool allocated by the
 // writer side on the private heap. A full buffer, or one whose first event is 100 ms old (checked
 // at the thread's next event), is pushed on a lock-free stack for the writer thread and replaced
-// from the pool; when the pool is empty the event is dropped and counted.
-// Nothing here waits for the writer or the disk. The writer wakes every few milliseconds by
+// from the pool. When the pool is empty the writer has fallen behind: the thread waits for it to
+// free a buffer (back-pressure, as heaptrack slows the program rather than lose events), at most
+// kMaxWaitMs, then drops the event and counts it, and every later one of that capture that finds
+// no buffer (the writer is stuck); with RSR_PROFILING_DROP_EVENTS=true it drops at once. A wait ends as soon as the capture does (the writer's stop below).
+// Nothing else here waits for the writer or the disk. The writer wakes every few milliseconds by
 // itself; a futex wake (a system call, costly in a virtual machine) is sent only when
 // kWakeEvery buffers are waiting, long before the pool runs out.
 //
@@ -47,6 +50,7 @@ static_assert(sizeof(Event) == 32);
 
 inline constexpr uint32_t kBufferEvents = 2048;  // 64 KiB of events per buffer
 inline constexpr uint32_t kWakeEvery = 8;        // of a pool of 1024 (cold/profiling.cc)
+inline constexpr int kMaxWaitMs = 1000;          // longest wait for a free buffer
 
 struct EventBuffer {
   EventBuffer* next;  // link in the full stack
@@ -82,6 +86,10 @@ struct CaptureHot {
   std::atomic<EventBuffer*> full{nullptr};
   std::atomic<uint32_t> handed{0};         // buffers pushed on `full` since the writer took it
   std::atomic<uint64_t> dropped{0};
+  std::atomic<uint64_t> waited{0};         // events that waited for a free buffer
+  std::atomic<uint32_t> waiters{0};        // threads waiting for one now
+  std::atomic<uint32_t> freed{0};          // futex word: bumped when a buffer is freed
+  std::atomic<bool> drop_when_full{false}; // RSR_PROFILING_DROP_EVENTS
   std::atomic<ScopeBuffer*> scopes_done{nullptr};
   std::atomic<uint32_t> wake{0};           // futex word the writer sleeps on
   std::atomic<bool> scopes_on{false};      // RSR_PROFILING_ENABLED: scopes may be captured

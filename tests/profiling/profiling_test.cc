@@ -2,6 +2,7 @@
 // captures are started and stopped through the control socket, and the files are decoded here
 // (libzstd + common/capture_format.h) and checked record by record.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <fcntl.h>
@@ -600,6 +601,49 @@ TEST(Profiling, StopsAtTheSizeCap) {
   EXPECT_EQ(c.end["truncated"], true);
   EXPECT_GT(c.allocs.size(), 10000u);
   EXPECT_TRUE(rt::summary(s.dir.path(), s.p.pid(), 0).served());
+}
+
+// Starves the capture's writer: every thread of `pid` on CPU 0, the writer ("rsrmem-prof") at
+// nice 19 beside threads at nice 0, so it gets a percent or two of the CPU while they run.
+bool starve_writer(pid_t pid) {
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(0, &one);
+  bool found = false;
+  for (const std::string& task : rt::list_dir("/proc/" + std::to_string(pid) + "/task")) {
+    const pid_t tid = std::atoi(task.c_str());
+    sched_setaffinity(tid, sizeof one, &one);
+    std::ifstream comm("/proc/" + std::to_string(pid) + "/task/" + task + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name == "rsrmem-prof") found = setpriority(PRIO_PROCESS, static_cast<id_t>(tid), 19) == 0;
+  }
+  return found;
+}
+
+// A capture loses no event when its writer falls behind: the allocating thread waits for a
+// buffer instead (waited_events counts them). With RSR_PROFILING_DROP_EVENTS=true the same
+// starved writer makes it drop, which shows the scenario does fill the pool.
+TEST(Profiling, AWriterThatFallsBehindSlowsTheThreadsInsteadOfLosingEvents) {
+  for (const bool drop : {false, true}) {
+    Service s(drop ? Env{{"RSR_PROFILING_DROP_EVENTS", "true"}} : Env{});
+    const json started = s.start(120);
+    ASSERT_TRUE(starve_writer(s.p.pid())) << "no rsrmem-prof thread";
+    EXPECT_FALSE(s.line("churn 3000000", "churned").empty());  // 6 M events: three pools' worth
+    const Reply stop = s.ask({{"cmd", "stop_profiling"}, {"id", started["id"]}});
+    ASSERT_TRUE(stop.served()) << stop.describe();
+    const json& st = stop.json["stopped"];
+    if (drop) {
+      EXPECT_GT(st["dropped_events"].get<uint64_t>(), 0u) << st.dump();
+      continue;
+    }
+    EXPECT_EQ(st["dropped_events"], 0) << st.dump();
+    EXPECT_GT(st["waited_events"].get<uint64_t>(), 0u) << st.dump();
+    const Capture c = decode(started["path"]);
+    ASSERT_TRUE(c.has_end);
+    EXPECT_EQ(c.end["dropped_events"], 0);
+    EXPECT_GE(c.allocs.size(), 3000000u);
+  }
 }
 
 TEST(Profiling, WriteErrorEndsTheCaptureOnly) {
