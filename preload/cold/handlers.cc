@@ -327,7 +327,7 @@ void rolling_tick(int64_t now_mono_ms) {
   r.older.swap(r.newer);
   r.older_ms = r.newer_ms;
   r.newer.assign(hot::site_slots(), 0);
-  for (uint64_t i = 0; i < hot::site_slots(); ++i) r.newer[i] = t.sites[i].live_bytes.load(std::memory_order_relaxed);
+  hot::each_site([&](uint32_t i) { r.newer[i] = t.sites[i].live_bytes.load(std::memory_order_relaxed); });
   r.newer_ms = now_ms();
   r.newer_mono_ms = now_mono_ms;
 }
@@ -348,13 +348,13 @@ Vector<SiteRow> collect_sites(bool roll) {
   const hot::Tables& t = hot::g_tables;
   if (!t.sites) return rows;
   rows.reserve(t.site_count.load());
-  for (uint64_t i = 0; i < hot::site_slots(); ++i) {
+  hot::each_site([&](uint32_t i) {
     const hot::Site& s = t.sites[i];
-    if (s.hash.load(std::memory_order_relaxed) == 0 || !s.ready.load(std::memory_order_acquire)) continue;
+    if (!s.ready.load(std::memory_order_acquire)) return;
     const int64_t live = s.live_bytes.load(std::memory_order_relaxed);
-    const int64_t base = roll ? rolling_baseline(static_cast<uint32_t>(i)) : s.baseline_live_bytes;
-    rows.push_back({static_cast<uint32_t>(i), live, live - base});
-  }
+    const int64_t base = roll ? rolling_baseline(i) : s.baseline_live_bytes;
+    rows.push_back({i, live, live - base});
+  });
   return rows;
 }
 

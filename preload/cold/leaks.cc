@@ -66,30 +66,29 @@ void probe(int64_t now) {
   if (!tables.sites) return;
   if (s.slot_of.size() != hot::site_slots()) s.slot_of.assign(hot::site_slots(), 0);
   const int64_t admit = std::max<int64_t>(1, min_site_bytes() / 4);
-  for (uint64_t i = 0; i < hot::site_slots(); ++i) {
+  hot::each_site([&](uint32_t i) {
     const hot::Site& site = tables.sites[i];
-    if (site.hash.load(std::memory_order_relaxed) == 0) continue;
     const lm::Probe x{now, site.live_bytes.load(std::memory_order_relaxed),
                       site.live_samples.load(std::memory_order_relaxed),
                       static_cast<int64_t>(site.samples.load(std::memory_order_relaxed)),
                       static_cast<int64_t>(site.durable_deaths.load(std::memory_order_relaxed)), 0};
     uint16_t slot = s.slot_of[i];
     if (slot == 0) {
-      if (x.bytes < admit) continue;
+      if (x.bytes < admit) return;
       if (s.sites.size() >= kMaxTracked) {
         ++s.untracked;
-        continue;
+        return;
       }
       s.sites.push_back(TrackedSite{});
       TrackedSite& ts = s.sites.back();
-      ts.site = static_cast<uint32_t>(i);
+      ts.site = i;
       ts.series.point_ms = s.probe_ms;
       ts.series.drop_min_bytes = min_site_bytes();
       slot = static_cast<uint16_t>(s.sites.size());
       s.slot_of[i] = slot;
     }
     s.sites[slot - 1].series.add(x);
-  }
+  });
 }
 
 Severity share_severity(int64_t bytes, int64_t heap, Severity low, Severity mid, Severity high) {

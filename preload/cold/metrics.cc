@@ -179,13 +179,12 @@ uint64_t refresh_sites() {
   hot::Tables& t = hot::g_tables;
   if (!t.sites) return 0;
   uint64_t n = 0;
-  for (uint64_t i = 0; i < hot::site_slots(); ++i) {
+  hot::each_site([&](uint32_t i) {
     hot::Site& s = t.sites[i];
-    if (s.hash.load(std::memory_order_relaxed) == 0) continue;
     s.baseline_live_bytes = s.live_bytes.load(std::memory_order_relaxed);
     s.baseline_time_ms = now;
     ++n;
-  }
+  });
   return n;
 }
 

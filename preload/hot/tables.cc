@@ -71,17 +71,19 @@ bool tables_init(uint64_t max_sites, uint64_t max_blocks, int depth) {
   const uint64_t block_slots = pow2_at_least(max_blocks * 2);
   const uint64_t frames = max_sites * (depth < static_cast<int>(kPoolFramesPerSite) ? depth : kPoolFramesPerSite);
   t.sites = static_cast<Site*>(map(site_slots * sizeof(Site)));
+  t.site_list_cap = max_sites + 2 * kMaxProbe;  // site_count is checked before the insert races
+  t.site_list = static_cast<std::atomic<uint32_t>*>(map(t.site_list_cap * sizeof(uint32_t)));
   t.pool = static_cast<uintptr_t*>(map(frames * sizeof(uintptr_t)));
   t.blocks = static_cast<Block*>(map(block_slots * sizeof(Block)));
   t.filter = g_filter;
-  if (!t.sites || !t.pool || !t.blocks) return false;
+  if (!t.sites || !t.site_list || !t.pool || !t.blocks) return false;
   t.site_mask = site_slots - 1;
   t.max_sites = max_sites;
   t.pool_cap = frames;
   t.block_mask = block_slots - 1;
   t.max_blocks = max_blocks;
-  t.mapped_bytes = site_slots * sizeof(Site) + frames * sizeof(uintptr_t) + block_slots * sizeof(Block) +
-                   (size_t{1} << kFilterBits);
+  t.mapped_bytes = site_slots * sizeof(Site) + t.site_list_cap * sizeof(uint32_t) + frames * sizeof(uintptr_t) +
+                   block_slots * sizeof(Block) + (size_t{1} << kFilterBits);
   return true;
 }
 
@@ -108,6 +110,8 @@ uint32_t site_intern(const uintptr_t* frames, int n) {
     s.depth = static_cast<uint32_t>(n);
     s.ready.store(1, std::memory_order_release);
     t.site_count.fetch_add(1, std::memory_order_relaxed);
+    const uint64_t at_list = t.site_listed.fetch_add(1, std::memory_order_acq_rel);
+    if (at_list < t.site_list_cap) t.site_list[at_list].store(static_cast<uint32_t>(i) + 1, std::memory_order_release);
     return static_cast<uint32_t>(i);
   }
   t.dropped_sites.fetch_add(1, std::memory_order_relaxed);
@@ -213,6 +217,7 @@ void blocks_each(void (*fn)(uint32_t, uint32_t, void*), void* ctx) {
 size_t tables_resident_bytes() {
   const Tables& t = g_tables;
   return resident(t.sites, (t.site_mask + 1) * sizeof(Site)) +
+         resident(t.site_list, t.site_list_cap * sizeof(uint32_t)) +
          resident(t.pool, t.pool_cap * sizeof(uintptr_t)) +
          resident(t.blocks, (t.block_mask + 1) * sizeof(Block)) +
          resident(t.filter, size_t{1} << kFilterBits);

@@ -44,6 +44,11 @@ struct Site {
 
 struct Tables {
   Site* sites = nullptr;
+  // Every site's index + 1, in the order they were added, so the cold side visits the sites that
+  // exist without touching (and faulting in) the whole open-addressing table.
+  std::atomic<uint32_t>* site_list = nullptr;
+  uint64_t site_list_cap = 0;
+  std::atomic<uint64_t> site_listed{0};
   uint64_t site_mask = 0;
   uint64_t max_sites = 0;
   uintptr_t* pool = nullptr;
@@ -76,8 +81,20 @@ bool tables_init(uint64_t max_sites, uint64_t max_blocks, int depth);
 // Finds or adds the site of `frames[0..n)`. Returns its index or kNoSite.
 uint32_t site_intern(const uintptr_t* frames, int n);
 Site& site_at(uint32_t index);
-// Number of slots to scan when listing sites (cold side).
+// Number of site slots: the size of arrays indexed by site (cold side).
 inline uint64_t site_slots() { return g_tables.site_mask + 1; }
+// Calls fn(index) for every site added so far (cold side).
+template <class F>
+void each_site(F fn) {
+  const Tables& t = g_tables;
+  if (!t.sites) return;
+  const uint64_t listed = t.site_listed.load(std::memory_order_acquire);
+  const uint64_t n = listed < t.site_list_cap ? listed : t.site_list_cap;
+  for (uint64_t k = 0; k < n; ++k) {
+    const uint32_t at = t.site_list[k].load(std::memory_order_acquire);
+    if (at != 0) fn(at - 1);  // 0: being added
+  }
+}
 
 bool block_insert(void* p, uint32_t site, SampleWeight w);
 
