@@ -50,7 +50,12 @@ bool load_unwinder() {
   void* frames[4];
   backtrace(frames, 4);  // libunwind initialises at its first use, if the above did not
   unwinder_pipe_after_init();
-  hot::g_stack.backtrace = backtrace;
+  hot::StackCapture& sc = hot::g_stack;
+  if (!bind(lib, "_Ux86_64_getcontext", &sc.getcontext) || !bind(lib, "_ULx86_64_init_local", &sc.init_local) ||
+      !bind(lib, "_ULx86_64_step", &sc.step) || !bind(lib, "_ULx86_64_get_reg", &sc.get_reg)) {
+    sc.step = nullptr;  // unw_backtrace for every stack
+  }
+  sc.backtrace = backtrace;
   return true;
 }
 

@@ -3,6 +3,8 @@
 // that allocates is counted but never sampled.
 #include <sched.h>
 
+#include <libunwind.h>
+
 #include <cerrno>
 
 #include "capture.h"
@@ -37,7 +39,27 @@ namespace {
 std::atomic<int> g_unwinding{0};
 std::atomic<uint32_t> g_fork_pending{0};
 
-int unwind(void** raw, int want) {
+// A stack by stepping through its frames (unw_init_local, unw_step). unw_backtrace's fast path
+// keeps a trace cache per thread that libunwind maps at the thread's first stack and unmaps at its
+// exit: an mmap, page faults, an munmap and a TLB shootdown across CPUs for every thread, which
+// short-lived threads pay in full for a sample or two. Stepping keeps no per-thread state beyond
+// libunwind's TLS register-state cache; it costs more per frame, which only matters where every
+// allocation is unwound (detailed mode, captures: those use unw_backtrace).
+int step_backtrace(void** out, int want) {
+  const StackCapture& sc = g_stack;
+  unw_context_t context;
+  unw_cursor_t cursor;
+  if (sc.getcontext(&context) != 0 || sc.init_local(&cursor, &context) != 0) return 0;
+  int n = 0;
+  do {
+    uint64_t ip = 0;
+    if (sc.get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0) break;
+    out[n++] = reinterpret_cast<void*>(ip);
+  } while (n < want && sc.step(&cursor) > 0);
+  return n;
+}
+
+int unwind(void** raw, int want, bool every_allocation) {
   ThreadState& t = t_state;
   const bool own = t.registered == kRegistered;
   uint32_t pending;
@@ -49,7 +71,8 @@ int unwind(void** raw, int want) {
   }
   int n = 0;
   const int saved = errno;
-  if (!pending && unwinder_pipe_intact()) n = g_stack.backtrace(raw, want);
+  if (!pending && unwinder_pipe_intact())
+    n = every_allocation || !g_stack.step ? g_stack.backtrace(raw, want) : step_backtrace(raw, want);
   errno = saved;
   if (own) __atomic_store_n(&t.unwinding, 0, __ATOMIC_RELEASE);
   else g_unwinding.fetch_sub(1);
@@ -57,14 +80,15 @@ int unwind(void** raw, int want) {
 }
 
 // The library's own frames (the hook, this file) are at the top of every stack; drop them so
-// the first frame is the caller of the allocation function.
-int capture(uintptr_t* out, int depth) {
+// the first frame is the caller of the allocation function. `every_allocation`: detailed mode or
+// a capture, where unw_backtrace's per-thread cache pays off.
+int capture(uintptr_t* out, int depth, bool every_allocation) {
   const StackCapture& sc = g_stack;
   if (!sc.backtrace) return 0;
   void* raw[kMaxDepth + 16];
   int want = depth + 16;
   if (want > static_cast<int>(sizeof raw / sizeof raw[0])) want = sizeof raw / sizeof raw[0];
-  const int n = unwind(raw, want);
+  const int n = unwind(raw, want, every_allocation);
   int first = 0;
   while (first < n) {
     const auto ip = reinterpret_cast<uintptr_t>(raw[first]);
@@ -94,7 +118,7 @@ void count_depth(int n) {
   const int saved_errno = errno;
   guard_enter();
   uintptr_t frames[kMaxDepth];
-  const int n = capture(frames, g_stack.depth);
+  const int n = capture(frames, g_stack.depth, interval == 0);
   if (n > 0) count_depth(n);
   const uint32_t site = site_intern(frames, n);
   const SampleWeight w = sample_weight(usable, interval);
@@ -118,7 +142,7 @@ uint32_t capture_stack_id() {
   if (g_engine.mode.load(std::memory_order_acquire) != kActive) return 0;
   guard_enter();
   uintptr_t frames[kMaxDepth];
-  const int n = capture(frames, g_stack.depth);
+  const int n = capture(frames, g_stack.depth, true);
   const uint32_t site = site_intern(frames, n);
   guard_leave();
   return site == kNoSite ? 0 : site + 1;

@@ -12,6 +12,12 @@ namespace rsr::hot {
 
 struct StackCapture {
   int (*backtrace)(void** buffer, int size) = nullptr;  // libunwind's unw_backtrace
+  // unw_getcontext, unw_init_local, unw_step, unw_get_reg (local): stepping a stack frame by
+  // frame, for sampled stacks (sample.cc says why). Null when libunwind lacks them.
+  int (*getcontext)(void* context) = nullptr;
+  int (*init_local)(void* cursor, void* context) = nullptr;
+  int (*step)(void* cursor) = nullptr;
+  int (*get_reg)(void* cursor, int reg, uint64_t* value) = nullptr;
   uintptr_t self_lo = 0, self_hi = 0;  // address range of librsrmem.so, trimmed from stacks
   int depth = 64;
 };
