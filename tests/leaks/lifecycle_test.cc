@@ -12,7 +12,7 @@
 // A second test: at the production default interval, an on-demand check names a fast leak within
 // the first minute.
 //
-// RSR_LIFECYCLE_SECONDS sets how long (default 150; tests/leaks/measure.sh runs 300 for the
+// RSR_LIFECYCLE_SECONDS sets how long (default 120; tests/leaks/measure.sh runs 300 for the
 // README's figures). RSR_LIFECYCLE_REPORT=1 prints the figures.
 #include <gtest/gtest.h>
 
@@ -113,7 +113,7 @@ void judge(Subject& s, const json& r, const std::string& program, double t) {
 }
 
 TEST(Lifecycle, LeaksNamedAtEveryCheckAndNoLeaksNeverOnceSeen) {
-  const double seconds = env_seconds("RSR_LIFECYCLE_SECONDS", 150);
+  const double seconds = env_seconds("RSR_LIFECYCLE_SECONDS", 120);
   const std::string program = rt::program("lifecycle");
   std::vector<Subject> subjects;
   for (const char* mode : {"slow", "fast", "sawtooth", "cache"}) {
