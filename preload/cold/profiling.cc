@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -126,6 +127,45 @@ TickClock tick_clock(bool settle) {
 void* zstd_alloc(void*, size_t n) { return heap_alloc(n); }
 void zstd_free(void*, void* p) { heap_free(p); }
 
+// libzstd, loaded (privately) at the first capture: a process that never captures never maps it.
+struct Zstd {
+  decltype(&ZSTD_createCCtx_advanced) create = nullptr;
+  decltype(&ZSTD_freeCCtx) free_cctx = nullptr;
+  decltype(&ZSTD_compressBound) bound = nullptr;
+  decltype(&ZSTD_compressCCtx) compress = nullptr;
+  decltype(&ZSTD_isError) is_error = nullptr;
+};
+Zstd g_zstd;
+std::atomic<bool> g_zstd_ready{false};
+pthread_mutex_t g_zstd_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+template <class F>
+bool bind_zstd(void* lib, const char* name, F* out) {
+  *out = reinterpret_cast<F>(dlsym(lib, name));
+  return *out != nullptr;
+}
+
+// Loads libzstd once; false (with the reason in `err`) when it cannot.
+bool load_zstd(char* err, size_t cap) {
+  if (g_zstd_ready.load(std::memory_order_acquire)) return true;
+  pthread_mutex_lock(&g_zstd_mutex);
+  if (!g_zstd_ready.load(std::memory_order_relaxed)) {
+    void* lib = dlopen("libzstd.so.1", RTLD_NOW | RTLD_LOCAL);
+    Zstd z;
+    if (lib && bind_zstd(lib, "ZSTD_createCCtx_advanced", &z.create) && bind_zstd(lib, "ZSTD_freeCCtx", &z.free_cctx) &&
+        bind_zstd(lib, "ZSTD_compressBound", &z.bound) && bind_zstd(lib, "ZSTD_compressCCtx", &z.compress) &&
+        bind_zstd(lib, "ZSTD_isError", &z.is_error)) {
+      g_zstd = z;
+      g_zstd_ready.store(true, std::memory_order_release);
+    } else {
+      const char* why = dlerror();
+      snprintf(err, cap, "cannot load libzstd.so.1 for the capture: %s", why ? why : "a function is missing");
+    }
+  }
+  pthread_mutex_unlock(&g_zstd_mutex);
+  return g_zstd_ready.load(std::memory_order_acquire);
+}
+
 struct Stats {
   std::atomic<uint64_t> events{0}, bytes{0}, dropped{0};
 };
@@ -135,7 +175,7 @@ class CaptureFile {
  public:
   ~CaptureFile() {
     release(file_);
-    if (cctx_) ZSTD_freeCCtx(cctx_);
+    if (cctx_) g_zstd.free_cctx(cctx_);
     heap_free(raw_);
     heap_free(frame_);
     heap_free(stacks_seen_);
@@ -146,6 +186,7 @@ class CaptureFile {
     snprintf(part_, sizeof part_, "%s.part", path);
     max_bytes_ = max_bytes;
     stats_ = stats;
+    if (!load_zstd(err, cap)) return false;
     struct stat st{};
     if (lstat(path_, &st) == 0) {
       snprintf(err, cap, "capture file %s already exists", path_);
@@ -157,9 +198,9 @@ class CaptureFile {
       return false;
     }
     identity_ = file_;
-    cctx_ = ZSTD_createCCtx_advanced(ZSTD_customMem{zstd_alloc, zstd_free, nullptr});
+    cctx_ = g_zstd.create(ZSTD_customMem{zstd_alloc, zstd_free, nullptr});
     raw_ = static_cast<uint8_t*>(heap_alloc(kRawBytes));
-    frame_cap_ = ZSTD_compressBound(kRawBytes);
+    frame_cap_ = g_zstd.bound(kRawBytes);
     frame_ = static_cast<uint8_t*>(heap_alloc(frame_cap_));
     stack_words_ = (hot::site_slots() + 1 + 63) / 64;
     stacks_seen_ = static_cast<uint64_t*>(heap_alloc(stack_words_ * 8));
@@ -232,9 +273,9 @@ class CaptureFile {
   // Compresses what is buffered into one frame and writes it, within the size cap.
   bool flush() {
     if (writer_.size() == 0 || error_ || size_limited_) return !error_;
-    const size_t n = ZSTD_compressCCtx(cctx_, frame_, frame_cap_, raw_, writer_.size(), kZstdLevel);
+    const size_t n = g_zstd.compress(cctx_, frame_, frame_cap_, raw_, writer_.size(), kZstdLevel);
     writer_.clear();
-    if (ZSTD_isError(n)) {
+    if (g_zstd.is_error(n)) {
       error_ = ENOMEM;
       return false;
     }
@@ -288,8 +329,8 @@ class CaptureFile {
         lseek(file_.fd, static_cast<off_t>(offset_), SEEK_SET) >= 0) {
       writer_.clear();
       if (writer_.json(cap::Record::kEnd, text)) {
-        const size_t n = ZSTD_compressCCtx(cctx_, frame_, frame_cap_, raw_, writer_.size(), kZstdLevel);
-        if (!ZSTD_isError(n) && offset_ + n <= max_bytes_) write_all(frame_, n);
+        const size_t n = g_zstd.compress(cctx_, frame_, frame_cap_, raw_, writer_.size(), kZstdLevel);
+        if (!g_zstd.is_error(n) && offset_ + n <= max_bytes_) write_all(frame_, n);
       }
     }
     if (saved_error) error_ = saved_error;
