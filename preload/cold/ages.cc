@@ -20,11 +20,13 @@ void count_block(uint32_t site, uint32_t born_ds, void* ctx) {
   if (it == s.sites->end() || *it != site) return;
   AgeProfile& a = (*s.out)[static_cast<size_t>(it - s.sites->begin())];
   ++a.samples;
-  const int64_t age_s = static_cast<int64_t>(s.now_ds - born_ds) / 10;
+  // Signed differences: the coarse clock may read a little behind the start time taken with the
+  // precise one, and a block's birth may be read while it is being replaced.
+  const int64_t age_s = std::max<int64_t>(0, static_cast<int64_t>(s.now_ds) - static_cast<int64_t>(born_ds)) / 10;
   for (int i = 0; i < kAgeBounds; ++i)
     if (age_s > kAgeBoundS[i]) ++a.older[i];
-  const int64_t life = std::max<int64_t>(1, static_cast<int64_t>(s.now_ds - s.start_ds));
-  const int64_t at = std::clamp<int64_t>(static_cast<int64_t>(born_ds - s.start_ds), 0, life - 1);
+  const int64_t life = std::max<int64_t>(1, static_cast<int64_t>(s.now_ds) - static_cast<int64_t>(s.start_ds));
+  const int64_t at = std::clamp<int64_t>(static_cast<int64_t>(born_ds) - static_cast<int64_t>(s.start_ds), 0, life - 1);
   ++a.born[at * 4 / life];
 }
 
