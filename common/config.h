@@ -50,7 +50,7 @@ inline constexpr size_t kNameMax = 128;
     "Size at which a capture stops itself and is marked truncated, in MiB.")                       \
   X(Bool, profiling_drop_events, "RSR_PROFILING_DROP_EVENTS", false, 0, 0,                         \
     "When a capture's writer falls behind, drop events (counted) instead of making the allocating " \
-    "thread wait for it (at most 1 s per event).")                                                   \
+    "thread wait for it (while it makes progress; stuck for 1 s: drop).")                            \
   X(Int, profiling_cleanup_days, "RSR_PROFILING_CLEANUP_DAYS", 7, 0, 36500,                        \
     "Age in days after which cleanup-profiles removes captures.")                                  \
   X(Real, profiling_request_probability, "RSR_PROFILING_REQUEST_PROBABILITY", 0.01, 0.0, 1.0,      \

@@ -115,7 +115,6 @@ void evaluate(int64_t now, Vector<Indicator>& out, Vector<lm::SiteVerdict>& verd
     else if (newest.rss >= 2 * limit) i.severity = kHigh;
     out.push_back(i);
   }
-  s.heap.drop_share = c.leak_growth_threshold / 2;
   const lm::HeapVerdict h = lm::judge_heap(s.heap, now, kWindowChecks * s.interval_ms, c.leak_growth_threshold,
                                            min_site_bytes());
   if (h.growing) {
@@ -213,6 +212,7 @@ void leaks_init() {
   s.probe_ms = std::clamp<int64_t>(s.interval_ms / 20, 100, 5000);
   s.heap.point_ms = s.probe_ms;
   s.heap.drop_min_bytes = min_site_bytes();
+  s.heap.drop_share = c.leak_growth_threshold / 2;
   hot::g_durable_ds.store(static_cast<uint32_t>(std::max<int64_t>(1, s.probe_ms / 100)), std::memory_order_relaxed);
   const int64_t now = monotonic_ms();
   s.next_probe = now;

@@ -41,24 +41,39 @@ void hand_over(EventBuffer* b) {
   if (c.handed.fetch_add(1, std::memory_order_relaxed) + 1 == kWakeEvery) capture_wake_writer();
 }
 
-// The writer fell behind and every buffer is taken: wait until it frees one, at most kMaxWaitMs,
-// or until capture `epoch` ends. The writer is woken first, then every 16 ms while waiting. A
-// writer that frees nothing for that long is stuck (a disk that does not answer): the capture
-// drops from then on, so the service is held up once, not at every allocation.
+// The writer fell behind and every buffer is taken: wait until it frees one, or until capture
+// `epoch` ends. The writer is woken first, then every 16 turns while waiting. A writer that
+// frees no buffer at all for kMaxWaitMs is stuck (a disk that does not answer): the capture drops
+// from then on, so the service is held up once, not at every allocation. A thread that keeps
+// losing freed buffers to others while the writer makes progress waits on, up to
+// kMaxWaitMs * 10, and then drops only this event.
 EventBuffer* wait_for_buffer(uint32_t epoch) {
   CaptureHot& c = g_capture;
   c.waited.fetch_add(1, std::memory_order_relaxed);
   c.waiters.fetch_add(1, std::memory_order_seq_cst);
   EventBuffer* b = nullptr;
-  for (int ms = 0; ms < kMaxWaitMs; ++ms) {
+  bool stuck = false;
+  const int64_t start = monotonic_ns();
+  int64_t progress_at = start;
+  uint32_t progress = c.freed.load(std::memory_order_seq_cst);
+  for (int turn = 0;; ++turn) {
     const uint32_t seen = c.freed.load(std::memory_order_seq_cst);
     if ((b = pool_pop()) != nullptr || c.epoch.load(std::memory_order_acquire) != epoch) break;
-    if (ms % 16 == 0) capture_wake_writer();
+    const int64_t now = monotonic_ns();
+    if (seen != progress) {
+      progress = seen;
+      progress_at = now;
+    } else if (now - progress_at >= int64_t{kMaxWaitMs} * 1000000) {
+      stuck = true;
+      break;
+    }
+    if (now - start >= int64_t{kMaxWaitMs} * 10000000) break;
+    if (turn % 16 == 0) capture_wake_writer();
     timespec one_ms{0, 1000000};
     syscall(SYS_futex, reinterpret_cast<uint32_t*>(&c.freed), FUTEX_WAIT_PRIVATE, seen, &one_ms, nullptr, 0);
   }
   c.waiters.fetch_sub(1, std::memory_order_release);
-  if (!b && c.epoch.load(std::memory_order_acquire) == epoch) c.drop_when_full.store(true, std::memory_order_relaxed);
+  if (stuck && c.epoch.load(std::memory_order_acquire) == epoch) c.drop_when_full.store(true, std::memory_order_relaxed);
   return b;
 }
 

@@ -10,9 +10,10 @@
 // writer side on the private heap. A full buffer, or one whose first event is 100 ms old (checked
 // at the thread's next event), is pushed on a lock-free stack for the writer thread and replaced
 // from the pool. When the pool is empty the writer has fallen behind: the thread waits for it to
-// free a buffer (back-pressure, as heaptrack slows the program rather than lose events), at most
-// kMaxWaitMs, then drops the event and counts it, and every later one of that capture that finds
-// no buffer (the writer is stuck); with RSR_PROFILING_DROP_EVENTS=true it drops at once. A wait ends as soon as the capture does (the writer's stop below).
+// free a buffer (back-pressure, as heaptrack slows the program rather than lose events) for as
+// long as the writer makes progress; a writer that frees nothing for kMaxWaitMs is stuck, and the
+// capture then drops (and counts) every event that finds no buffer; with
+// RSR_PROFILING_DROP_EVENTS=true it drops at once. A wait ends as soon as the capture does (the writer's stop below).
 // Nothing else here waits for the writer or the disk. The writer wakes every few milliseconds by
 // itself; a futex wake (a system call, costly in a virtual machine) is sent only when
 // kWakeEvery buffers are waiting, long before the pool runs out.
@@ -50,7 +51,7 @@ static_assert(sizeof(Event) == 32);
 
 inline constexpr uint32_t kBufferEvents = 2048;  // 64 KiB of events per buffer
 inline constexpr uint32_t kWakeEvery = 8;        // of a pool of 1024 (cold/profiling.cc)
-inline constexpr int kMaxWaitMs = 1000;          // longest wait for a free buffer
+inline constexpr int kMaxWaitMs = 1000;          // a writer freeing nothing this long is stuck
 
 struct EventBuffer {
   EventBuffer* next;  // link in the full stack
