@@ -102,15 +102,9 @@ std::string short_real(double x) {
   return text;
 }
 
-std::string message_of(const Finding& f) {
+// The indicator's message, for one stack (a function judged across its stacks adds how many).
+std::string stack_message(const Finding& f) {
   const Json& i = *f.raw;
-  if (i.contains("stacks")) {
-    Finding single = f;
-    Json plain = i;
-    plain.erase("stacks");
-    single.raw = &plain;
-    return message_of(single) + " across " + std::to_string(static_cast<int>(num(i, "stacks"))) + " stacks";
-  }
   const std::optional<double> r = ratio_of(i);
   switch (f.kind) {
     case Kind::kMemoryGrowth:
@@ -136,6 +130,12 @@ std::string message_of(const Finding& f) {
   std::string text = "Leak indicator " + f.type;
   if (f.has_site) text += " at " + site_label(f.culprit);
   return text + ": " + bytes_arrow(i) + " over " + window_of(i);
+}
+
+std::string message_of(const Finding& f) {
+  const std::string message = stack_message(f);
+  if (!f.raw->contains("stacks")) return message;
+  return message + " across " + std::to_string(static_cast<int>(num(*f.raw, "stacks"))) + " stacks";
 }
 
 // The newest point of the global history: the current levels.
@@ -207,24 +207,27 @@ std::vector<std::string> recommendations(const std::vector<Finding>& findings, c
   return out;
 }
 
+// An indicator (which must outlive the finding), its site symbolized.
+Finding finding_of(const Json& i, Symbolizer& symbolizer) {
+  Finding f;
+  f.raw = &i;
+  f.type = str(i, "type", "unknown");
+  f.kind = kind_of(f.type);
+  f.severity = str(i, "severity", "?");
+  const Json& site = member(i, "site");
+  f.has_site = site.is_object() && site.contains("frames");
+  if (f.has_site) {
+    f.frames = symbolize_site(site, symbolizer);
+    f.culprit = first_user_frame(f.frames);
+  }
+  f.message = message_of(f);
+  return f;
+}
+
 std::vector<Finding> findings_of(const Json& reply, Symbolizer& symbolizer) {
   std::vector<Finding> out;
-  for (const Json& i : member(reply, "indicators")) {
-    if (!i.is_object()) continue;
-    Finding f;
-    f.raw = &i;
-    f.type = str(i, "type", "unknown");
-    f.kind = kind_of(f.type);
-    f.severity = str(i, "severity", "?");
-    const Json& site = member(i, "site");
-    f.has_site = site.is_object() && site.contains("frames");
-    if (f.has_site) {
-      f.frames = symbolize_site(site, symbolizer);
-      f.culprit = first_user_frame(f.frames);
-    }
-    f.message = message_of(f);
-    out.push_back(std::move(f));
-  }
+  for (const Json& i : member(reply, "indicators"))
+    if (i.is_object()) out.push_back(finding_of(i, symbolizer));
   return out;
 }
 
@@ -337,16 +340,7 @@ void judge_by_function(const Json& reply, Symbolizer& symbolizer, std::vector<Fi
   }
   for (const auto& [key, g] : groups) {
     if (g.members.size() < 2 || !g.growing || named.count(&g)) continue;
-    Finding f;
-    f.raw = &group_indicator(g, reply, made);
-    f.type = str(*f.raw, "type");
-    f.kind = kind_of(f.type);
-    f.severity = str(*f.raw, "severity");
-    f.has_site = true;
-    f.frames = symbolize_site((*f.raw)["site"], symbolizer);
-    f.culprit = first_user_frame(f.frames);
-    f.message = message_of(f);
-    kept.push_back(std::move(f));
+    kept.push_back(finding_of(group_indicator(g, reply, made), symbolizer));
   }
   findings = std::move(kept);
   std::stable_sort(findings.begin(), findings.end(), [](const Finding& a, const Finding& b) {
