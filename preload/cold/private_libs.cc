@@ -10,23 +10,13 @@
 
 namespace rsr::cold {
 
-namespace {
-
-template <class F>
-bool bind(void* lib, const char* name, F* out) {
-  *out = reinterpret_cast<F>(dlsym(lib, name));
-  return *out != nullptr;
-}
-
-}  // namespace
-
 bool load_private_heap() {
   void* lib = dlopen("libmimalloc.so.2", RTLD_NOW | RTLD_LOCAL);
   if (!lib) return false;
   hot::PrivateHeap h;
-  if (!bind(lib, "mi_malloc", &h.malloc) || !bind(lib, "mi_calloc", &h.calloc) ||
-      !bind(lib, "mi_realloc", &h.realloc) || !bind(lib, "mi_malloc_aligned", &h.malloc_aligned) ||
-      !bind(lib, "mi_free", &h.free) || !bind(lib, "mi_usable_size", &h.usable_size))
+  if (!bind_symbol(lib, "mi_malloc", &h.malloc) || !bind_symbol(lib, "mi_calloc", &h.calloc) ||
+      !bind_symbol(lib, "mi_realloc", &h.realloc) || !bind_symbol(lib, "mi_malloc_aligned", &h.malloc_aligned) ||
+      !bind_symbol(lib, "mi_free", &h.free) || !bind_symbol(lib, "mi_usable_size", &h.usable_size))
     return false;
   hot::g_private = h;
   return true;
@@ -38,12 +28,12 @@ bool load_unwinder() {
   decltype(&unw_backtrace) backtrace = nullptr;
   int (*set_caching_policy)(void*, int) = nullptr;
   void** local_addr_space = nullptr;
-  if (!bind(lib, "unw_backtrace", &backtrace)) return false;
+  if (!bind_symbol(lib, "unw_backtrace", &backtrace)) return false;
   unwinder_pipe_before_init(lib);
   // A per-thread cache lets threads unwind without taking libunwind's global lock (which blocks
   // signals around every use).
-  if (bind(lib, "_ULx86_64_set_caching_policy", &set_caching_policy) &&
-      bind(lib, "_ULx86_64_local_addr_space", &local_addr_space)) {
+  if (bind_symbol(lib, "_ULx86_64_set_caching_policy", &set_caching_policy) &&
+      bind_symbol(lib, "_ULx86_64_local_addr_space", &local_addr_space)) {
     constexpr int kCachePerThread = 2;  // UNW_CACHE_PER_THREAD
     set_caching_policy(*local_addr_space, kCachePerThread);
   }
@@ -51,8 +41,8 @@ bool load_unwinder() {
   backtrace(frames, 4);  // libunwind initialises at its first use, if the above did not
   unwinder_pipe_after_init();
   hot::StackCapture& sc = hot::g_stack;
-  if (!bind(lib, "_Ux86_64_getcontext", &sc.getcontext) || !bind(lib, "_ULx86_64_init_local", &sc.init_local) ||
-      !bind(lib, "_ULx86_64_step", &sc.step) || !bind(lib, "_ULx86_64_get_reg", &sc.get_reg)) {
+  if (!bind_symbol(lib, "_Ux86_64_getcontext", &sc.getcontext) || !bind_symbol(lib, "_ULx86_64_init_local", &sc.init_local) ||
+      !bind_symbol(lib, "_ULx86_64_step", &sc.step) || !bind_symbol(lib, "_ULx86_64_get_reg", &sc.get_reg)) {
     sc.step = nullptr;  // unw_backtrace for every stack
   }
   sc.backtrace = backtrace;

@@ -8,9 +8,18 @@
 // Loaded once at start-up, outside any allocation hook, with the guard held.
 #pragma once
 
+#include <dlfcn.h>
+
 #include <cstddef>
 
 namespace rsr::cold {
+
+// `*out` = the library's symbol `name`; false when it has none.
+template <class F>
+bool bind_symbol(void* lib, const char* name, F* out) {
+  *out = reinterpret_cast<F>(dlsym(lib, name));
+  return *out != nullptr;
+}
 
 // Allocation on the private heap, counted so the engine can report what it holds.
 void* heap_alloc(size_t n);

@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -26,6 +25,7 @@
 #include "fds.h"
 #include "log.h"
 #include "modules.h"
+#include "private_libs.h"
 #include "proc.h"
 #include "state.h"
 
@@ -139,12 +139,6 @@ Zstd g_zstd;
 std::atomic<bool> g_zstd_ready{false};
 pthread_mutex_t g_zstd_mutex = PTHREAD_MUTEX_INITIALIZER;
 
-template <class F>
-bool bind_zstd(void* lib, const char* name, F* out) {
-  *out = reinterpret_cast<F>(dlsym(lib, name));
-  return *out != nullptr;
-}
-
 // Loads libzstd once; false (with the reason in `err`) when it cannot.
 bool load_zstd(char* err, size_t cap) {
   if (g_zstd_ready.load(std::memory_order_acquire)) return true;
@@ -152,9 +146,9 @@ bool load_zstd(char* err, size_t cap) {
   if (!g_zstd_ready.load(std::memory_order_relaxed)) {
     void* lib = dlopen("libzstd.so.1", RTLD_NOW | RTLD_LOCAL);
     Zstd z;
-    if (lib && bind_zstd(lib, "ZSTD_createCCtx_advanced", &z.create) && bind_zstd(lib, "ZSTD_freeCCtx", &z.free_cctx) &&
-        bind_zstd(lib, "ZSTD_compressBound", &z.bound) && bind_zstd(lib, "ZSTD_compressCCtx", &z.compress) &&
-        bind_zstd(lib, "ZSTD_isError", &z.is_error)) {
+    if (lib && bind_symbol(lib, "ZSTD_createCCtx_advanced", &z.create) && bind_symbol(lib, "ZSTD_freeCCtx", &z.free_cctx) &&
+        bind_symbol(lib, "ZSTD_compressBound", &z.bound) && bind_symbol(lib, "ZSTD_compressCCtx", &z.compress) &&
+        bind_symbol(lib, "ZSTD_isError", &z.is_error)) {
       g_zstd = z;
       g_zstd_ready.store(true, std::memory_order_release);
     } else {
