@@ -107,9 +107,9 @@ bool program_module(const json& reply, const std::string& program, uint64_t* bas
   return false;
 }
 
-bool is_site_type(const std::string& type) { return type == "site_growth" || type == "accumulation"; }
-
 }  // namespace
+
+bool is_site_type(const std::string& type) { return type == "site_growth" || type == "accumulation"; }
 
 std::map<std::string, std::string> base_env() {
   return {

@@ -73,6 +73,9 @@ rt::Reply check_leaks(const std::string& dir, pid_t pid, int timeout_ms = 5000);
 // module map. Each name is nm's demangled form, e.g. "(anonymous namespace)::register_session(...)".
 std::vector<std::string> site_functions(const json& reply, const json& site, const std::string& program);
 
+// site_growth or accumulation: the indicator types that name a call site.
+bool is_site_type(const std::string& type);
+
 // Whether an indicator has a site one of whose frames is in a function of `program` whose name
 // contains `function`.
 bool names_function(const json& reply, const json& indicator, const std::string& program, const std::string& function);

@@ -53,7 +53,7 @@ double env_seconds(const char* name, double fallback) {
 bool names(const json& reply, const std::string& program, const std::string& function) {
   for (const json& ind : reply.value("indicators", json::array())) {
     const std::string type = ind.value("type", "");
-    if ((type == "site_growth" || type == "accumulation") && lk::names_function(reply, ind, program, function))
+    if (lk::is_site_type(type) && lk::names_function(reply, ind, program, function))
       return true;
   }
   return false;

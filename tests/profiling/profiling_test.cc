@@ -404,21 +404,14 @@ TEST(Profiling, CapturesKnownSitesExactly) {
   EXPECT_EQ(live_names, 0u);
 }
 
-bool maps_library(pid_t pid, const std::string& name) {
-  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
-  for (std::string line; std::getline(maps, line);)
-    if (line.find(name) != std::string::npos) return true;
-  return false;
-}
-
 // libzstd is loaded at the first capture, not at start: a process that never captures never maps
 // it (one shared object fewer to load and relocate in every process).
 TEST(Profiling, CompressionIsLoadedAtTheFirstCapture) {
   Service s;
-  EXPECT_FALSE(maps_library(s.p.pid(), "libzstd")) << "libzstd mapped before any capture";
+  EXPECT_FALSE(rt::maps_contain(s.p.pid(), "libzstd")) << "libzstd mapped before any capture";
   const json started = s.start(120);
   ASSERT_TRUE(started.contains("id")) << started.dump();
-  EXPECT_TRUE(maps_library(s.p.pid(), "libzstd"));
+  EXPECT_TRUE(rt::maps_contain(s.p.pid(), "libzstd"));
   const Reply stop = s.ask({{"cmd", "stop_profiling"}, {"id", started["id"]}});
   ASSERT_TRUE(stop.served()) << stop.describe();
   const Capture c = decode(started["path"]);
