@@ -161,6 +161,19 @@ double tarone_level(double* min_p, size_t n, double alpha) {
   return alpha / static_cast<double>(std::max<size_t>(n, 1));
 }
 
+namespace {
+
+// The verdict's level-dependent part: whether the measured site is growing at `level`.
+void decide(SiteVerdict& v, bool named, const SiteParams& params, double level) {
+  const int64_t growth = v.to.lo_bytes - v.from.lo_bytes;
+  const double keep = named ? level * kKeepFactor : level;
+  v.growing = v.judged && level > 0 && v.p <= keep && !v.plateau && growth >= params.min_bytes &&
+              v.to.lo_bytes >= params.min_bytes;
+  v.site_growth = v.growing && v.ratio > params.ratio_threshold;
+}
+
+}  // namespace
+
 SiteVerdict judge_site(const Series& s, int64_t now_ms, const SiteParams& params, double level) {
   SiteVerdict v;
   if (s.n < 3) return v;
@@ -198,11 +211,7 @@ SiteVerdict judge_site(const Series& s, int64_t now_ms, const SiteParams& params
       v.plateau = expected - seen > kPlateauZ * std::sqrt(std::max(expected, 1.0) + turnover);
     }
   }
-  const int64_t growth = v.to.lo_bytes - v.from.lo_bytes;
-  const double keep = s.named ? level * kKeepFactor : level;
-  v.growing = level > 0 && v.p <= keep && !v.plateau && growth >= params.min_bytes &&
-              v.to.lo_bytes >= params.min_bytes;
-  v.site_growth = v.growing && v.ratio > params.ratio_threshold;
+  decide(v, s.named, params, level);
   return v;
 }
 
@@ -215,7 +224,7 @@ double judge_sites(const Series* const* sites, size_t n, int64_t now_ms, const S
   }
   const double level = tarone_level(scratch, judged, alpha);
   for (size_t i = 0; i < n; ++i) {
-    if (out[i].judged) out[i] = judge_site(*sites[i], now_ms, params, level);
+    decide(out[i], sites[i]->named, params, level);
   }
   return level;
 }
