@@ -1,8 +1,9 @@
 #include "leak_model.h"
 
 #include <algorithm>
-#include <cmath>
 #include <limits>
+
+#include "math.h"
 
 namespace rsr::leakmodel {
 namespace {
@@ -124,15 +125,15 @@ double sign_test_p(int64_t net, int64_t events) {
   const int64_t m = std::max(events, net);
   const int64_t k = (m + net + 1) / 2;  // births at least
   if (m > 1000) {
-    const double z = (static_cast<double>(2 * k - 1 - m)) / std::sqrt(static_cast<double>(m));
-    return 0.5 * std::erfc(z / std::sqrt(2.0));
+    const double z = (static_cast<double>(2 * k - 1 - m)) / math::sqrt(static_cast<double>(m));
+    return 0.5 * math::erfc(z / math::sqrt(2.0));
   }
-  const double log_half_m = static_cast<double>(m) * std::log(0.5);
-  const double lm = std::lgamma(static_cast<double>(m) + 1.0);
+  const double log_half_m = static_cast<double>(m) * math::log(0.5);
+  const double lm = math::lgamma(static_cast<double>(m) + 1.0);
   double sum = 0.0;
   for (int64_t j = k; j <= m; ++j) {
-    const double term = std::exp(lm - std::lgamma(static_cast<double>(j) + 1.0) -
-                                 std::lgamma(static_cast<double>(m - j) + 1.0) + log_half_m);
+    const double term = math::exp(lm - math::lgamma(static_cast<double>(j) + 1.0) -
+                                 math::lgamma(static_cast<double>(m - j) + 1.0) + log_half_m);
     sum += term;
     if (term < sum * 1e-12) break;  // terms fall from here on (k >= m / 2)
   }
@@ -144,7 +145,7 @@ double z_of(double p) {
   double lo = 0.0, hi = 40.0;
   for (int i = 0; i < 100; ++i) {
     const double mid = 0.5 * (lo + hi);
-    if (0.5 * std::erfc(mid / std::sqrt(2.0)) > p) lo = mid;
+    if (0.5 * math::erfc(mid / math::sqrt(2.0)) > p) lo = mid;
     else hi = mid;
   }
   return 0.5 * (lo + hi);
@@ -208,7 +209,7 @@ SiteVerdict judge_site(const Series& s, int64_t now_ms, const SiteParams& params
       const double expected = static_cast<double>(v.net) * share;
       const double seen = static_cast<double>(v.to.lo_samples - q.lo_samples);
       const double turnover = 2.0 * static_cast<double>(newest.deaths - q.deaths);
-      v.plateau = expected - seen > kPlateauZ * std::sqrt(std::max(expected, 1.0) + turnover);
+      v.plateau = expected - seen > kPlateauZ * math::sqrt(std::max(expected, 1.0) + turnover);
     }
   }
   decide(v, s.named, params, level);

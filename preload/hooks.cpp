@@ -9,6 +9,11 @@
 // operator new/delete are implemented here on top of the next allocator's malloc, with the
 // standard's semantics (new-handler loop, std::bad_alloc, nothrow), so a C++ allocation is one
 // hook and one call, and a C program that later dlopen()s C++ code is tracked the same way.
+// The library carries its own C++ runtime, linked in and hidden (loading libstdc++ would cost
+// every process it starts in); the handler and the exception are the program's: its runtime is
+// where std::set_new_handler put the handler, and where std::bad_alloc is thrown from its
+// emergency pool when memory is exhausted.
+#include <dlfcn.h>
 #include <malloc.h>
 #include <stdlib.h>
 
@@ -43,6 +48,41 @@ namespace {
   fn.free(p);
 }
 
+// The program's C++ runtime (libstdc++, or any with the Itanium ABI), looked up when an
+// allocation fails: rare, so nothing is cached. Its handler is the one std::set_new_handler set;
+// its std::bad_alloc is what the program catches, thrown by its runtime's unwinder (the library's
+// own, linked in, cannot unwind through the program's frames). Nothing in this file catches an
+// exception: its frames carry no handlers and stay transparent to either runtime.
+template <class T>
+T program_symbol(const char* name) {
+  return reinterpret_cast<T>(dlsym(RTLD_DEFAULT, name));
+}
+
+std::new_handler program_new_handler() {
+  auto get = program_symbol<std::new_handler (*)()>("_ZSt15get_new_handlerv");
+  return get ? get() : nullptr;
+}
+
+[[noreturn]] void throw_bad_alloc() {
+  if (rsr::hot::t_state.guard == 0) {  // the program's call: its runtime throws
+    using Allocate = void* (*)(size_t);
+    using Throw = void (*)(void*, void*, void (*)(void*));
+    auto allocate = program_symbol<Allocate>("__cxa_allocate_exception");
+    auto raise = program_symbol<Throw>("__cxa_throw");
+    auto vtable = program_symbol<char*>("_ZTVSt9bad_alloc");
+    auto type = program_symbol<void*>("_ZTISt9bad_alloc");
+    auto destroy = program_symbol<void (*)(void*)>("_ZNSt9bad_allocD1Ev");
+    if (allocate && raise && vtable && type && destroy) {
+      // std::bad_alloc is one vtable pointer; the ABI's address point follows the offset-to-top
+      // and typeinfo slots.
+      void* e = allocate(sizeof(void*));
+      *static_cast<char**>(e) = vtable + 2 * sizeof(void*);
+      raise(e, type, destroy);
+    }
+  }
+  throw std::bad_alloc();  // the library's own code (it catches with its own runtime)
+}
+
 bool is_private(const void* p) {
   return rsr::hot::filter_hit(p) && rsr::hot::block_find(p) == rsr::hot::Tracked::kPrivate;
 }
@@ -55,8 +95,8 @@ void* new_or_throw(size_t n) {
       track(p);
       return p;
     }
-    std::new_handler h = std::get_new_handler();
-    if (!h) throw std::bad_alloc();
+    std::new_handler h = program_new_handler();
+    if (!h) throw_bad_alloc();
     h();
   }
 }
@@ -72,26 +112,41 @@ void* aligned_new_or_throw(size_t n, std::align_val_t al) {
       track(p);
       return p;
     }
-    std::new_handler h = std::get_new_handler();
-    if (!h) throw std::bad_alloc();
+    std::new_handler h = program_new_handler();
+    if (!h) throw_bad_alloc();
     h();
   }
 }
 
-void* new_nothrow(size_t n) noexcept {
-  try {
-    return new_or_throw(n);
-  } catch (...) {
-    return nullptr;
+// nothrow: null when memory is exhausted. With a new_handler set, the program's own nothrow
+// operator takes over: it runs the handler loop through operator new (this library's, so the
+// block is tracked) and catches what a handler throws, with its own runtime. `variant` is its
+// mangled name.
+void* new_nothrow(size_t n, const char* variant) noexcept {
+  if (n == 0) n = 1;
+  RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_malloc(n));
+  if (void* p = fn.malloc(n)) [[likely]] {
+    track(p);
+    return p;
   }
+  if (!program_new_handler()) return nullptr;
+  auto next = reinterpret_cast<void* (*)(size_t, const std::nothrow_t&)>(dlsym(RTLD_NEXT, variant));
+  return next ? next(n, std::nothrow) : nullptr;
 }
 
-void* aligned_new_nothrow(size_t n, std::align_val_t al) noexcept {
-  try {
-    return aligned_new_or_throw(n, al);
-  } catch (...) {
-    return nullptr;
+void* aligned_new_nothrow(size_t n, std::align_val_t al, const char* variant) noexcept {
+  size_t align = static_cast<size_t>(al);
+  if (align < sizeof(void*)) align = sizeof(void*);
+  if (n == 0) n = 1;
+  RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_aligned(align, n));
+  void* p = nullptr;
+  if (fn.posix_memalign(&p, align, n) == 0) [[likely]] {
+    track(p);
+    return p;
   }
+  if (!program_new_handler()) return nullptr;
+  auto next = reinterpret_cast<void* (*)(size_t, std::align_val_t, const std::nothrow_t&)>(dlsym(RTLD_NEXT, variant));
+  return next ? next(n, al, std::nothrow) : nullptr;
 }
 
 bool valid_alignment(size_t align) { return align >= sizeof(void*) && (align & (align - 1)) == 0; }
@@ -203,15 +258,15 @@ RSR_EXPORT size_t malloc_usable_size(void* p) {
 #define RSR_NEW __attribute__((visibility("default")))
 RSR_NEW void* operator new(size_t n) { return new_or_throw(n); }
 RSR_NEW void* operator new[](size_t n) { return new_or_throw(n); }
-RSR_NEW void* operator new(size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n); }
-RSR_NEW void* operator new[](size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n); }
+RSR_NEW void* operator new(size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n, "_ZnwmRKSt9nothrow_t"); }
+RSR_NEW void* operator new[](size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n, "_ZnamRKSt9nothrow_t"); }
 RSR_NEW void* operator new(size_t n, std::align_val_t a) { return aligned_new_or_throw(n, a); }
 RSR_NEW void* operator new[](size_t n, std::align_val_t a) { return aligned_new_or_throw(n, a); }
 RSR_NEW void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return aligned_new_nothrow(n, a);
+  return aligned_new_nothrow(n, a, "_ZnwmSt11align_val_tRKSt9nothrow_t");
 }
 RSR_NEW void* operator new[](size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return aligned_new_nothrow(n, a);
+  return aligned_new_nothrow(n, a, "_ZnamSt11align_val_tRKSt9nothrow_t");
 }
 RSR_NEW void operator delete(void* p) noexcept { release(p); }
 RSR_NEW void operator delete[](void* p) noexcept { release(p); }

@@ -14,12 +14,12 @@
 #include <zstd.h>
 
 #include <atomic>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 
 #include "../../common/capture_files.h"
 #include "../../common/capture_format.h"
+#include "../../common/math.h"
 #include "../hot/capture.h"
 #include "../hot/tables.h"
 #include "fds.h"
@@ -97,7 +97,7 @@ struct TickClock {
   double ns_per_tick = 1.0;
   int64_t to_ns(uint64_t ticks) const {
     if (identity) return static_cast<int64_t>(ticks);
-    return ns0 + std::llround(static_cast<double>(static_cast<int64_t>(ticks - t0)) * ns_per_tick);
+    return ns0 + math::round_to_int(static_cast<double>(static_cast<int64_t>(ticks - t0)) * ns_per_tick);
   }
 };
 

@@ -1,7 +1,8 @@
 #include "sampler.h"
 
-#include <cmath>
 #include <ctime>
+
+#include "../../common/math.h"
 
 namespace rsr::hot {
 namespace {
@@ -28,7 +29,7 @@ void seed(SamplerState& s) {
 int64_t sampler_next_interval(SamplerState& s, uint64_t mean) {
   // Uniform in (0, 1] from the top 53 bits, then inverse-CDF of the exponential distribution.
   const double u = (static_cast<double>(next_u64(s.rng) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
-  const double x = -std::log(u) * static_cast<double>(mean);
+  const double x = -math::log(u) * static_cast<double>(mean);
   if (x >= 9.0e18) return INT64_MAX / 2;
   return static_cast<int64_t>(x) + 1;
 }
@@ -49,10 +50,10 @@ bool sampler_redraw(SamplerState& s, uint64_t interval, size_t size) {
 
 SampleWeight sample_weight(size_t size, uint64_t interval) {
   if (interval == 0 || size == 0) return {size, kBlockScale};
-  const double p = -std::expm1(-static_cast<double>(size) / static_cast<double>(interval));
+  const double p = -math::expm1(-static_cast<double>(size) / static_cast<double>(interval));
   if (!(p > 0.0)) return {size, kBlockScale};
-  return {static_cast<uint64_t>(std::llround(static_cast<double>(size) / p)),
-          static_cast<uint64_t>(std::llround(static_cast<double>(kBlockScale) / p))};
+  return {static_cast<uint64_t>(math::round_to_int(static_cast<double>(size) / p)),
+          static_cast<uint64_t>(math::round_to_int(static_cast<double>(kBlockScale) / p))};
 }
 
 }  // namespace rsr::hot
