@@ -148,17 +148,23 @@ void* fallback_pvalloc(size_t n) {
   return fallback_aligned_alloc(4096, (n + 4095) & ~size_t{4095});
 }
 
-bool from_libc(void* f) {
-  Dl_info info{};
-  return dladdr(f, &info) != 0 && info.dli_fname && std::strstr(info.dli_fname, "/libc.so.6");
+// Which loaded object holds `f`: _dl_find_object is a lookup in the loader's sorted table;
+// dladdr would also scan the object's symbol table for the nearest symbol (libc's has thousands),
+// which made it most of the start-up's cost.
+link_map* map_of(const void* f) {
+  dl_find_object found{};
+  return _dl_find_object(const_cast<void*>(f), &found) == 0 ? found.dlfo_link_map : nullptr;
+}
+
+bool from_libc(const void* f) {
+  const link_map* m = map_of(f);
+  return m && m->l_name && std::strstr(m->l_name, "/libc.so.6");
 }
 
 // Base address of the object holding `f` (null when unknown).
-const void* object_of(const void* f, const char** name = nullptr) {
-  Dl_info info{};
-  if (dladdr(f, &info) == 0) return nullptr;
-  if (name) *name = info.dli_fname;
-  return info.dli_fbase;
+const void* object_of(const void* f) {
+  dl_find_object found{};
+  return _dl_find_object(const_cast<void*>(f), &found) == 0 ? found.dlfo_map_start : nullptr;
 }
 
 // Where the table's entries come from: normally the next object after this library
@@ -182,6 +188,8 @@ F next(const char* name) {
 // makes dlsym answer with its own PLT stub, which dladdr even names "malloc": only a symbol
 // the object defines (not SHN_UNDEF) counts. Sets `*handle` to that object's.
 const void* malloc_definer(void** handle, const char** name) {
+  // The usual case, at the cost of one lookup: the process's malloc is this library's.
+  if (object_of(dlsym(RTLD_DEFAULT, "malloc")) == self_object()) return self_object();
   void* program = dlopen(nullptr, RTLD_LAZY | RTLD_NOLOAD);
   link_map* lm = nullptr;
   if (!program || dlinfo(program, RTLD_DI_LINKMAP, &lm) != 0) return nullptr;
