@@ -1,9 +1,19 @@
 // Start-up, fork, exec and exit. Runs outside allocation hooks, with the guard held.
 //
-// Start-up order matters: the next allocator is resolved first (hooks work from the very first
-// call, before this constructor), then the configuration, the private libraries, the tables;
-// only then does the engine turn active and start sampling stacks. Any failure leaves the
-// service running with the library passing calls through, after one log line.
+// Start-up comes in two halves. The constructor does what the hooks need from the first call on:
+// the next allocator (resolved first: hooks work from the very first call, before this
+// constructor), the configuration, the private heap, the tables and the sampler; then it starts
+// the control thread. The control thread does the rest (finish_start): libunwind, the module map,
+// leak detection, the socket. It does so once the program has lived kQuietMs, or at once when a
+// sample wants its stack first (stack.h). A program that exits sooner (a shell's /bin/true, a
+// short command) loads no more and makes no socket.
+//
+// The environment is read here only: once main() runs, the program may be rewriting it on its
+// own thread (bash frees arrays while `environ` still points to them). So the private heap
+// cannot wait either: mimalloc reads its options with getenv() in its constructor. libunwind
+// (and liblzma with it) reads nothing of the environment, so the control thread may load it.
+// Any failure leaves the service running with the library passing calls through, after one log
+// line.
 #include <dlfcn.h>
 #include <pthread.h>
 #include <sys/auxv.h>
@@ -117,8 +127,11 @@ void fork_parent() {
   pthread_mutex_unlock(&g_cold.mutex);
 }
 
-// A forked child's control thread makes its socket this long after the fork: children that exec
-// or exit within it (a fork storm, a shell's pipeline) never pay for a socket or a tick.
+// A process's control thread finishes the start-up (finish_start) and makes its socket this
+// long after the process started, a forked child's this long after the fork: processes that exec
+// or exit within it (a shell loop, a fork storm, a pipeline) never pay for more than the
+// constructor and a sleeping thread.
+constexpr int64_t kQuietMs = 50;
 constexpr int64_t kChildQuietMs = 100;
 
 // The child has one thread and its own pid: it gets its own socket and control thread. The
@@ -136,39 +149,35 @@ void fork_child() {
   if (!start_control_thread(kChildQuietMs)) log(Level::kWarn, "child %d: control thread did not start", static_cast<int>(getpid()));
 }
 
-void init_engine() {
+void fail_engine(const char* why) {
+  log(Level::kError, "%s: monitoring is off, calls pass through", why);
+  hot::g_passthrough = true;
+  hot::g_engine.mode.store(hot::kFailed);
+}
+
+// The constructor's half: after it, the hooks count and sample (stacks wait for libunwind).
+void begin_engine() {
   const Config& c = g_cold.config;
   if (!load_private_heap()) {
-    log(Level::kError, "libmimalloc.so.2 could not be loaded: monitoring is off, calls pass through");
-    hot::g_passthrough = true;
-    hot::g_engine.mode.store(hot::kFailed);
+    fail_engine("libmimalloc.so.2 could not be loaded");
     return;
   }
   g_cold.heap_ok = true;
-  g_cold.unwinder_ok = load_unwinder();
-  if (!g_cold.unwinder_ok) log(Level::kWarn, "libunwind.so.8 could not be loaded: samples carry no stacks");
   const uint64_t blocks = static_cast<uint64_t>(c.max_tracked_blocks) * (c.memory_detailed_tracking ? 32 : 1);
   if (!hot::tables_init(static_cast<uint64_t>(c.max_sites), blocks, static_cast<int>(c.stack_depth))) {
-    log(Level::kError, "cannot map the tracking tables: monitoring is off, calls pass through");
-    hot::g_passthrough = true;
-    hot::g_engine.mode.store(hot::kFailed);
+    fail_engine("cannot map the tracking tables");
     return;
   }
   g_cold.tables_ok = true;
   hot::g_private_ready = true;
   hot::g_stack.depth = static_cast<int>(c.stack_depth);
-  module_range_of(reinterpret_cast<const void*>(&init_engine), &hot::g_stack.self_lo, &hot::g_stack.self_hi);
+  module_range_of(reinterpret_cast<const void*>(&begin_engine), &hot::g_stack.self_lo, &hot::g_stack.self_hi);
   hot::g_engine.interval = c.memory_detailed_tracking ? 0 : static_cast<uint64_t>(c.sample_interval_bytes);
   // This thread drew its current interval with the built-in mean before the setting was read
   // (and forked children would inherit it): draw again with the configured one.
   hot::SamplerState& sampler = hot::t_state.sampler;
   sampler.bytes_until_sample =
       hot::g_engine.interval == 0 || sampler.rng == 0 ? 0 : hot::sampler_next_interval(sampler, hot::g_engine.interval);
-  try {
-    refresh_modules();
-    refresh_sites();
-  } catch (...) {  // out of private heap: the map fills in on the next refresh, the snapshot too
-  }
   publish_caches();
   hot::g_api.caches_on.store(c.cache_metrics_enabled, std::memory_order_relaxed);
   hot::g_api.on.store(true, std::memory_order_relaxed);
@@ -181,6 +190,8 @@ __attribute__((constructor)) void rsrmem_start() {
   parse_config([](const char* name) -> const char* { return getenv(name); }, record_warning, nullptr,
                &g_cold.config);
   set_log_level(g_cold.config.log_level);
+  if (const char* runtime = getenv("XDG_RUNTIME_DIR"); runtime && strlen(runtime) < sizeof g_cold.runtime_dir)
+    memcpy(g_cold.runtime_dir, runtime, strlen(runtime) + 1);
   if (getauxval(AT_SECURE)) {  // setuid/setgid: open nothing, read nothing the user controls
     hot::g_passthrough = true;
     hot::g_engine.mode.store(hot::kPassthrough);
@@ -193,18 +204,15 @@ __attribute__((constructor)) void rsrmem_start() {
     return;
   }
   set_identity();
-  init_engine();
+  begin_engine();
   if (hot::g_engine.mode.load() != hot::kActive) return;
   tracking_start();
-  try {
-    leaks_init();
-  } catch (...) {  // out of private heap: leak detection stays off
-  }
   hot::barrier_register();
   pthread_atfork(fork_prepare, fork_parent, fork_child);
-  profiling_start_writer();
-  if (!start_control_thread()) log(Level::kWarn, "control thread did not start: no socket");
-  log(Level::kInfo, "monitoring %s (socket %s)", g_cold.program, g_cold.socket_path);
+  if (!start_control_thread(kQuietMs)) {
+    log(Level::kWarn, "control thread did not start: no socket");
+    finish_start();  // stacks, leak detection and captures still work
+  }
 }
 
 __attribute__((destructor)) void rsrmem_stop() {
@@ -216,6 +224,28 @@ __attribute__((destructor)) void rsrmem_stop() {
 }
 
 }  // namespace
+
+bool finish_start() {
+  if (g_cold.started) return hot::g_engine.mode.load() == hot::kActive;
+  g_cold.started = true;
+  if (hot::g_engine.mode.load() != hot::kActive) return false;
+  g_cold.unwinder_ok = load_unwinder();
+  hot::unwinder_settled();
+  if (!g_cold.unwinder_ok) log(Level::kWarn, "libunwind.so.8 could not be loaded: samples carry no stacks");
+  try {
+    refresh_modules();
+    refresh_sites();
+  } catch (...) {  // out of private heap: the map fills in on the next refresh, the snapshot too
+  }
+  try {
+    leaks_init();
+  } catch (...) {  // out of private heap: leak detection stays off
+  }
+  profiling_start_writer();
+  log(Level::kInfo, "monitoring %s", g_cold.program);
+  return true;
+}
+
 }  // namespace rsr::cold
 
 // dlclose() is wrapped so the module map learns about a library before it disappears: samples
@@ -229,7 +259,7 @@ extern "C" __attribute__((visibility("default"))) int dlclose(void* handle) {
     rsr::hot::GuardScope guard;
     pthread_mutex_lock(&rsr::cold::g_cold.mutex);
     try {
-      rsr::cold::refresh_modules();
+      if (rsr::cold::finish_start()) rsr::cold::refresh_modules();
     } catch (...) {  // out of private heap: the library's frames stay unresolved
     }
     pthread_mutex_unlock(&rsr::cold::g_cold.mutex);

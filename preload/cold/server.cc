@@ -34,6 +34,7 @@
 #include <cstring>
 
 #include "../../common/protocol.h"
+#include "../hot/stack.h"
 #include "fds.h"
 #include "leaks.h"
 #include "log.h"
@@ -83,8 +84,8 @@ struct Place {
 };
 
 bool prepare(Place* pl, char* why, size_t cap) {
-  socket_dir_for(g_cold.config.socket_dir, getenv("XDG_RUNTIME_DIR"), static_cast<unsigned>(geteuid()), pl->dir,
-                 sizeof pl->dir);
+  socket_dir_for(g_cold.config.socket_dir, g_cold.runtime_dir[0] ? g_cold.runtime_dir : nullptr,
+                 static_cast<unsigned>(geteuid()), pl->dir, sizeof pl->dir);
   const int n = snprintf(pl->path, sizeof pl->path, "%s/%d.sock", pl->dir, static_cast<int>(getpid()));
   if (n < 0 || static_cast<size_t>(n) >= sizeof pl->path) {
     snprintf(why, cap, "the path %s/%d.sock is too long for a socket (at most %zu bytes)", pl->dir,
@@ -332,7 +333,7 @@ void keep_listener(int64_t now_ms) {
   if (!g_listen.fd.valid() && now_ms >= g_listen.retry_at_ms) reopen(now_ms);
 }
 
-// How long a forked child's control thread waits before it makes the socket (start_control_thread).
+// How long the control thread waits before it finishes the start-up (start_control_thread).
 std::atomic<int64_t> g_quiet_start_ms{0};
 
 void* control_main(void*) {
@@ -340,10 +341,12 @@ void* control_main(void*) {
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);  // signals belong to the service's threads
-  if (const int64_t quiet = g_quiet_start_ms.load(std::memory_order_relaxed); quiet > 0) {
-    const timespec ts{static_cast<time_t>(quiet / 1000), static_cast<long>(quiet % 1000) * 1000000};
-    nanosleep(&ts, nullptr);
-  }
+  hot::wait_unwinder_wanted(g_quiet_start_ms.load(std::memory_order_relaxed));
+  pthread_mutex_lock(&g_cold.mutex);
+  const bool on = finish_start();
+  pthread_mutex_unlock(&g_cold.mutex);
+  if (!on) return nullptr;
+  if (!g_listen.fd.valid()) reopen(monotonic_ms());  // before the first round sweeps its directory
   // Named by itself: naming another thread opens a /proc file, a descriptor the program's
   // close-all could take over.
   pthread_setname_np(pthread_self(), "rsrmem-ctl");

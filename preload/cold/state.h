@@ -29,9 +29,14 @@ struct ColdState {
   char program[kPathMax]{};
   char service[kNameMax]{};
   char socket_path[kPathMax]{};  // the control socket's file ("" while there is none)
+  // XDG_RUNTIME_DIR as the constructor found it: the environment is read there only, before
+  // main(); later the program may be rewriting it (bash leaves `environ` pointing to freed
+  // arrays), and no thread of the library may read it then.
+  char runtime_dir[kPathMax]{};
   int64_t start_ms = 0;       // realtime
   int64_t start_mono_ms = 0;  // monotonic
 
+  bool started = false;  // finish_start() ran (in this process or the parent it was forked from)
   bool heap_ok = false;
   bool unwinder_ok = false;
   bool socket_ok = false;  // the socket is open and its file in place (control thread)
@@ -48,10 +53,14 @@ extern ColdState g_cold;
 
 const char* mode_name();
 
+// The start-up's second half (lifecycle.cc): the private heap, libunwind, the module map, leak
+// detection. Once per process tree, with the mutex held. False when monitoring is off.
+bool finish_start();
+
 // Control thread (server.cc).
-// Starts the control thread. With `quiet_ms` (a forked child) it sleeps that long before it makes
-// the socket and does any work: a child that execs or exits sooner costs a thread's creation and
-// nothing more.
+// Starts the control thread. It waits `quiet_ms` (or less: until a sample wants a stack), then
+// finishes the start-up, makes the socket and serves: a process that execs or exits sooner costs
+// a thread's creation and nothing more. 0: the socket is made here, at once.
 bool start_control_thread(int64_t quiet_ms = 0);
 void close_socket_at_exit();
 // In a forked child, before its own control thread starts: lets go of the parent's socket and

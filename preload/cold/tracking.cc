@@ -16,6 +16,9 @@ constexpr uint64_t kBlindGrowthBytes = 64ull << 20;
 // ...while the hooks counted fewer allocations than this, and live heap below 1/8 of the growth.
 constexpr uint64_t kBlindMaxAllocs = 1024;
 
+// Anonymous memory when monitoring began: none to speak of (a process image just executed holds
+// its stack and the loader's data). Counted from zero, the check reads nothing from /proc in the
+// constructor, which every short process would pay for.
 uint64_t g_anon_at_start = 0;
 bool g_blind = false;
 char g_blind_why[256];
@@ -23,7 +26,6 @@ char g_blind_why[256];
 }  // namespace
 
 void tracking_start() {
-  g_anon_at_start = read_memory_facts().anon_bytes;
   char why[512];
   if (!tracking_ok(why, sizeof why)) log(Level::kWarn, "tracking degraded: %s", why);
 }

@@ -10,8 +10,7 @@
 
 namespace rsr::cold {
 
-// At start-up, after the identity is set: notes the anonymous memory and logs a shadowing
-// allocator once.
+// In the constructor: logs a shadowing allocator once.
 void tracking_start();
 // Once a second (tick): the run-time check. Logs once when it finds the hooks blind.
 void tracking_tick();

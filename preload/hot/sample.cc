@@ -1,7 +1,11 @@
 // Sampled allocations and frees: stack capture, site interning, block tracking.
 // May run inside malloc; runs with the thread's guard held, so anything it calls (libunwind)
 // that allocates is counted but never sampled.
+#include <linux/futex.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <libunwind.h>
 
@@ -19,6 +23,58 @@ namespace rsr::hot {
 constinit StackCapture g_stack;
 constinit DepthHistogram g_stack_depths;
 constinit UnwinderPipe g_unwinder_pipe;
+constinit std::atomic<uint32_t> g_unwinder_state{kUnwinderIdle};
+
+namespace {
+
+uint32_t* futex_word() { return reinterpret_cast<uint32_t*>(&g_unwinder_state); }
+
+// Waits until the state is other than `seen` (`until_wanted`: until it is kUnwinderWanted), or
+// until `deadline_ns`. Returns the state it then has.
+uint32_t wait_state(uint32_t seen, bool until_wanted, int64_t deadline_ns) {
+  for (;;) {
+    const uint32_t now_state = g_unwinder_state.load(std::memory_order_acquire);
+    if (until_wanted ? now_state == kUnwinderWanted : now_state != seen) return now_state;
+    const int64_t left = deadline_ns - monotonic_ns();
+    if (left <= 0) return now_state;
+    const timespec ts{static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)};
+    syscall(SYS_futex, futex_word(), FUTEX_WAIT_PRIVATE, now_state, &ts, nullptr, 0);
+  }
+}
+
+// When the first sample asked for libunwind: every sample's wait ends kUnwinderWaitMs after it,
+// so a control thread held up (by the loader's lock, which the sampling thread may hold) costs
+// the process that much once, not per sample.
+std::atomic<int64_t> g_unwinder_wanted_ns{0};
+
+// A sample's wait for libunwind (stack.h). True when it is loaded.
+bool await_unwinder() {
+  uint32_t s = g_unwinder_state.load(std::memory_order_acquire);
+  if (s == kUnwinderIdle) {
+    const int64_t now = monotonic_ns();
+    int64_t none = 0;
+    g_unwinder_wanted_ns.compare_exchange_strong(none, now, std::memory_order_relaxed);
+    if (g_unwinder_state.compare_exchange_strong(s, kUnwinderWanted, std::memory_order_acq_rel))
+      syscall(SYS_futex, futex_word(), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+    s = g_unwinder_state.load(std::memory_order_acquire);
+  }
+  if (s == kUnwinderWanted) {
+    const int64_t since = g_unwinder_wanted_ns.load(std::memory_order_relaxed);
+    s = wait_state(kUnwinderWanted, false, since + int64_t{kUnwinderWaitMs} * 1000000);
+  }
+  return s == kUnwinderSettled && g_stack.backtrace != nullptr;
+}
+
+}  // namespace
+
+void wait_unwinder_wanted(int64_t ms) {
+  if (ms > 0) wait_state(kUnwinderIdle, true, monotonic_ns() + ms * 1000000);
+}
+
+void unwinder_settled() {
+  g_unwinder_state.store(kUnwinderSettled, std::memory_order_release);
+  syscall(SYS_futex, futex_word(), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+}
 
 bool unwinder_pipe_intact() {
   const UnwinderPipe& u = g_unwinder_pipe;
@@ -83,6 +139,7 @@ int unwind(void** raw, int want, bool every_allocation) {
 // the first frame is the caller of the allocation function. `every_allocation`: detailed mode or
 // a capture, where unw_backtrace's per-thread cache pays off.
 int capture(uintptr_t* out, int depth, bool every_allocation) {
+  if (g_unwinder_state.load(std::memory_order_acquire) != kUnwinderSettled && !await_unwinder()) return 0;
   const StackCapture& sc = g_stack;
   if (!sc.backtrace) return 0;
   void* raw[kMaxDepth + 16];

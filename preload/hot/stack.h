@@ -1,8 +1,9 @@
 // Stack capture for sampled allocations. May run inside malloc.
 //
-// libunwind is loaded privately (dlopen RTLD_LOCAL) by the start-up code: linked normally, its
-// exported _Unwind_* and backtrace symbols would replace the process's own. Until it is loaded,
-// samples carry no frames.
+// libunwind is loaded privately (dlopen RTLD_LOCAL): linked normally, its exported _Unwind_* and
+// backtrace symbols would replace the process's own. The control thread loads it (cold/
+// lifecycle.cc), once the program has lived through the start-up quiet period or as soon as a
+// sample wants a stack, whichever comes first: a program that exits sooner never loads it.
 #pragma once
 
 #include <atomic>
@@ -22,6 +23,19 @@ struct StackCapture {
   int depth = 64;
 };
 extern StackCapture g_stack;
+
+// Where loading libunwind stands. The first sample that finds it kUnwinderIdle asks for it; samples
+// then wait (futex) until the control thread has settled it, loaded or not, but never past
+// kUnwinderWaitMs after that first ask. The bound covers a control thread that cannot load it
+// right now (a sample taken inside the dynamic loader holds the loader's lock): samples until
+// it is loaded carry no stack, and the process waited once.
+inline constexpr uint32_t kUnwinderIdle = 0, kUnwinderWanted = 1, kUnwinderSettled = 2;
+inline constexpr int kUnwinderWaitMs = 100;
+extern std::atomic<uint32_t> g_unwinder_state;
+// The control thread: waits until a sample asks for libunwind (kUnwinderWanted) or `ms` have passed.
+void wait_unwinder_wanted(int64_t ms);
+// The control thread, after loading it (or failing to): wakes the waiting samples.
+void unwinder_settled();
 
 // libunwind's memory-validation pipe (cold/unwinder_pipe.h): where its numbers are kept and the
 // watch slots (fd_watch.h) of the pipe the library put there. libunwind reads from and writes to

@@ -98,4 +98,21 @@ TEST_P(FollowChildren, FalseKeepsOtherPreloads) {
 INSTANTIATE_TEST_SUITE_P(Parents, FollowChildren, ::testing::ValuesIn(parents()),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// A program that frees the environment `environ` points to, from its first instant, as bash does
+// (tests/hostile/programs/env_churn.c): once main() runs, nothing the library does may read the
+// environment. Starting the socket and the private heap from the control thread did: the
+// socket's directory from getenv("XDG_RUNTIME_DIR"), mimalloc's options in its constructor;
+// both read freed memory and crashed such programs (bash under pyenv's python3 shim, 1 run in 40).
+TEST(Environment, RewrittenByTheProgramWhileMonitoringStarts) {
+  TempDir dir;
+  for (int run = 0; run < 30; ++run) {
+    Spawn s;
+    s.argv = {hostile::program("env_churn"), "120"};
+    s.socket_dir = dir.path();
+    s.env["RSR_SAMPLE_INTERVAL_BYTES"] = "65536";  // the first samples come early, and many
+    const rt::RunResult r = rt::run(s, kTimeoutMs);
+    ASSERT_EQ(rt::describe_status(r.status), "exit 0") << "run " << run << "\n" << r.err;
+  }
+}
+
 }  // namespace
