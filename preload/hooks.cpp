@@ -37,15 +37,14 @@ using rsr::real::fn;
 
 namespace {
 
-[[gnu::always_inline]] inline void track(void* p) {
-  if (p != nullptr) [[likely]] rsr::hot::on_alloc(p);
+[[gnu::always_inline]] inline void* track(void* p) {
+  if (p == nullptr) [[unlikely]] return p;
+  return rsr::hot::on_alloc(p);
 }
 
 [[gnu::always_inline]] inline void release(void* p) {
   if (p == nullptr) return;
-  if (rsr::real::is_bootstrap(p)) [[unlikely]] return;  // handed out before dlsym returned
-  if (rsr::hot::on_free(p)) [[unlikely]] return;        // a private block, freed there
-  fn.free(p);
+  rsr::hot::free_to_next(p);
 }
 
 // The program's C++ runtime (libstdc++, or any with the Itanium ABI), looked up when an
@@ -91,10 +90,7 @@ void* new_or_throw(size_t n) {
   if (n == 0) n = 1;
   RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_malloc(n));
   for (;;) {
-    if (void* p = fn.malloc(n)) [[likely]] {
-      track(p);
-      return p;
-    }
+    if (void* p = fn.malloc(n)) [[likely]] return rsr::hot::on_alloc(p);
     std::new_handler h = program_new_handler();
     if (!h) throw_bad_alloc();
     h();
@@ -157,9 +153,7 @@ bool valid_alignment(size_t align) { return align >= sizeof(void*) && (align & (
 
 RSR_EXPORT void* malloc(size_t n) {
   RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_malloc(n));
-  void* p = fn.malloc(n);
-  track(p);
-  return p;
+  return track(fn.malloc(n));
 }
 
 RSR_EXPORT void free(void* p) { release(p); }
@@ -169,9 +163,7 @@ RSR_EXPORT void* calloc(size_t n, size_t size) {
   if (!__builtin_mul_overflow(n, size, &total)) {
     RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_calloc(n, size));
   }
-  void* p = fn.calloc(n, size);
-  track(p);
-  return p;
+  return track(fn.calloc(n, size));
 }
 
 RSR_EXPORT void* realloc(void* p, size_t n) {

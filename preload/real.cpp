@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "hot/engine.h"
+
 namespace rsr::real {
 namespace {
 
@@ -29,6 +31,9 @@ void* arena_alloc(size_t size, size_t align) {
     if (end > kArenaBytes) return nullptr;
     if (g_arena_used.compare_exchange_weak(used, end, std::memory_order_relaxed)) {
       reinterpret_cast<size_t*>(start)[-1] = size;
+      // Its filter slot stays raised for good (255 is sticky): free() finds it among the
+      // possibly-sampled blocks and leaves it alone, without a range test of its own.
+      hot::g_filter[hot::filter_index(reinterpret_cast<void*>(start))].store(255, std::memory_order_relaxed);
       return reinterpret_cast<void*>(start);  // static storage is zeroed: calloc is satisfied
     }
   }

@@ -79,8 +79,10 @@ void flush_peak(ThreadState& t);
 void sample_slow(ThreadState& t, void* p, size_t usable);
 bool free_tracked(ThreadState& t, void* p);
 
-inline void add_relaxed(uint64_t& field, uint64_t v) {
-  __atomic_store_n(&field, __atomic_load_n(&field, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
+// The owner thread is the only writer of its counters; readers load them whole (relaxed). One
+// add to memory: an aligned 8-byte store is never seen torn, and no lock prefix is needed.
+[[gnu::always_inline]] inline void add_relaxed(uint64_t& field, uint64_t v) {
+  __asm__("addq %1, %0" : "+m"(field) : "er"(v));
 }
 
 // Counts an allocation of `usable` bytes in the thread's own counters (registered threads).
@@ -88,12 +90,6 @@ inline void add_relaxed(uint64_t& field, uint64_t v) {
   add_relaxed(t.allocs, 1);
   add_relaxed(t.alloc_bytes, usable);
   if ((t.until_flush -= static_cast<int64_t>(usable)) < 0) [[unlikely]] flush_peak(t);
-}
-
-// Counts it and lets the sampler decide whether to record its stack.
-[[gnu::always_inline]] inline void count_alloc(ThreadState& t, void* p, size_t usable) {
-  tally_alloc(t, usable);
-  if (sampler_take(t.sampler, usable)) [[unlikely]] sample_slow(t, p, usable);
 }
 
 [[gnu::always_inline]] inline void tally_free(ThreadState& t, size_t usable) {
@@ -105,18 +101,39 @@ inline void add_relaxed(uint64_t& field, uint64_t v) {
   return g_filter[filter_index(p)].load(std::memory_order_relaxed) != 0;
 }
 
-// After the next allocator returned `p` (non-null).
-[[gnu::always_inline]] inline void on_alloc(void* p) {
+// After the next allocator returned `p` (non-null): counts it and returns `p`. Every way off the
+// fast path is a call that returns `p` too, in tail position, so the hook keeps nothing in
+// callee-saved registers around it (threads.cc, sample.cc).
+void* alloc_slow_ret(ThreadState& t, void* p);
+void* alloc_flush_ret(ThreadState& t, void* p, size_t usable);   // the peak's fold, then the sampler
+void* alloc_sample_ret(ThreadState& t, void* p, size_t usable);
+[[gnu::always_inline]] inline void* on_alloc(void* p) {
   ThreadState& t = t_state;
-  if (t.fast == 1) [[likely]] {
-    count_alloc(t, p, real::glibc_usable_size(p));
-    return;
-  }
-  alloc_slow(t, p);
+  if (t.fast != 1) [[unlikely]] return alloc_slow_ret(t, p);
+  const size_t usable = real::glibc_usable_size(p);
+  add_relaxed(t.allocs, 1);
+  add_relaxed(t.alloc_bytes, usable);
+  if ((t.until_flush -= static_cast<int64_t>(usable)) < 0) [[unlikely]] return alloc_flush_ret(t, p, usable);
+  if (sampler_take(t.sampler, usable)) [[unlikely]] return alloc_sample_ret(t, p, usable);
+  return p;
 }
 
-// Before `p` (non-null, not from the bootstrap arena) is handed back. Returns true when `p` was
-// a block of the engine's private heap, which has now been freed there instead.
+// free(p), p non-null: counts it and hands it to the next allocator, unless it is the engine's
+// own (a private or a bootstrap block). The same shape: the ways off the fast path finish the
+// whole call themselves, in tail position.
+void free_tracked_then_next(ThreadState& t, void* p);
+void free_slow_then_next(ThreadState& t, void* p);
+[[gnu::always_inline]] inline void free_to_next(void* p) {
+  ThreadState& t = t_state;
+  if (filter_hit(p)) [[unlikely]] return free_tracked_then_next(t, p);
+  if (t.fast != 1) [[unlikely]] return free_slow_then_next(t, p);
+  tally_free(t, real::glibc_usable_size(p));
+  real::fn.free(p);
+}
+
+// Before `p` (non-null) is handed back. Returns true when `p` must not reach the next allocator:
+// a block of the engine's private heap (now freed there) or of the bootstrap arena (real.h),
+// whose addresses the sampled-block filter holds for good, so the common free tests neither.
 [[gnu::always_inline]] inline bool on_free(void* p) {
   ThreadState& t = t_state;
   if (filter_hit(p)) [[unlikely]] return free_tracked(t, p);

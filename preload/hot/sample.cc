@@ -206,6 +206,7 @@ uint32_t capture_stack_id() {
 }
 
 [[gnu::noinline]] bool free_tracked(ThreadState& t, void* p) {
+  if (real::is_bootstrap(p)) return true;  // handed out before dlsym returned: never freed
   const Tracked what = block_remove(p);
   if (what == Tracked::kPrivate) {
     private_release(p);
@@ -214,6 +215,15 @@ uint32_t capture_stack_id() {
   if (t.fast == 1) tally_free(t, real::glibc_usable_size(p));
   else free_slow(t, p);
   return false;
+}
+
+void* alloc_sample_ret(ThreadState& t, void* p, size_t usable) {
+  sample_slow(t, p, usable);
+  return p;
+}
+
+void free_tracked_then_next(ThreadState& t, void* p) {
+  if (!free_tracked(t, p)) real::fn.free(p);
 }
 
 void stack_atfork_prepare() {

@@ -185,6 +185,22 @@ void free_slow(ThreadState& t, void* p) {
   else if (t.guard == 0 && t.registered == kRegistered) set_fast(t);
 }
 
+void* alloc_slow_ret(ThreadState& t, void* p) {
+  alloc_slow(t, p);
+  return p;
+}
+
+void* alloc_flush_ret(ThreadState& t, void* p, size_t usable) {
+  flush_peak(t);
+  if (sampler_take(t.sampler, usable)) sample_slow(t, p, usable);
+  return p;
+}
+
+void free_slow_then_next(ThreadState& t, void* p) {
+  free_slow(t, p);
+  real::fn.free(p);
+}
+
 void flush_peak(ThreadState& t) {
   const int64_t net = net_of(t);
   const int64_t delta = net - t.flushed_net;
