@@ -97,17 +97,19 @@ void* new_or_throw(size_t n) {
   }
 }
 
+// operator new's alignment, at least what posix_memalign accepts.
+size_t new_alignment(std::align_val_t al) {
+  const size_t align = static_cast<size_t>(al);
+  return align < sizeof(void*) ? sizeof(void*) : align;
+}
+
 void* aligned_new_or_throw(size_t n, std::align_val_t al) {
-  size_t align = static_cast<size_t>(al);
-  if (align < sizeof(void*)) align = sizeof(void*);
+  const size_t align = new_alignment(al);
   if (n == 0) n = 1;
   RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_aligned(align, n));
   for (;;) {
     void* p = nullptr;
-    if (fn.posix_memalign(&p, align, n) == 0) [[likely]] {
-      track(p);
-      return p;
-    }
+    if (fn.posix_memalign(&p, align, n) == 0) [[likely]] return rsr::hot::on_alloc(p);
     std::new_handler h = program_new_handler();
     if (!h) throw_bad_alloc();
     h();
@@ -121,25 +123,18 @@ void* aligned_new_or_throw(size_t n, std::align_val_t al) {
 void* new_nothrow(size_t n, const char* variant) noexcept {
   if (n == 0) n = 1;
   RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_malloc(n));
-  if (void* p = fn.malloc(n)) [[likely]] {
-    track(p);
-    return p;
-  }
+  if (void* p = fn.malloc(n)) [[likely]] return rsr::hot::on_alloc(p);
   if (!program_new_handler()) return nullptr;
   auto next = reinterpret_cast<void* (*)(size_t, const std::nothrow_t&)>(dlsym(RTLD_NEXT, variant));
   return next ? next(n, std::nothrow) : nullptr;
 }
 
 void* aligned_new_nothrow(size_t n, std::align_val_t al, const char* variant) noexcept {
-  size_t align = static_cast<size_t>(al);
-  if (align < sizeof(void*)) align = sizeof(void*);
+  const size_t align = new_alignment(al);
   if (n == 0) n = 1;
   RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_aligned(align, n));
   void* p = nullptr;
-  if (fn.posix_memalign(&p, align, n) == 0) [[likely]] {
-    track(p);
-    return p;
-  }
+  if (fn.posix_memalign(&p, align, n) == 0) [[likely]] return rsr::hot::on_alloc(p);
   if (!program_new_handler()) return nullptr;
   auto next = reinterpret_cast<void* (*)(size_t, std::align_val_t, const std::nothrow_t&)>(dlsym(RTLD_NEXT, variant));
   return next ? next(n, al, std::nothrow) : nullptr;
@@ -211,32 +206,24 @@ RSR_EXPORT void* aligned_alloc(size_t align, size_t n) {
   if (valid_alignment(align)) {
     RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_aligned(align, n));
   }
-  void* p = fn.aligned_alloc(align, n);
-  track(p);
-  return p;
+  return track(fn.aligned_alloc(align, n));
 }
 
 RSR_EXPORT void* memalign(size_t align, size_t n) {
   if (valid_alignment(align)) {
     RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_aligned(align, n));
   }
-  void* p = fn.memalign(align, n);
-  track(p);
-  return p;
+  return track(fn.memalign(align, n));
 }
 
 RSR_EXPORT void* valloc(size_t n) {
   RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_aligned(4096, n));
-  void* p = fn.valloc(n);
-  track(p);
-  return p;
+  return track(fn.valloc(n));
 }
 
 RSR_EXPORT void* pvalloc(size_t n) {
   RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_aligned(4096, (n + 4095) & ~size_t{4095}));
-  void* p = fn.pvalloc(n);
-  track(p);
-  return p;
+  return track(fn.pvalloc(n));
 }
 
 RSR_EXPORT size_t malloc_usable_size(void* p) {
