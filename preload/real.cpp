@@ -153,23 +153,20 @@ void* fallback_pvalloc(size_t n) {
   return fallback_aligned_alloc(4096, (n + 4095) & ~size_t{4095});
 }
 
-// Which loaded object holds `f`: _dl_find_object is a lookup in the loader's sorted table;
-// dladdr would also scan the object's symbol table for the nearest symbol (libc's has thousands),
-// which made it most of the start-up's cost.
-link_map* map_of(const void* f) {
-  dl_find_object found{};
-  return _dl_find_object(const_cast<void*>(f), &found) == 0 ? found.dlfo_link_map : nullptr;
-}
+// The loaded object that holds `f` (false when none): _dl_find_object is a lookup in the
+// loader's sorted table; dladdr would also scan the object's symbol table for the nearest symbol
+// (libc's has thousands), which made it most of the start-up's cost.
+bool find_object(const void* f, dl_find_object* out) { return _dl_find_object(const_cast<void*>(f), out) == 0; }
 
 bool from_libc(const void* f) {
-  const link_map* m = map_of(f);
-  return m && m->l_name && std::strstr(m->l_name, "/libc.so.6");
+  dl_find_object found{};
+  return find_object(f, &found) && found.dlfo_link_map->l_name && std::strstr(found.dlfo_link_map->l_name, "/libc.so.6");
 }
 
 // Base address of the object holding `f` (null when unknown).
 const void* object_of(const void* f) {
   dl_find_object found{};
-  return _dl_find_object(const_cast<void*>(f), &found) == 0 ? found.dlfo_map_start : nullptr;
+  return find_object(f, &found) ? found.dlfo_map_start : nullptr;
 }
 
 // Where the table's entries come from: normally the next object after this library
@@ -194,7 +191,7 @@ F next(const char* name) {
 // the object defines (not SHN_UNDEF) counts. Sets `*handle` to that object's.
 const void* malloc_definer(void** handle, const char** name) {
   // The usual case, at the cost of one lookup: the process's malloc is this library's.
-  if (object_of(dlsym(RTLD_DEFAULT, "malloc")) == self_object()) return self_object();
+  if (const void* self = self_object(); object_of(dlsym(RTLD_DEFAULT, "malloc")) == self) return self;
   void* program = dlopen(nullptr, RTLD_LAZY | RTLD_NOLOAD);
   link_map* lm = nullptr;
   if (!program || dlinfo(program, RTLD_DI_LINKMAP, &lm) != 0) return nullptr;
