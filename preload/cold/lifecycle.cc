@@ -191,7 +191,7 @@ __attribute__((constructor)) void rsrmem_start() {
                &g_cold.config);
   set_log_level(g_cold.config.log_level);
   if (const char* runtime = getenv("XDG_RUNTIME_DIR"); runtime && strlen(runtime) < sizeof g_cold.runtime_dir)
-    memcpy(g_cold.runtime_dir, runtime, strlen(runtime) + 1);
+    strcpy(g_cold.runtime_dir, runtime);
   if (getauxval(AT_SECURE)) {  // setuid/setgid: open nothing, read nothing the user controls
     hot::g_passthrough = true;
     hot::g_engine.mode.store(hot::kPassthrough);

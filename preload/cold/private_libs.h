@@ -5,7 +5,9 @@
 //   Nothing else in the process calls mi_*, so every byte it holds is the engine's.
 // - libunwind, for stack capture. It exports _Unwind_* and backtrace, which would otherwise
 //   replace the process's own (libgcc's) exception unwinder.
-// Loaded once at start-up, outside any allocation hook, with the guard held.
+// Loaded once, outside any allocation hook, with the guard held: mimalloc by the constructor
+// (it reads the environment, cold/lifecycle.cc says why that cannot wait), libunwind by the
+// control thread when the start-up finishes.
 #pragma once
 
 #include <dlfcn.h>

@@ -393,7 +393,6 @@ bool start_control_thread(int64_t quiet_ms) {
   if (!atfork_set) pthread_atfork(nullptr, note_fork, nullptr);
   atfork_set = true;
   g_quiet_start_ms.store(quiet_ms, std::memory_order_relaxed);
-  if (quiet_ms == 0) reopen(monotonic_ms());  // here, so the socket exists when main() starts
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);

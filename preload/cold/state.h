@@ -53,15 +53,15 @@ extern ColdState g_cold;
 
 const char* mode_name();
 
-// The start-up's second half (lifecycle.cc): the private heap, libunwind, the module map, leak
-// detection. Once per process tree, with the mutex held. False when monitoring is off.
+// The start-up's second half (lifecycle.cc): libunwind, the module map, leak detection, the
+// profiling writer. Once per process tree, with the mutex held. False when monitoring is off.
 bool finish_start();
 
 // Control thread (server.cc).
 // Starts the control thread. It waits `quiet_ms` (or less: until a sample wants a stack), then
 // finishes the start-up, makes the socket and serves: a process that execs or exits sooner costs
-// a thread's creation and nothing more. 0: the socket is made here, at once.
-bool start_control_thread(int64_t quiet_ms = 0);
+// a thread's creation and nothing more.
+bool start_control_thread(int64_t quiet_ms);
 void close_socket_at_exit();
 // In a forked child, before its own control thread starts: lets go of the parent's socket and
 // connections (this process's copies of them).

@@ -29,12 +29,12 @@ namespace {
 
 uint32_t* futex_word() { return reinterpret_cast<uint32_t*>(&g_unwinder_state); }
 
-// Waits until the state is other than `seen` (`until_wanted`: until it is kUnwinderWanted), or
-// until `deadline_ns`. Returns the state it then has.
-uint32_t wait_state(uint32_t seen, bool until_wanted, int64_t deadline_ns) {
+// Waits until the state is `state` (`equal`) or is not (`!equal`), or until `deadline_ns`.
+// Returns the state it then has.
+uint32_t wait_state(uint32_t state, bool equal, int64_t deadline_ns) {
   for (;;) {
     const uint32_t now_state = g_unwinder_state.load(std::memory_order_acquire);
-    if (until_wanted ? now_state == kUnwinderWanted : now_state != seen) return now_state;
+    if ((now_state == state) == equal) return now_state;
     const int64_t left = deadline_ns - monotonic_ns();
     if (left <= 0) return now_state;
     const timespec ts{static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)};
@@ -60,7 +60,7 @@ bool await_unwinder() {
   }
   if (s == kUnwinderWanted) {
     const int64_t since = g_unwinder_wanted_ns.load(std::memory_order_relaxed);
-    s = wait_state(kUnwinderWanted, false, since + int64_t{kUnwinderWaitMs} * 1000000);
+    s = wait_state(kUnwinderWanted, false, since + int64_t{kUnwinderWaitMs} * 1000000);  // until settled
   }
   return s == kUnwinderSettled && g_stack.backtrace != nullptr;
 }
@@ -68,7 +68,7 @@ bool await_unwinder() {
 }  // namespace
 
 void wait_unwinder_wanted(int64_t ms) {
-  if (ms > 0) wait_state(kUnwinderIdle, true, monotonic_ns() + ms * 1000000);
+  if (ms > 0) wait_state(kUnwinderWanted, true, monotonic_ns() + ms * 1000000);
 }
 
 void unwinder_settled() {
