@@ -19,7 +19,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -118,15 +117,9 @@ long long instructions(bool preload, long pairs, const std::string& dir) {
   std::string cmd = "valgrind --tool=callgrind --callgrind-out-file=/dev/null ";
   cmd = (preload ? "LD_PRELOAD=" + rt::preload_lib() + " RSR_SOCKET_DIR=" + dir + " " : std::string()) + cmd;
   cmd += rt::program("pair_loop") + " " + std::to_string(pairs) + " 2>&1";
-  FILE* f = popen(cmd.c_str(), "r");
-  if (!f) return -1;
-  long long total = -1;
-  char line[512];
-  while (fgets(line, sizeof line, f)) {
-    if (const char* at = std::strstr(line, "Collected : ")) total = std::atoll(at + 12);
-  }
-  pclose(f);
-  return total;
+  const std::string out = rt::run_text(cmd);
+  const size_t at = out.rfind("Collected : ");
+  return at == std::string::npos ? -1 : std::atoll(out.c_str() + at + 12);
 }
 
 TEST(Hooks, AMallocFreePairCostsFewInstructions) {
