@@ -127,11 +127,14 @@ bool block_insert(void* p, uint32_t site, SampleWeight w) {
   uint64_t i = mix(key) & t.block_mask;
   for (int probe = 0; probe < kMaxProbe; ++probe, i = (i + 1) & t.block_mask) {
     Block& b = t.blocks[i];
-    uintptr_t k = b.ptr.load(std::memory_order_relaxed);
-    if (k != kEmpty && k != kTombstone) continue;
+    // Only writes (a failed cmpxchg writes too): a page of the table touched first by a load
+    // maps the zero page, and the store after it faults again and flushes every CPU's TLB.
     // The fields are written before the key is published; a free of `p` cannot race with
     // this insert because malloc has not returned `p` yet.
-    if (!b.ptr.compare_exchange_strong(k, key, std::memory_order_acq_rel)) continue;
+    uintptr_t k = kEmpty;
+    if (!b.ptr.compare_exchange_strong(k, key, std::memory_order_acq_rel) &&
+        (k != kTombstone || !b.ptr.compare_exchange_strong(k, key, std::memory_order_acq_rel)))
+      continue;
     b.site = site;
     b.born_ds = site == kPrivateSite ? 0 : coarse_ds();
     b.bytes = w.bytes;
