@@ -27,6 +27,7 @@
 #include "../hot/private.h"
 #include "../hot/stack.h"
 #include "../hot/tables.h"
+#include "../hot/unwind.h"
 #include "../real.h"
 #include "leaks.h"
 #include "log.h"
@@ -248,8 +249,9 @@ bool finish_start() {
 
 }  // namespace rsr::cold
 
-// dlclose() is wrapped so the module map learns about a library before it disappears: samples
-// taken in it stay symbolizable.
+// dlclose() is wrapped so the module map learns about a library before it disappears (samples
+// taken in it stay symbolizable) and the stack walker forgets the rules it learned from its
+// code once it is gone (other code may be loaded at its addresses).
 extern "C" __attribute__((visibility("default"))) int dlclose(void* handle) {
   using Fn = int (*)(void*);
   static Fn next = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "dlclose"));
@@ -264,5 +266,7 @@ extern "C" __attribute__((visibility("default"))) int dlclose(void* handle) {
     }
     pthread_mutex_unlock(&rsr::cold::g_cold.mutex);
   }
-  return next(handle);
+  const int rc = next(handle);
+  rsr::hot::walk_forget();
+  return rc;
 }

@@ -17,6 +17,7 @@
 #include "private.h"
 #include "stack.h"
 #include "tables.h"
+#include "unwind.h"
 
 namespace rsr::hot {
 
@@ -135,10 +136,8 @@ int unwind(void** raw, int want, bool every_allocation) {
   return n;
 }
 
-// The library's own frames (the hook, this file) are at the top of every stack; drop them so
-// the first frame is the caller of the allocation function. `every_allocation`: detailed mode or
-// a capture, where unw_backtrace's per-thread cache pays off.
-int capture(uintptr_t* out, int depth, bool every_allocation) {
+// libunwind's stack, for those the library's walker gives up on.
+[[gnu::noinline]] int capture_with_libunwind(uintptr_t* out, int depth, bool every_allocation) {
   if (g_unwinder_state.load(std::memory_order_acquire) != kUnwinderSettled && !await_unwinder()) return 0;
   const StackCapture& sc = g_stack;
   if (!sc.backtrace) return 0;
@@ -155,6 +154,17 @@ int capture(uintptr_t* out, int depth, bool every_allocation) {
   int m = 0;
   for (int i = first; i < n && m < depth; ++i) out[m++] = reinterpret_cast<uintptr_t>(raw[i]);
   return m;
+}
+
+// The library's own frames (the hook, this file) are at the top of every stack; they are
+// dropped so the first frame is the caller of the allocation function. The library's walker
+// (unwind.h) takes every stack it can follow, libunwind the others once it is loaded.
+// `every_allocation`: detailed mode or a capture, where unw_backtrace's per-thread cache pays
+// off. Kept shallow: a new thread's stack pages are mapped afresh (glibc gives cached stacks
+// back to the kernel), and a sample should not fault in more of them than the program does.
+int capture(uintptr_t* out, int depth, bool every_allocation) {
+  const int n = walk_stack(out, depth, g_stack.self_lo, g_stack.self_hi);
+  return n >= 0 ? n : capture_with_libunwind(out, depth, every_allocation);
 }
 
 // Samples are rare: three relaxed increments each.
@@ -174,7 +184,7 @@ void count_depth(int n) {
   if (g_engine.mode.load(std::memory_order_acquire) != kActive) return;
   const int saved_errno = errno;
   guard_enter();
-  uintptr_t frames[kMaxDepth];
+  auto* frames = static_cast<uintptr_t*>(__builtin_alloca(sizeof(uintptr_t) * static_cast<size_t>(g_stack.depth)));
   const int n = capture(frames, g_stack.depth, interval == 0);
   if (n > 0) count_depth(n);
   const uint32_t site = site_intern(frames, n);

@@ -18,6 +18,9 @@ ALLOWED = {
     # Profiling captures (hot/capture.cc): gettid once per thread, and a futex wake of the
     # writer thread when it has work; neither allocates nor blocks.
     "syscall",
+    # The stack walker (hot/unwind.cc): _dl_find_object is lock-free and async-signal-safe;
+    # pthread_self reads the thread pointer; __libc_stack_end is the loader's variable.
+    "_dl_find_object", "pthread_self", "__libc_stack_end",
 }
 
 

@@ -1,0 +1,174 @@
+// The library's stack walker (preload/hot/unwind.cc) against libunwind, on the same stacks:
+// frames without a frame pointer, frames addressed from rbp (alloca), recursion, calls back
+// from libc (qsort) and libstdc++ (std::sort, std::function), other threads, C++ exceptions in
+// flight, and a signal handler (which the walker leaves to libunwind).
+#include <alloca.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <libunwind.h>
+
+#include "unwind.h"
+
+namespace {
+
+struct Both {
+  std::vector<uintptr_t> walked, reference;
+  int walk_result = 0;
+};
+
+// Both stacks from the same frame. Each list starts with the return address into probe() from
+// its own call, so they are compared from probe's caller on.
+[[gnu::noinline]] void probe(Both* both) {
+  uintptr_t out[256];
+  both->walk_result = rsr::hot::walk_stack(out, 256);
+  if (both->walk_result > 0) both->walked.assign(out + 1, out + both->walk_result);
+  void* ref[256];
+  const int n = unw_backtrace(ref, 256);
+  for (int i = 1; i < n; ++i) both->reference.push_back(reinterpret_cast<uintptr_t>(ref[i]));
+  __asm__ volatile("" ::: "memory");
+}
+
+void expect_same(const Both& b, const char* where) {
+  ASSERT_GT(b.walk_result, 2) << where;
+  ASSERT_FALSE(b.reference.empty()) << where;
+  EXPECT_EQ(b.walked, b.reference) << where << ": walked " << b.walked.size() << " frames, libunwind "
+                                   << b.reference.size();
+}
+
+[[gnu::noinline]] int recurse(Both* b, int depth) {
+  if (depth == 0) {
+    probe(b);
+    return 1;
+  }
+  const int r = recurse(b, depth - 1) + 1;
+  __asm__ volatile("" ::: "memory");
+  return r;
+}
+
+// A variable-sized frame: the compiler addresses its CFA from rbp.
+[[gnu::noinline]] int with_alloca(Both* b, size_t n) {
+  auto* area = static_cast<volatile char*>(alloca(n));
+  area[0] = 1;
+  area[n - 1] = 2;
+  const int r = recurse(b, 3);
+  return r + area[0] + area[n - 1];
+}
+
+Both* g_sorted = nullptr;
+int compare_ints(const void* a, const void* b) {
+  if (g_sorted) {
+    probe(g_sorted);
+    g_sorted = nullptr;
+  }
+  return *static_cast<const int*>(a) - *static_cast<const int*>(b);
+}
+
+TEST(Walker, MatchesLibunwindThroughPlainFrames) {
+  Both b;
+  recurse(&b, 20);
+  expect_same(b, "recursion");
+}
+
+TEST(Walker, MatchesLibunwindThroughFramesAddressedFromRbp) {
+  Both b;
+  with_alloca(&b, 4000);
+  expect_same(b, "alloca");
+}
+
+TEST(Walker, MatchesLibunwindThroughLibcCallbacks) {
+  Both b;
+  std::vector<int> v(64);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<int>((i * 37) % 64);
+  g_sorted = &b;
+  qsort(v.data(), v.size(), sizeof(int), compare_ints);
+  expect_same(b, "qsort");
+}
+
+TEST(Walker, MatchesLibunwindThroughLibstdcxxFrames) {
+  Both b;
+  bool done = false;
+  std::vector<std::string> v;
+  for (int i = 0; i < 40; ++i) v.push_back(std::to_string((i * 7) % 40));
+  std::sort(v.begin(), v.end(), [&](const std::string& x, const std::string& y) {
+    if (!done) {
+      done = true;
+      std::function<void()> f = [&] { probe(&b); };
+      f();
+    }
+    return x < y;
+  });
+  expect_same(b, "std::sort and std::function");
+}
+
+TEST(Walker, MatchesLibunwindOnOtherThreads) {
+  std::vector<Both> results(8);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < results.size(); ++i)
+    threads.emplace_back([&results, i] { recurse(&results[i], static_cast<int>(i)); });
+  for (auto& t : threads) t.join();
+  for (const Both& b : results) expect_same(b, "thread");
+}
+
+TEST(Walker, MatchesLibunwindWhileAnExceptionUnwinds) {
+  struct Probe {
+    Both* b;
+    ~Probe() { probe(b); }
+  };
+  Both b;
+  try {
+    Probe p{&b};
+    throw std::runtime_error("unwinding");
+  } catch (const std::exception&) {
+  }
+  expect_same(b, "destructor during unwinding");
+}
+
+std::atomic<Both*> g_in_handler{nullptr};
+void on_signal(int) {
+  Both* b = g_in_handler.load();
+  uintptr_t out[64];
+  b->walk_result = rsr::hot::walk_stack(out, 64);
+}
+
+TEST(Walker, LeavesSignalFramesToLibunwind) {
+  Both b;
+  b.walk_result = 12345;
+  g_in_handler = &b;
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGUSR1, &sa, nullptr);
+  raise(SIGUSR1);
+  // The handler's frame is walked; the kernel's signal frame is not followed.
+  EXPECT_EQ(b.walk_result, -1);
+  EXPECT_GE(rsr::hot::walk_counts().gave_up, 1u);
+}
+
+TEST(Walker, CachesOneRulePerInstruction) {
+  uint64_t rules[2];
+  for (uint64_t& r : rules) {
+    Both b;
+    recurse(&b, 10);
+    r = rsr::hot::walk_counts().rules;
+  }
+  EXPECT_EQ(rules[1], rules[0]) << "the same stack again needs no new rule";
+  rsr::hot::walk_forget();
+  EXPECT_EQ(rsr::hot::walk_counts().rules, 0u);
+  Both after;
+  recurse(&after, 10);
+  expect_same(after, "after forgetting");
+  EXPECT_GT(rsr::hot::walk_counts().rules, 0u);
+}
+
+}  // namespace
