@@ -130,7 +130,7 @@ uint32_t capture_tid() {
 }
 
 void capture_event(ThreadState& t, uint32_t kind, void* p, size_t usable) {
-  if (t.capturing || t.guard != 0 || t.registered != kRegistered) return;  // re-entry (signal handler)
+  if (field(t.capturing) || field(t.guard) != 0 || field(t.registered) != kRegistered) return;  // re-entry (signal handler)
   const uint32_t epoch = raise_then_load(t.capturing, g_capture.epoch);
   CaptureTls& tls = t_capture;
   if (epoch != 0 || tls.scope) {

@@ -43,7 +43,7 @@ void lock() {
 void unlock() { g_lock.store(false, std::memory_order_release); }
 
 bool fast_allowed(const ThreadState& t) {
-  return t.guard == 0 && t.registered == kRegistered && !g_passthrough && real::g_glibc_chunks &&
+  return field(t.guard) == 0 && field(t.registered) == kRegistered && !g_passthrough && real::g_glibc_chunks &&
          !capture_wanted();
 }
 
@@ -165,24 +165,24 @@ void count_global(int64_t delta) {
 
 // A call nested in next_usable_size() is the next allocator's own business: not counted.
 void alloc_slow(ThreadState& t, void* p) {
-  if (g_passthrough || t.in_next) return;
-  if (t.registered == kUnregistered) try_register(t);
+  if (g_passthrough || field(t.in_next)) return;
+  if (field(t.registered) == kUnregistered) try_register(t);
   const size_t usable = next_usable_size(t, p);
-  if (t.registered == kRegistered && !t.registering) tally_alloc(t, usable);
+  if (field(t.registered) == kRegistered && !field(t.registering)) tally_alloc(t, usable);
   else count_global(static_cast<int64_t>(usable));
-  if (t.guard == 0 && sampler_take(t.sampler, usable)) sample_slow(t, p, usable);
+  if (field(t.guard) == 0 && sampler_take(t.sampler, usable)) sample_slow(t, p, usable);
   if (capture_wanted()) [[unlikely]] capture_event(t, kEventAlloc, p, usable);
-  else if (t.guard == 0 && t.registered == kRegistered) set_fast(t);  // a capture ended
+  else if (field(t.guard) == 0 && field(t.registered) == kRegistered) set_fast(t);  // a capture ended
 }
 
 void free_slow(ThreadState& t, void* p) {
-  if (g_passthrough || t.in_next) return;
-  if (t.registered == kUnregistered) try_register(t);
+  if (g_passthrough || field(t.in_next)) return;
+  if (field(t.registered) == kUnregistered) try_register(t);
   const size_t usable = next_usable_size(t, p);
-  if (t.registered == kRegistered && !t.registering) tally_free(t, usable);
+  if (field(t.registered) == kRegistered && !field(t.registering)) tally_free(t, usable);
   else count_global(-static_cast<int64_t>(usable));
   if (capture_wanted()) [[unlikely]] capture_event(t, kEventFree, p, usable);
-  else if (t.guard == 0 && t.registered == kRegistered) set_fast(t);
+  else if (field(t.guard) == 0 && field(t.registered) == kRegistered) set_fast(t);
 }
 
 void* alloc_slow_ret(ThreadState& t, void* p) {
