@@ -160,6 +160,7 @@ void capture_thread_exit(ThreadState& t) {
     capture_push_scope(s);
   }
   __atomic_store_n(&t.capturing, 0, __ATOMIC_RELEASE);
+  release_thread_memo();
 }
 
 void capture_pool_reset(EventBuffer** pool, uint32_t n) {

@@ -113,6 +113,7 @@ struct CaptureTls {
   uint32_t tid;
   ScopeBuffer* scope;   // the captured scope open on this thread, if any
   uint64_t rng;
+  struct StackMemo* memo;  // the thread's last captured stack (unwind.h), on the private heap
 };
 extern __thread CaptureTls t_capture __attribute__((tls_model("initial-exec")));
 
@@ -152,6 +153,8 @@ uint32_t capture_tid();
 // The stack of the allocation being recorded, interned in the site table: site index + 1, or 0
 // (sample.cc).
 uint32_t capture_stack_id();
+// At the thread's exit: gives its stack memo back to the private heap.
+void release_thread_memo();
 
 }  // namespace rsr::hot
 

@@ -205,14 +205,48 @@ void count_depth(int n) {
   errno = saved_errno;
 }
 
+namespace {
+
+// The calling thread's stack memo (unwind.h), made at its first captured event; null when the
+// private heap cannot give one.
+StackMemo* thread_memo() {
+  CaptureTls& tls = t_capture;
+  if (!tls.memo && g_private_ready) {
+    const int depth = g_stack.depth;
+    if (void* block = private_malloc(stack_memo_bytes(depth))) tls.memo = stack_memo_init(block, depth);
+  }
+  return tls.memo;
+}
+
+}  // namespace
+
 uint32_t capture_stack_id() {
   if (g_engine.mode.load(std::memory_order_acquire) != kActive) return 0;
   guard_enter();
-  uintptr_t frames[kMaxDepth];
-  const int n = capture(frames, g_stack.depth, true);
-  const uint32_t site = site_intern(frames, n);
+  const int depth = g_stack.depth;
+  auto* frames = static_cast<uintptr_t*>(__builtin_alloca(sizeof(uintptr_t) * static_cast<size_t>(depth)));
+  StackMemo* memo = thread_memo();
+  bool reused = false;
+  int n = walk_stack(frames, depth, g_stack.self_lo, g_stack.self_hi, memo, &reused);
+  uint32_t site;
+  if (reused && memo->site != kMemoNoSite) {
+    site = memo->site;
+  } else {
+    const bool walked = n >= 0;
+    if (!walked) n = capture_with_libunwind(frames, depth, true);
+    site = site_intern(frames, n);
+    if (walked && memo) memo->site = site;
+  }
   guard_leave();
   return site == kNoSite ? 0 : site + 1;
+}
+
+void release_thread_memo() {
+  CaptureTls& tls = t_capture;
+  if (StackMemo* memo = tls.memo) {
+    tls.memo = nullptr;
+    if (block_remove(memo) == Tracked::kPrivate) private_release(memo);
+  }
 }
 
 [[gnu::noinline]] bool free_tracked(ThreadState& t, void* p) {

@@ -460,20 +460,108 @@ uintptr_t stack_top(uintptr_t sp) {
 
 }  // namespace
 
-[[gnu::noinline]] int walk_stack(uintptr_t* out, int want, uintptr_t skip_lo, uintptr_t skip_hi) {
+namespace {
+
+std::atomic<uint64_t> g_generation{1};
+
+// Whether the stack still reads what `memo` read, from the same starting registers. rbp is
+// compared only where the walk used it (a frame addressed from rbp): elsewhere it is any value
+// the program keeps in it.
+bool memo_holds(const StackMemo& memo, int want, uintptr_t lo, uintptr_t sp, uintptr_t bp, uintptr_t pc) {
+  if (memo.frames_n == 0 || memo.want != want || memo.sp != sp || memo.pc != pc || (memo.bp_used && memo.bp != bp) ||
+      memo.generation != g_generation.load(std::memory_order_relaxed))
+    return false;
+  bool same = true;
+  for (int i = 0; i < memo.loads_n; ++i) {
+    const StackMemo::Load& l = memo.loads[i];
+    same &= l.at >= lo && *reinterpret_cast<const volatile uintptr_t*>(l.at) == l.value;
+  }
+  return same;
+}
+
+// Recording a walk into a memo. An rbp value loaded from the stack is kept for the check only
+// once a frame addressed from rbp uses it; until then its address carries a tag (bit 0).
+struct Recorder {
+  StackMemo* memo = nullptr;
+  int bp_from = -1;  // the load rbp now holds, or -1: the starting rbp
+
+  void start(StackMemo* m, uintptr_t sp, uintptr_t bp, uintptr_t pc) {
+    memo = m;
+    m->sp = sp;
+    m->bp = bp;
+    m->pc = pc;
+    m->bp_used = false;
+    m->loads_n = 0;
+    bp_from = -1;
+  }
+  void loaded(uintptr_t at, uintptr_t value, bool is_bp) {
+    if (!memo) return;
+    if (is_bp) {
+      if (at & 1) {  // cannot be tagged: give the memo up
+        memo->frames_n = 0;
+        memo = nullptr;
+        return;
+      }
+      bp_from = memo->loads_n;
+      at |= 1;
+    }
+    memo->loads[memo->loads_n++] = StackMemo::Load{at, value};
+  }
+  void bp_used() {
+    if (!memo) return;
+    if (bp_from < 0) memo->bp_used = true;
+    else memo->loads[bp_from].at &= ~uintptr_t{1};
+  }
+  void finish(const uintptr_t* out, int n, int want) {
+    if (!memo) return;
+    int kept = 0;
+    for (int i = 0; i < memo->loads_n; ++i)
+      if (!(memo->loads[i].at & 1)) memo->loads[kept++] = memo->loads[i];
+    memo->loads_n = kept;
+    for (int i = 0; i < n; ++i) memo->frames[i] = out[i];
+    memo->frames_n = n;
+    memo->want = want;
+    memo->site = kMemoNoSite;
+    memo->generation = g_generation.load(std::memory_order_relaxed);
+  }
+};
+
+}  // namespace
+
+size_t stack_memo_bytes(int capacity) {
+  return sizeof(StackMemo) + sizeof(uintptr_t) * static_cast<size_t>(capacity) +
+         sizeof(StackMemo::Load) * (2 * static_cast<size_t>(capacity) + 1);
+}
+
+StackMemo* stack_memo_init(void* block, int capacity) {
+  auto* m = static_cast<StackMemo*>(block);
+  *m = StackMemo{};
+  m->capacity = capacity;
+  m->frames = reinterpret_cast<uintptr_t*>(m + 1);
+  m->loads = reinterpret_cast<StackMemo::Load*>(m->frames + capacity);
+  return m;
+}
+
+[[gnu::noinline]] int walk_stack(uintptr_t* out, int want, uintptr_t skip_lo, uintptr_t skip_hi, StackMemo* memo,
+                                 bool* reused) {
   uintptr_t pc, sp, bp;
   // This instruction's address and the registers as they are at it: the first frame's state.
   __asm__ volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2" : "=r"(pc), "=r"(sp), "=r"(bp));
+  if (reused) *reused = false;
+  if (memo && want > memo->capacity) memo = nullptr;
   const uintptr_t lo = sp, hi = stack_top(sp);
   if (hi == 0) return -1;
+  Recorder rec;
   int n = 0;
   for (bool first = true;; first = false) {
     const uint64_t rule = rule_at(first ? pc : pc - 1);  // a return address follows its call
     if (rule & kUnsupported) {
       g_gave_up.fetch_add(1, std::memory_order_relaxed);
+      if (memo) memo->frames_n = 0;
       return -1;
     }
     if (rule & kStop) break;
+    if (rule & kCfaRbp) rec.bp_used();
     const uintptr_t cfa = ((rule & kCfaRbp) ? bp : sp) + static_cast<uintptr_t>(cfa_off_of(rule));
     if (cfa <= sp || cfa > hi) break;
     const uintptr_t ra_at = cfa + static_cast<uintptr_t>(ra_off_of(rule));
@@ -482,17 +570,31 @@ uintptr_t stack_top(uintptr_t sp) {
       const uintptr_t bp_at = cfa + static_cast<uintptr_t>(rbp_off_of(rule));
       if (bp_at < lo || bp_at > hi - sizeof(uintptr_t)) break;
       bp = *reinterpret_cast<const uintptr_t*>(bp_at);
+      rec.loaded(bp_at, bp, true);
     }
     pc = *reinterpret_cast<const uintptr_t*>(ra_at);
+    rec.loaded(ra_at, pc, false);
     sp = cfa;
     if (pc == 0 || n == want) break;
-    if (n == 0 && pc >= skip_lo && pc < skip_hi) continue;
+    if (n == 0) {
+      if (pc >= skip_lo && pc < skip_hi) continue;
+      if (memo) {
+        if (memo_holds(*memo, want, lo, sp, bp, pc)) {
+          for (int i = 0; i < memo->frames_n; ++i) out[i] = memo->frames[i];
+          *reused = true;
+          return memo->frames_n;
+        }
+        rec.start(memo, sp, bp, pc);
+      }
+    }
     out[n++] = pc;
   }
+  rec.finish(out, n, want);
   return n;
 }
 
 void walk_forget() {
+  g_generation.fetch_add(1, std::memory_order_relaxed);
   for (Slot& s : g_table) s.key.store(0, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
   g_rules.store(0, std::memory_order_relaxed);

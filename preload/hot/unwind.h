@@ -15,14 +15,46 @@
 // libunwind instead. Every stack read is bounded by the thread's stack.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace rsr::hot {
 
+// A thread's last walked stack, for captures, which walk a stack at every allocation and mostly
+// the same few. From the first frame kept on, a walk is a function of the registers it starts
+// with (rsp, rbp, the frame's address) and of the values it loads from the stack (each saved
+// return address and rbp): when the registers are the same as last time and every one of those
+// loads still reads the value it read then, the walk would return the same frames. Checking
+// that is independent loads and compares, where walking is a chain of dependent ones with a rule
+// lookup per frame. `site` is for the caller: the site it interned for these frames.
+struct StackMemo {
+  struct Load {
+    uintptr_t at, value;
+  };
+  uint64_t generation;  // walk_forget() makes every memo stale
+  int capacity;         // frames; loads has 2 * capacity + 1
+  int frames_n;         // 0: nothing remembered
+  int want;
+  int loads_n;
+  bool bp_used;          // the walk used the starting rbp
+  uint32_t site;         // kMemoNoSite until the caller sets it
+  uintptr_t sp, bp, pc;  // at the first frame kept
+  uintptr_t* frames;     // capacity of them
+  Load* loads;
+};
+inline constexpr uint32_t kMemoNoSite = UINT32_MAX;
+// Bytes of a memo for up to `capacity` frames (header, frames and loads in one block).
+size_t stack_memo_bytes(int capacity);
+// Lays a memo out in `block` (stack_memo_bytes(capacity) of them).
+StackMemo* stack_memo_init(void* block, int capacity);
+
 // Return addresses of the calling thread's stack, innermost first, the walker's own frame
 // excluded, and so are the innermost ones in [skip_lo, skip_hi) (the library's own frames):
-// up to `want` of them in `out`. -1 when it cannot walk this stack.
-int walk_stack(uintptr_t* out, int want, uintptr_t skip_lo = 0, uintptr_t skip_hi = 0);
+// up to `want` of them in `out`. -1 when it cannot walk this stack. With a memo (the calling
+// thread's own), the walk is checked against it first, and remembered; `reused` then says
+// whether it was the memo's stack.
+int walk_stack(uintptr_t* out, int want, uintptr_t skip_lo = 0, uintptr_t skip_hi = 0, StackMemo* memo = nullptr,
+               bool* reused = nullptr);
 
 // Forgets every cached rule: code was unloaded (dlclose), and other code may be loaded at its
 // addresses.

@@ -172,3 +172,73 @@ TEST(Walker, CachesOneRulePerInstruction) {
 }
 
 }  // namespace
+
+namespace {
+
+// A memo's stack is reused only while it is the same stack: the same caller chain again reuses
+// it, a different caller anywhere in the chain (here two levels up, same depth) does not.
+struct MemoWalk {
+  std::vector<uintptr_t> frames;
+  bool reused = false;
+};
+
+[[gnu::noinline]] void memo_probe(rsr::hot::StackMemo* memo, MemoWalk* w) {
+  uintptr_t out[64];
+  const int n = rsr::hot::walk_stack(out, 64, 0, 0, memo, &w->reused);
+  if (n > 0) w->frames.assign(out, out + n);
+  __asm__ volatile("" ::: "memory");
+}
+[[gnu::noinline]] void memo_middle(rsr::hot::StackMemo* memo, MemoWalk* w) {
+  memo_probe(memo, w);
+  __asm__ volatile("" ::: "memory");
+}
+[[gnu::noinline]] void memo_caller_a(rsr::hot::StackMemo* memo, MemoWalk* w) {
+  memo_middle(memo, w);
+  __asm__ volatile("" ::: "memory");
+}
+[[gnu::noinline]] void memo_caller_b(rsr::hot::StackMemo* memo, MemoWalk* w) {
+  memo_middle(memo, w);
+  __asm__ volatile("" ::: "memory");
+}
+
+// Walks from memo_caller_a or _b, `times` times from one call site (a loop the compiler cannot
+// unroll, so each walk is the same stack).
+[[gnu::noinline]] void walk_times(bool via_b, int times, rsr::hot::StackMemo* memo, MemoWalk* walks) {
+  volatile int count = times;
+  for (int i = 0; i < count; ++i) {
+    if (via_b) memo_caller_b(memo, &walks[i]);
+    else memo_caller_a(memo, &walks[i]);
+  }
+}
+
+TEST(Walker, ReusesAMemoOnlyForTheSameStack) {
+  std::vector<char> block(rsr::hot::stack_memo_bytes(64));
+  rsr::hot::StackMemo* memo = rsr::hot::stack_memo_init(block.data(), 64);
+  MemoWalk plain_a[1], plain_b[1], a[3], b[2], a_again[1];
+  walk_times(false, 1, nullptr, plain_a);
+  walk_times(true, 1, nullptr, plain_b);
+  ASSERT_GT(plain_a[0].frames.size(), 4u);
+  ASSERT_NE(plain_a[0].frames, plain_b[0].frames);
+  walk_times(false, 3, memo, a);
+  walk_times(true, 2, memo, b);
+  walk_times(false, 1, memo, a_again);
+  EXPECT_FALSE(a[0].reused);
+  EXPECT_TRUE(a[1].reused);
+  EXPECT_TRUE(a[2].reused);
+  EXPECT_FALSE(b[0].reused) << "a different caller two frames up";
+  EXPECT_TRUE(b[1].reused);
+  EXPECT_FALSE(a_again[0].reused);
+  // Reused or not, each walk is the walk without a memo, but for walk_times' return address
+  // into this function (frame 4), which differs from call to call.
+  auto but_caller = [](const MemoWalk& w) {
+    std::vector<uintptr_t> f = w.frames;
+    f.erase(f.begin() + 4);
+    return f;
+  };
+  for (const MemoWalk& w : a) EXPECT_EQ(but_caller(w), but_caller(plain_a[0]));
+  for (const MemoWalk& w : b) EXPECT_EQ(but_caller(w), but_caller(plain_b[0]));
+  EXPECT_EQ(but_caller(a_again[0]), but_caller(plain_a[0]));
+  EXPECT_EQ(a[1].frames, a[0].frames);
+}
+
+}  // namespace
