@@ -129,7 +129,7 @@ uint32_t capture_tid() {
   return tls.tid;
 }
 
-void capture_event(ThreadState& t, uint32_t kind, void* p, size_t usable) {
+void capture_event(ThreadState& t, uint32_t kind, void* p, size_t usable, const CallerFrame* caller) {
   if (field(t.capturing) || field(t.guard) != 0 || field(t.registered) != kRegistered) return;  // re-entry (signal handler)
   const uint32_t epoch = raise_then_load(t.capturing, g_capture.epoch);
   CaptureTls& tls = t_capture;
@@ -139,7 +139,7 @@ void capture_event(ThreadState& t, uint32_t kind, void* p, size_t usable) {
     Event e;
     e.address = reinterpret_cast<uintptr_t>(p);
     e.size = kind == kEventAlloc ? usable : 0;
-    e.stack = kind == kEventAlloc ? capture_stack_id() : 0;
+    e.stack = kind == kEventAlloc ? capture_stack_id(caller) : 0;
     e.kind = kind;
     e.ticks = capture_ticks();
     if (epoch != 0) append_background(tls, epoch, e);

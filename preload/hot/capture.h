@@ -135,7 +135,7 @@ void capture_clock_init();
 }
 
 // From alloc_slow / free_slow (registered threads, guard not held).
-void capture_event(ThreadState& t, uint32_t kind, void* p, size_t usable);
+void capture_event(ThreadState& t, uint32_t kind, void* p, size_t usable, const CallerFrame* caller = nullptr);
 // The thread is exiting: its partly filled buffer and its open scope go to the writer.
 void capture_thread_exit(ThreadState& t);
 
@@ -152,7 +152,7 @@ uint32_t capture_tid();
 
 // The stack of the allocation being recorded, interned in the site table: site index + 1, or 0
 // (sample.cc).
-uint32_t capture_stack_id();
+uint32_t capture_stack_id(const CallerFrame* caller = nullptr);
 // At the thread's exit: gives its stack memo back to the private heap.
 void release_thread_memo();
 

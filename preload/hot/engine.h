@@ -82,7 +82,8 @@ extern std::atomic<uint8_t> g_filter[size_t{1} << kFilterBits];
 }
 
 // Out of line (threads.cc / sample.cc).
-void alloc_slow(ThreadState& t, void* p);
+struct CallerFrame;  // unwind.h
+void alloc_slow(ThreadState& t, void* p, const CallerFrame* caller = nullptr);
 void free_slow(ThreadState& t, void* p);
 void flush_peak(ThreadState& t);
 void sample_slow(ThreadState& t, void* p, size_t usable);

@@ -220,14 +220,17 @@ StackMemo* thread_memo() {
 
 }  // namespace
 
-uint32_t capture_stack_id() {
+uint32_t capture_stack_id(const CallerFrame* caller) {
   if (g_engine.mode.load(std::memory_order_acquire) != kActive) return 0;
   guard_enter();
   const int depth = g_stack.depth;
   auto* frames = static_cast<uintptr_t*>(__builtin_alloca(sizeof(uintptr_t) * static_cast<size_t>(depth)));
   StackMemo* memo = thread_memo();
   bool reused = false;
-  int n = walk_stack(frames, depth, g_stack.self_lo, g_stack.self_hi, memo, &reused);
+  const StackCapture& sc = g_stack;
+  int n = caller && (caller->pc < sc.self_lo || caller->pc >= sc.self_hi)
+              ? walk_stack_from(*caller, frames, depth, sc.self_lo, sc.self_hi, memo, &reused)
+              : walk_stack(frames, depth, sc.self_lo, sc.self_hi, memo, &reused);
   uint32_t site;
   if (reused && memo->site != kMemoNoSite) {
     site = memo->site;

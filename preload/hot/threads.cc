@@ -11,6 +11,7 @@
 
 #include "capture.h"
 #include "engine.h"
+#include "unwind.h"
 
 namespace rsr::hot {
 
@@ -164,14 +165,14 @@ void count_global(int64_t delta) {
 }  // namespace
 
 // A call nested in next_usable_size() is the next allocator's own business: not counted.
-void alloc_slow(ThreadState& t, void* p) {
+void alloc_slow(ThreadState& t, void* p, const CallerFrame* caller) {
   if (g_passthrough || field(t.in_next)) return;
   if (field(t.registered) == kUnregistered) try_register(t);
   const size_t usable = next_usable_size(t, p);
   if (field(t.registered) == kRegistered && !field(t.registering)) tally_alloc(t, usable);
   else count_global(static_cast<int64_t>(usable));
   if (field(t.guard) == 0 && sampler_take(t.sampler, usable)) sample_slow(t, p, usable);
-  if (capture_wanted()) [[unlikely]] capture_event(t, kEventAlloc, p, usable);
+  if (capture_wanted()) [[unlikely]] capture_event(t, kEventAlloc, p, usable, caller);
   else if (field(t.guard) == 0 && field(t.registered) == kRegistered) set_fast(t);  // a capture ended
 }
 
@@ -185,9 +186,29 @@ void free_slow(ThreadState& t, void* p) {
   else if (field(t.guard) == 0 && field(t.registered) == kRegistered) set_fast(t);
 }
 
-void* alloc_slow_ret(ThreadState& t, void* p) {
-  alloc_slow(t, p);
+}  // namespace rsr::hot
+
+// alloc_slow_ret's second half, with the caller's registers as they were at its entry.
+extern "C" [[gnu::visibility("hidden"), gnu::used]] void* rsr_alloc_slow_from(rsr::hot::ThreadState& t, void* p,
+                                                                              uintptr_t pc, uintptr_t sp, uintptr_t bp) {
+  const rsr::hot::CallerFrame caller{pc, sp, bp};
+  rsr::hot::alloc_slow(t, p, &caller);
   return p;
+}
+
+namespace rsr::hot {
+
+// Reached by a tail call from an allocation hook (engine.h, on_alloc): the hook's frame is gone,
+// so the word on top of the stack is the return address into the program, rsp + 8 the
+// program's stack pointer after the call, and rbp still the program's. They are passed on (a
+// capture's walk starts there) before compiled code could change any of them. When the call was
+// not a tail call the return address is in the library, and the walk ignores it.
+[[gnu::naked]] void* alloc_slow_ret(ThreadState&, void*) {
+  __asm__(
+      "movq (%rsp), %rdx\n\t"
+      "leaq 8(%rsp), %rcx\n\t"
+      "movq %rbp, %r8\n\t"
+      "jmp rsr_alloc_slow_from\n\t");
 }
 
 void* alloc_flush_ret(ThreadState& t, void* p, size_t usable) {

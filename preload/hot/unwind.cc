@@ -542,19 +542,35 @@ StackMemo* stack_memo_init(void* block, int capacity) {
   return m;
 }
 
-[[gnu::noinline]] int walk_stack(uintptr_t* out, int want, uintptr_t skip_lo, uintptr_t skip_hi, StackMemo* memo,
-                                 bool* reused) {
-  uintptr_t pc, sp, bp;
-  // This instruction's address and the registers as they are at it: the first frame's state.
-  __asm__ volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2" : "=r"(pc), "=r"(sp), "=r"(bp));
+namespace {
+
+// The walk proper. `pc` is an exact instruction address (`exact`: the walker's own, not
+// reported) or a return address, a frame to report; `sp` and `bp` are the registers there.
+int walk(uintptr_t pc, uintptr_t sp, uintptr_t bp, bool exact, uintptr_t* out, int want, uintptr_t skip_lo,
+         uintptr_t skip_hi, StackMemo* memo, bool* reused) {
   if (reused) *reused = false;
   if (memo && want > memo->capacity) memo = nullptr;
   const uintptr_t lo = sp, hi = stack_top(sp);
   if (hi == 0) return -1;
   Recorder rec;
   int n = 0;
-  for (bool first = true;; first = false) {
-    const uint64_t rule = rule_at(first ? pc : pc - 1);  // a return address follows its call
+  for (;;) {
+    if (!exact) {
+      if (pc == 0 || n == want) break;
+      if (n > 0 || pc < skip_lo || pc >= skip_hi) {
+        if (n == 0 && memo) {
+          if (memo_holds(*memo, want, lo, sp, bp, pc)) {
+            for (int i = 0; i < memo->frames_n; ++i) out[i] = memo->frames[i];
+            *reused = true;
+            return memo->frames_n;
+          }
+          rec.start(memo, sp, bp, pc);
+        }
+        out[n++] = pc;
+      }
+    }
+    const uint64_t rule = rule_at(exact ? pc : pc - 1);  // a return address follows its call
+    exact = false;
     if (rule & kUnsupported) {
       g_gave_up.fetch_add(1, std::memory_order_relaxed);
       if (memo) memo->frames_n = 0;
@@ -575,22 +591,24 @@ StackMemo* stack_memo_init(void* block, int capacity) {
     pc = *reinterpret_cast<const uintptr_t*>(ra_at);
     rec.loaded(ra_at, pc, false);
     sp = cfa;
-    if (pc == 0 || n == want) break;
-    if (n == 0) {
-      if (pc >= skip_lo && pc < skip_hi) continue;
-      if (memo) {
-        if (memo_holds(*memo, want, lo, sp, bp, pc)) {
-          for (int i = 0; i < memo->frames_n; ++i) out[i] = memo->frames[i];
-          *reused = true;
-          return memo->frames_n;
-        }
-        rec.start(memo, sp, bp, pc);
-      }
-    }
-    out[n++] = pc;
   }
   rec.finish(out, n, want);
   return n;
+}
+
+}  // namespace
+
+[[gnu::noinline]] int walk_stack(uintptr_t* out, int want, uintptr_t skip_lo, uintptr_t skip_hi, StackMemo* memo,
+                                 bool* reused) {
+  uintptr_t pc, sp, bp;
+  // This instruction's address and the registers as they are at it: the first frame's state.
+  __asm__ volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2" : "=r"(pc), "=r"(sp), "=r"(bp));
+  return walk(pc, sp, bp, true, out, want, skip_lo, skip_hi, memo, reused);
+}
+
+int walk_stack_from(const CallerFrame& from, uintptr_t* out, int want, uintptr_t skip_lo, uintptr_t skip_hi,
+                    StackMemo* memo, bool* reused) {
+  return walk(from.pc, from.sp, from.bp, false, out, want, skip_lo, skip_hi, memo, reused);
 }
 
 void walk_forget() {

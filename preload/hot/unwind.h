@@ -56,6 +56,17 @@ StackMemo* stack_memo_init(void* block, int capacity);
 int walk_stack(uintptr_t* out, int want, uintptr_t skip_lo = 0, uintptr_t skip_hi = 0, StackMemo* memo = nullptr,
                bool* reused = nullptr);
 
+// A caller's registers right after its call returned: the return address, the stack pointer
+// (the called function's CFA) and rbp. An allocation hook that ends in a tail call hands its
+// slow path exactly that (threads.cc), so a capture's walk can start at the program's frame
+// instead of stepping out of the library's own.
+struct CallerFrame {
+  uintptr_t pc, sp, bp;
+};
+// The same walk from that frame on: `from.pc` is the first frame reported (unless skipped).
+int walk_stack_from(const CallerFrame& from, uintptr_t* out, int want, uintptr_t skip_lo, uintptr_t skip_hi,
+                    StackMemo* memo, bool* reused);
+
 // Forgets every cached rule: code was unloaded (dlclose), and other code may be loaded at its
 // addresses.
 void walk_forget();
