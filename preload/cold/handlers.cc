@@ -10,6 +10,7 @@
 #include "../hot/private.h"
 #include "../hot/stack.h"
 #include "../hot/tables.h"
+#include "../hot/unwind.h"
 #include "ages.h"
 #include "leaks.h"
 #include "metrics.h"
@@ -127,6 +128,8 @@ void write_sampling(Writer& w) {
       .field("dropped_sites", t.dropped_sites.load())
       .field("unattributed_live_bytes", std::max<int64_t>(0, t.overflow.live_bytes.load()))
       .field("unattributed_samples", t.overflow.samples.load());
+  const hot::WalkCounts walks = hot::walk_counts();
+  w.field("unwind_rules", walks.rules).field("stacks_left_to_libunwind", walks.gave_up);
   w.key("estimates").begin_object().field("status", ok ? "ok" : "degraded").field("detail", why).end_object();
   w.end_object();
 }
@@ -205,7 +208,8 @@ void handle_health(Writer& w) {
   bool healthy = write_tracking(w);
   healthy = healthy && g_cold.heap_ok && g_cold.unwinder_ok && g_cold.socket_ok;
   component(w, "stack_capture", g_cold.unwinder_ok ? "ok" : "degraded",
-            g_cold.unwinder_ok ? "libunwind loaded" : "libunwind.so.8 could not be loaded");
+            g_cold.unwinder_ok ? "own walker, libunwind loaded for the rest"
+                               : "libunwind.so.8 could not be loaded: stacks the library's walker leaves to it carry no frames");
   component(w, "private_heap", g_cold.heap_ok ? "ok" : "degraded",
             g_cold.heap_ok ? "mimalloc loaded" : "libmimalloc.so.2 could not be loaded");
   component(w, "control_socket", "ok", g_cold.socket_path);

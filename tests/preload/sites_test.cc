@@ -98,11 +98,21 @@ TEST(SiteEstimates, MatchWhatEachCallSiteHolds) {
   ASSERT_TRUE(p.read_until([](const std::string& l) { return l == "freed"; }, kLineMs));
   summary = ctl_summary(dir.path(), p.pid());
   const nlohmann::json* small = find_site(summary, "small_blocks");
-  if (small) EXPECT_EQ(small->at("live_bytes").get<int64_t>(), 0);  // listed only while live
+  if (small) {  // listed only while live
+    EXPECT_EQ(small->at("live_bytes").get<int64_t>(), 0);
+  }
   const nlohmann::json* big = find_site(summary, "big_blocks");
   ASSERT_NE(big, nullptr);
   expect_close(big->at("live_bytes").get<double>(), held.at("big_blocks").bytes, sigma(held.at("big_blocks")),
                "big_blocks after the small ones were freed");
+
+  // Every one of those stacks was walked by the library's own walker: none left to libunwind.
+  const rt::Reply status = rt::query(rt::socket_path(dir.path(), p.pid()), R"({"cmd":"status"})");
+  ASSERT_TRUE(status.served()) << status.describe();
+  const nlohmann::json& sampling = status.json.at("sampling");
+  EXPECT_GT(sampling.at("samples").get<int64_t>(), 100);
+  EXPECT_GT(sampling.at("unwind_rules").get<int64_t>(), 3);
+  EXPECT_EQ(sampling.at("stacks_left_to_libunwind").get<int64_t>(), 0);
 }
 
 }  // namespace
