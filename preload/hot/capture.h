@@ -113,7 +113,7 @@ struct CaptureTls {
   uint32_t tid;
   ScopeBuffer* scope;   // the captured scope open on this thread, if any
   uint64_t rng;
-  struct StackMemo* memo;  // the thread's last captured stack (unwind.h), on the private heap
+  struct StackMemo* memo;  // the thread's last captured stacks (unwind.h), on the private heap
 };
 extern __thread CaptureTls t_capture __attribute__((tls_model("initial-exec")));
 

@@ -207,15 +207,24 @@ void count_depth(int n) {
 
 namespace {
 
-// The calling thread's stack memo (unwind.h), made at its first captured event; null when the
-// private heap cannot give one.
-StackMemo* thread_memo() {
+// The calling thread's stack memos (unwind.h), made at its first captured event; null when the
+// private heap cannot give them. A few, picked by the caller's return address when the hook
+// passed it on: a loop that allocates at two or three places keeps each one's stack.
+constexpr int kMemoWays = 4;
+
+StackMemo* thread_memo(const CallerFrame* caller) {
   CaptureTls& tls = t_capture;
+  const int depth = g_stack.depth;
+  const size_t bytes = stack_memo_bytes(depth);
   if (!tls.memo && g_private_ready) {
-    const int depth = g_stack.depth;
-    if (void* block = private_malloc(stack_memo_bytes(depth))) tls.memo = stack_memo_init(block, depth);
+    if (auto* block = static_cast<char*>(private_malloc(bytes * kMemoWays))) {
+      for (int i = 0; i < kMemoWays; ++i) stack_memo_init(block + bytes * static_cast<size_t>(i), depth);
+      tls.memo = reinterpret_cast<StackMemo*>(block);
+    }
   }
-  return tls.memo;
+  if (!tls.memo) return nullptr;
+  const size_t way = caller ? (caller->pc >> 2) % kMemoWays : 0;
+  return reinterpret_cast<StackMemo*>(reinterpret_cast<char*>(tls.memo) + bytes * way);
 }
 
 }  // namespace
@@ -225,7 +234,7 @@ uint32_t capture_stack_id(const CallerFrame* caller) {
   guard_enter();
   const int depth = g_stack.depth;
   auto* frames = static_cast<uintptr_t*>(__builtin_alloca(sizeof(uintptr_t) * static_cast<size_t>(depth)));
-  StackMemo* memo = thread_memo();
+  StackMemo* memo = thread_memo(caller);
   bool reused = false;
   const StackCapture& sc = g_stack;
   int n = caller && (caller->pc < sc.self_lo || caller->pc >= sc.self_hi)
