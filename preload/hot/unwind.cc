@@ -22,7 +22,8 @@ namespace {
 constexpr uint64_t kValid = 1ULL << 56;        // a rule (0 is "none")
 constexpr uint64_t kCfaRbp = 1ULL << 57;       // CFA = rbp + offset (else rsp + offset)
 constexpr uint64_t kRbpSaved = 1ULL << 58;     // rbp restored from the stack
-constexpr uint64_t kStop = 1ULL << 59;         // outermost frame, or code without information
+constexpr uint64_t kStop = 1ULL << 59;         // the outermost frame (return address undefined)
+constexpr uint64_t kNoInfo = 1ULL << 61;       // code without call-frame information
 constexpr uint64_t kUnsupported = 1ULL << 60;  // rules the walker does not follow: libunwind's
 
 struct Rule {
@@ -400,21 +401,21 @@ bool execute(Reader r, const Cie& cie, uintptr_t loc, uintptr_t target, const Ro
 // The rule at `pc` (an instruction address), derived from the call-frame information.
 uint64_t derive(uintptr_t pc) {
   const uint8_t* fde = find_fde(pc);
-  if (!fde) return kValid | kStop;
+  if (!fde) return kValid | kNoInfo;
   Reader r{fde, fde + 8};
   const uint32_t length = r.fixed<uint32_t>();
-  if (length == 0 || length == 0xffffffff || length > kMaxEntry) return kValid | kStop;
+  if (length == 0 || length == 0xffffffff || length > kMaxEntry) return kValid | kNoInfo;
   r.end = fde + 4 + length;
   const uint8_t* cie_field = r.p;
   const uint32_t cie_off = r.fixed<uint32_t>();
-  if (!r.ok || cie_off == 0) return kValid | kStop;
+  if (!r.ok || cie_off == 0) return kValid | kNoInfo;
   Cie cie;
   if (!parse_cie(cie_field - cie_off, &cie)) return kValid | kUnsupported;
   uintptr_t begin = 0, range = 0;
   if (!read_encoded(r, cie.fde_enc, true, 0, &begin) ||
       !read_encoded(r, static_cast<uint8_t>(cie.fde_enc & 0x0f), false, 0, &range))
     return kValid | kUnsupported;
-  if (pc < begin || pc - begin >= range) return kValid | kStop;  // in no function's range
+  if (pc < begin || pc - begin >= range) return kValid | kNoInfo;  // in no function's range
   if (cie.signal) return kValid | kUnsupported;
   if (cie.has_aug_data) r.skip(r.uleb());
   if (!r.ok) return kValid | kUnsupported;
@@ -577,6 +578,20 @@ int walk(uintptr_t pc, uintptr_t sp, uintptr_t bp, bool exact, uintptr_t* out, i
       return -1;
     }
     if (rule & kStop) break;
+    if (rule & kNoInfo) {
+      // Code without call-frame information (built without unwind tables, hand-written): if rbp
+      // is a frame pointer into this stack, the standard frame it heads gives the caller, as
+      // libunwind's fallback guesses too. Bounded like every read here.
+      rec.bp_used();
+      if (bp < sp || (bp & 7) != 0 || bp > hi - 2 * sizeof(uintptr_t)) break;
+      const uintptr_t frame = bp;
+      bp = *reinterpret_cast<const uintptr_t*>(frame);
+      rec.loaded(frame, bp, true);
+      pc = *reinterpret_cast<const uintptr_t*>(frame + sizeof(uintptr_t));
+      rec.loaded(frame + sizeof(uintptr_t), pc, false);
+      sp = frame + 2 * sizeof(uintptr_t);
+      continue;
+    }
     if (rule & kCfaRbp) rec.bp_used();
     const uintptr_t cfa = ((rule & kCfaRbp) ? bp : sp) + static_cast<uintptr_t>(cfa_off_of(rule));
     if (cfa <= sp || cfa > hi) break;

@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 #include <libunwind.h>
 
+#include "nocfi_frames.h"
 #include "unwind.h"
 
 namespace {
@@ -133,6 +134,13 @@ TEST(Walker, MatchesLibunwindWhileAnExceptionUnwinds) {
   } catch (const std::exception&) {
   }
   expect_same(b, "destructor during unwinding");
+}
+
+TEST(Walker, CrossesFramesWithoutUnwindInformationByTheirFramePointer) {
+  Both b;
+  nocfi_outer([](void* arg) { recurse(static_cast<Both*>(arg), 2); }, &b);
+  expect_same(b, "frames built without unwind tables");
+  EXPECT_GT(b.walked.size(), 8u) << "the walk went on past them to main";
 }
 
 std::atomic<Both*> g_in_handler{nullptr};
