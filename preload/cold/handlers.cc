@@ -206,10 +206,12 @@ void handle_health(Writer& w) {
   // them up by name.
   w.key("components").begin_object();
   bool healthy = write_tracking(w);
-  healthy = healthy && g_cold.heap_ok && g_cold.unwinder_ok && g_cold.socket_ok;
-  component(w, "stack_capture", g_cold.unwinder_ok ? "ok" : "degraded",
-            g_cold.unwinder_ok ? "own walker, libunwind loaded for the rest"
-                               : "libunwind.so.8 could not be loaded: stacks the library's walker leaves to it carry no frames");
+  const bool unwinder_ok = g_cold.unwinder != ColdState::Unwinder::kFailed;
+  healthy = healthy && g_cold.heap_ok && unwinder_ok && g_cold.socket_ok;
+  component(w, "stack_capture", unwinder_ok ? "ok" : "degraded",
+            g_cold.unwinder == ColdState::Unwinder::kLoaded ? "own walker; libunwind loaded for the stacks it leaves"
+            : unwinder_ok ? "own walker; libunwind not needed so far"
+                          : "libunwind.so.8 could not be loaded: the stacks the walker leaves to it carry no frames");
   component(w, "private_heap", g_cold.heap_ok ? "ok" : "degraded",
             g_cold.heap_ok ? "mimalloc loaded" : "libmimalloc.so.2 could not be loaded");
   component(w, "control_socket", "ok", g_cold.socket_path);

@@ -212,7 +212,7 @@ __attribute__((constructor)) void rsrmem_start() {
   pthread_atfork(fork_prepare, fork_parent, fork_child);
   if (!start_control_thread(kQuietMs)) {
     log(Level::kWarn, "control thread did not start: no socket");
-    finish_start();  // stacks, leak detection and captures still work
+    finish_start(true);  // stacks, leak detection and captures still work
   }
 }
 
@@ -226,13 +226,27 @@ __attribute__((destructor)) void rsrmem_stop() {
 
 }  // namespace
 
-bool finish_start() {
+namespace {
+
+void unwinder_load() {
+  if (g_cold.unwinder != ColdState::Unwinder::kNotNeeded) return;
+  const bool ok = load_unwinder();
+  g_cold.unwinder = ok ? ColdState::Unwinder::kLoaded : ColdState::Unwinder::kFailed;
+  hot::unwinder_settled();
+  if (!ok) log(Level::kWarn, "libunwind.so.8 could not be loaded: the stacks the walker leaves to it carry no frames");
+}
+
+}  // namespace
+
+void unwinder_load_if_wanted() {
+  if (hot::g_unwinder_state.load(std::memory_order_acquire) == hot::kUnwinderWanted) unwinder_load();
+}
+
+bool finish_start(bool with_unwinder) {
   if (g_cold.started) return hot::g_engine.mode.load() == hot::kActive;
   g_cold.started = true;
   if (hot::g_engine.mode.load() != hot::kActive) return false;
-  g_cold.unwinder_ok = load_unwinder();
-  hot::unwinder_settled();
-  if (!g_cold.unwinder_ok) log(Level::kWarn, "libunwind.so.8 could not be loaded: samples carry no stacks");
+  if (with_unwinder) unwinder_load();
   try {
     refresh_modules();
     refresh_sites();

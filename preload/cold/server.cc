@@ -344,6 +344,8 @@ void* control_main(void*) {
   hot::wait_unwinder_wanted(g_quiet_start_ms.load(std::memory_order_relaxed));
   pthread_mutex_lock(&g_cold.mutex);
   const bool on = finish_start();
+  unwinder_load_if_wanted();
+  hot::unwinder_no_more_waits();
   pthread_mutex_unlock(&g_cold.mutex);
   if (!on) return nullptr;
   if (!g_listen.fd.valid()) reopen(monotonic_ms());  // before the first round sweeps its directory
@@ -354,6 +356,11 @@ void* control_main(void*) {
   pollfd fds[1 + kMaxPeers];
   for (;;) {
     int64_t now = monotonic_ms();
+    if (hot::g_unwinder_state.load(std::memory_order_acquire) == hot::kUnwinderWanted) {
+      pthread_mutex_lock(&g_cold.mutex);
+      unwinder_load_if_wanted();
+      pthread_mutex_unlock(&g_cold.mutex);
+    }
     if (now >= next_tick || now >= leaks_next_due_ms()) {
       pthread_mutex_lock(&g_cold.mutex);
       try {

@@ -38,7 +38,8 @@ struct ColdState {
 
   bool started = false;  // finish_start() ran (in this process or the parent it was forked from)
   bool heap_ok = false;
-  bool unwinder_ok = false;
+  // libunwind: loaded only once the library's own walker leaves a stack to it (unwinder_load()).
+  enum class Unwinder { kNotNeeded, kLoaded, kFailed } unwinder = Unwinder::kNotNeeded;
   bool socket_ok = false;  // the socket is open and its file in place (control thread)
   bool tables_ok = false;
 
@@ -53,9 +54,13 @@ extern ColdState g_cold;
 
 const char* mode_name();
 
-// The start-up's second half (lifecycle.cc): libunwind, the module map, leak detection, the
-// profiling writer. Once per process tree, with the mutex held. False when monitoring is off.
-bool finish_start();
+// The start-up's second half (lifecycle.cc): the module map, leak detection, the profiling
+// writer (and libunwind when `with_unwinder`: no control thread will load it later). Once per
+// process tree, with the mutex held. False when monitoring is off.
+bool finish_start(bool with_unwinder = false);
+// Loads libunwind if a stack waits for it (hot::g_unwinder_state is kUnwinderWanted) and wakes
+// the stacks waiting; with the mutex held. The control thread asks at every turn.
+void unwinder_load_if_wanted();
 
 // Control thread (server.cc).
 // Starts the control thread. It waits `quiet_ms` (or less: until a sample wants a stack), then

@@ -48,7 +48,11 @@ uint32_t wait_state(uint32_t state, bool equal, int64_t deadline_ns) {
 // the process that much once, not per sample.
 std::atomic<int64_t> g_unwinder_wanted_ns{0};
 
-// A sample's wait for libunwind (stack.h). True when it is loaded.
+// Set once the start-up is over: the control thread then loads libunwind at its next turn (within
+// a second), and no thread waits for it.
+std::atomic<bool> g_unwinder_no_waits{false};
+
+// A stack's wait for libunwind (stack.h). True when it is loaded.
 bool await_unwinder() {
   uint32_t s = g_unwinder_state.load(std::memory_order_acquire);
   if (s == kUnwinderIdle) {
@@ -59,7 +63,7 @@ bool await_unwinder() {
       syscall(SYS_futex, futex_word(), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
     s = g_unwinder_state.load(std::memory_order_acquire);
   }
-  if (s == kUnwinderWanted) {
+  if (s == kUnwinderWanted && !g_unwinder_no_waits.load(std::memory_order_relaxed)) {
     const int64_t since = g_unwinder_wanted_ns.load(std::memory_order_relaxed);
     s = wait_state(kUnwinderWanted, false, since + int64_t{kUnwinderWaitMs} * 1000000);  // until settled
   }
@@ -71,6 +75,8 @@ bool await_unwinder() {
 void wait_unwinder_wanted(int64_t ms) {
   if (ms > 0) wait_state(kUnwinderWanted, true, monotonic_ns() + ms * 1000000);
 }
+
+void unwinder_no_more_waits() { g_unwinder_no_waits.store(true, std::memory_order_relaxed); }
 
 void unwinder_settled() {
   g_unwinder_state.store(kUnwinderSettled, std::memory_order_release);

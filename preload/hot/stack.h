@@ -24,11 +24,13 @@ struct StackCapture {
 };
 extern StackCapture g_stack;
 
-// Where loading libunwind stands. The first sample that finds it kUnwinderIdle asks for it; samples
-// then wait (futex) until the control thread has settled it, loaded or not, but never past
-// kUnwinderWaitMs after that first ask. The bound covers a control thread that cannot load it
-// right now (a sample taken inside the dynamic loader holds the loader's lock): samples until
-// it is loaded carry no stack, and the process waited once.
+// Where loading libunwind stands. It is loaded only for the stacks the library's own walker
+// (unwind.h) leaves to it. The first such stack that finds it kUnwinderIdle asks for it; during
+// the start-up such stacks wait (futex) until the control thread has settled it, loaded or not,
+// but never past kUnwinderWaitMs after that first ask. The bound covers a control thread that
+// cannot load it right now (a sample taken inside the dynamic loader holds the loader's lock):
+// stacks until it is loaded carry no frames, and the process waited once. After the start-up
+// nothing waits: the control thread loads it at its next turn.
 inline constexpr uint32_t kUnwinderIdle = 0, kUnwinderWanted = 1, kUnwinderSettled = 2;
 inline constexpr int kUnwinderWaitMs = 100;
 extern std::atomic<uint32_t> g_unwinder_state;
@@ -36,6 +38,8 @@ extern std::atomic<uint32_t> g_unwinder_state;
 void wait_unwinder_wanted(int64_t ms);
 // The control thread, after loading it (or failing to): wakes the waiting samples.
 void unwinder_settled();
+// The control thread, once the start-up is over: stacks asking for libunwind no longer wait.
+void unwinder_no_more_waits();
 
 // libunwind's memory-validation pipe (cold/unwinder_pipe.h): where its numbers are kept and the
 // watch slots (fd_watch.h) of the pipe the library put there. libunwind reads from and writes to

@@ -8,6 +8,8 @@
 // fails one of the four checks with probability below 3e-6 per run.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -113,6 +115,44 @@ TEST(SiteEstimates, MatchWhatEachCallSiteHolds) {
   EXPECT_GT(sampling.at("samples").get<int64_t>(), 100);
   EXPECT_GT(sampling.at("unwind_rules").get<int64_t>(), 3);
   EXPECT_EQ(sampling.at("stacks_left_to_libunwind").get<int64_t>(), 0);
+  EXPECT_FALSE(rt::maps_contain(p.pid(), "libunwind")) << "libunwind loaded though no stack needed it";
+}
+
+// A stack the walker leaves to libunwind (a signal handler's, across the kernel's signal frame)
+// has libunwind loaded at the control thread's next turn; the stacks after that are whole.
+TEST(SiteEstimates, LibunwindIsLoadedForTheStacksTheWalkerLeavesToIt) {
+  rt::TempDir dir;
+  rt::Spawn s;
+  s.argv = {rt::program("handler_stacks")};
+  s.socket_dir = dir.path();
+  s.env["RSR_SAMPLE_INTERVAL_BYTES"] = "4096";  // every 64 KiB block is sampled
+  rt::Process p(s);
+  ASSERT_TRUE(p.started());
+  ASSERT_TRUE(p.read_until([](const std::string& l) { return l == "ready"; }, kLineMs)) << p.describe();
+  ASSERT_TRUE(rt::wait_for_socket(dir.path(), p.pid(), kLineMs));
+  EXPECT_FALSE(rt::maps_contain(p.pid(), "libunwind"));
+  auto raise_signal = [&] {
+    ASSERT_TRUE(p.write("signal\n"));
+    ASSERT_TRUE(p.read_until([](const std::string& l) { return l == "done"; }, kLineMs)) << p.describe();
+  };
+  raise_signal();
+  bool loaded = false;
+  for (int i = 0; i < 100 && !loaded; ++i) {
+    loaded = rt::maps_contain(p.pid(), "libunwind");
+    if (!loaded) usleep(50 * 1000);
+  }
+  EXPECT_TRUE(loaded) << "libunwind not loaded 5 s after a stack asked for it";
+  const rt::Reply status = rt::query(rt::socket_path(dir.path(), p.pid()), R"({"cmd":"status"})");
+  ASSERT_TRUE(status.served()) << status.describe();
+  EXPECT_GE(status.json.at("sampling").at("stacks_left_to_libunwind").get<int64_t>(), 1);
+  for (int i = 0; i < 4; ++i) raise_signal();
+  const nlohmann::json summary = ctl_summary(dir.path(), p.pid());
+  const nlohmann::json* site = find_site(summary, "on_signal");
+  ASSERT_NE(site, nullptr) << "no site with the handler's frame: " << summary.dump().substr(0, 2000);
+  // The handler's stack goes on past the signal frame to main.
+  bool reaches_main = false;
+  for (const auto& frame : site->at("frames")) reaches_main |= frame.value("function", "") == "main";
+  EXPECT_TRUE(reaches_main) << site->dump(2);
 }
 
 }  // namespace
