@@ -210,7 +210,8 @@ TEST(Dup2, OverEveryLowNumber) {
 }
 
 // With every allocation unwound (detailed tracking), a daemon that closes everything and writes
-// its file, starting a short-lived thread now and then whose fresh stack libunwind validates:
+// its file, starting a short-lived thread now and then that allocates in a signal handler too,
+// a stack the library's walker leaves to libunwind, which validates addresses through its pipe:
 // libunwind's validation pipe (x86_64/Ginit.c, write_validate) must never be the file under its
 // old numbers (it would read from it, fail, close it and open a new pipe in its place).
 TEST(StackCapture, CloseAllThenWritesItsFile) {
@@ -221,6 +222,9 @@ TEST(StackCapture, CloseAllThenWritesItsFile) {
   Process p = hostile::start_ready(s, dir.path());
   ASSERT_EQ(command(p, "closeall range", "closed"), "closed") << p.describe();
   EXPECT_EQ(command(p, "file " + (data / "records") + " 4000 threads", "file "), "file ok 4000") << p.describe();
+  bool loaded = false;  // at the control thread's next turn after the first handler's stack
+  for (int i = 0; i < 60 && !(loaded = rt::maps_contain(p.pid(), "libunwind")); ++i) usleep(50 * 1000);
+  EXPECT_TRUE(loaded) << "libunwind was never needed: the pipe went untested";
   hostile::quit(p);
 }
 

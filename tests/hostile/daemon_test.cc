@@ -1,9 +1,10 @@
 // Daemons give up every descriptor they did not open (close_range, a close() loop, or dup2()
 // over every number) and then open their own files. The library's descriptors are then gone or
 // someone else's: it must never write to, truncate or close what now has their numbers. Here a
-// profiling capture is running, samples are taken, and libunwind falls back to validating
-// addresses (frames without unwind information) while the program writes 4,000 records to its
-// own file: every record must be intact, and the capture must end as a write error, readable.
+// profiling capture is running, samples are taken, and libunwind (loaded for the stacks of a
+// signal handler, which the library's walker leaves to it) validates addresses through its pipe
+// while the program writes 4,000 records to its own file: every record must be intact, and the
+// capture must end as a write error, readable.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -45,6 +46,7 @@ TEST_P(Daemon, OwnFileIntactAndCaptureEndsAsWriteError) {
   ASSERT_TRUE(p.started());
   ASSERT_TRUE(p.read_until([](const std::string& l) { return l == "ready"; }, kTimeoutMs)) << p.describe();
   ASSERT_TRUE(rt::wait_for_socket(dir.path(), p.pid(), 10000)) << p.describe();
+  EXPECT_TRUE(rt::maps_contain(p.pid(), "libunwind")) << "the signal handler's stacks did not need libunwind";
   const rt::Reply started =
       rt::query(rt::socket_path(dir.path(), p.pid()), R"({"cmd":"start_profiling","duration_s":30})");
   ASSERT_TRUE(started.served()) << started.describe();

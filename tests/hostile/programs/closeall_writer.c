@@ -1,13 +1,15 @@
 /* A daemon's start: after "go" on stdin it gives up every descriptor it did not open itself, the
  * way daemons do, then writes 4,000 records to its own data file while allocating (through a
- * frame without unwind information), reads the file back and reports whether every record is
- * intact.
+ * frame without unwind information, and in a signal handler, whose stack the library's walker
+ * leaves to libunwind: libunwind is loaded and validates addresses through its pipe), reads the
+ * file back and reports whether every record is intact.
  *   closeall_writer close_range|close_loop|dup2 DATA_FILE
  * close_range: close_range(3, ~0U); close_loop: close() on 3..sysconf(_SC_OPEN_MAX);
  * dup2: the data file is dup2()ed over every number from 3 to 8191 (replacing whatever the
  * library had there), and written through its first number. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,11 @@
 #include "nocfi.h"
 
 enum { kRecords = 4000, kRecordBytes = 64, kDup2Top = 8192, kOwn = 32 };
+
+static void on_signal(int sig) {
+  (void)sig;
+  free(nocfi_alloc(2048));
+}
 
 static void record(char* out, int i) {
   memset(out, '.', kRecordBytes);
@@ -28,7 +35,12 @@ static void record(char* out, int i) {
 int main(int argc, char** argv) {
   if (argc < 3) return 2;
   const char* mode = argv[1];
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigaction(SIGUSR1, &sa, NULL);
   for (int i = 0; i < 1000; ++i) free(nocfi_alloc(4096));
+  for (int i = 0; i < 64; ++i) raise(SIGUSR1);
   printf("ready\n");
   fflush(stdout);
   char line[32];
@@ -60,6 +72,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < kRecords; ++i) {
     /* Enough allocation between records that samples, captures and libunwind all run. */
     for (int k = 0; k < 8; ++k) free(nocfi_alloc(1024 + (size_t)k * 512));
+    if (i % 40 == 0) raise(SIGUSR1);
     record(rec, i);
     if (write(own[i % kOwn], rec, kRecordBytes) != kRecordBytes) return 5;
   }

@@ -11,7 +11,8 @@
  *                         without a client)
  *   file PATH N [threads] write N records to PATH through a fresh descriptor, spread over about
  *                         a second, then read them back; answers "file ok N" or "file bad ...";
- *                         with "threads", a short-lived thread allocates every 200 records
+ *                         with "threads", a short-lived thread allocates every 200 records,
+ *                         also in a signal handler (a stack the library leaves to libunwind)
  *   dup2 PATH MAXFD N     open PATH and dup2() it over every descriptor from 3 to MAXFD (raising
  *                         the soft limit first), write N records through them in turn, read them
  *                         back; answers "dup2 ok N" or "dup2 bad ..."; the copies stay open
@@ -28,6 +29,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -173,10 +175,16 @@ static const char* check_records(const char* path, int n, char* why, size_t cap)
   return "";
 }
 
+static void on_usr2(int sig) {
+  (void)sig;
+  free(malloc(2048));
+}
+
 static void* thread_allocates(void* arg) {
   (void)arg;
   void* p = malloc(4096);
   free(p);
+  raise(SIGUSR2);
   return NULL;
 }
 
@@ -320,6 +328,10 @@ static void fork_exit(int n) {
 }
 
 int main(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_usr2;
+  sigaction(SIGUSR2, &sa, NULL);
   say("ready %d", (int)getpid());
   char line[4096];
   for (;;) {
