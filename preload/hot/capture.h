@@ -114,6 +114,7 @@ struct CaptureTls {
   ScopeBuffer* scope;   // the captured scope open on this thread, if any
   uint64_t rng;
   struct StackMemo* memo;  // the thread's last captured stacks (unwind.h), on the private heap
+  uint8_t memo_next;       // the memo a new stack replaces next
 };
 extern __thread CaptureTls t_capture __attribute__((tls_model("initial-exec")));
 

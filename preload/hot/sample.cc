@@ -214,8 +214,9 @@ void count_depth(int n) {
 namespace {
 
 // The calling thread's stack memos (unwind.h), made at its first captured event; null when the
-// private heap cannot give them. A few, picked by the caller's return address when the hook
-// passed it on: a loop that allocates at two or three places keeps each one's stack.
+// private heap cannot give them. A few: the one whose first frame is the caller the hook passed
+// on (same return address and stack pointer), else the next in turn, so a loop that allocates
+// at a few places keeps each place's stack.
 constexpr int kMemoWays = 4;
 
 StackMemo* thread_memo(const CallerFrame* caller) {
@@ -229,8 +230,14 @@ StackMemo* thread_memo(const CallerFrame* caller) {
     }
   }
   if (!tls.memo) return nullptr;
-  const size_t way = caller ? (caller->pc >> 2) % kMemoWays : 0;
-  return reinterpret_cast<StackMemo*>(reinterpret_cast<char*>(tls.memo) + bytes * way);
+  auto way = [&](unsigned i) { return reinterpret_cast<StackMemo*>(reinterpret_cast<char*>(tls.memo) + bytes * i); };
+  if (!caller) return way(0);
+  for (unsigned i = 0; i < kMemoWays; ++i) {
+    StackMemo* m = way(i);
+    if (m->pc == caller->pc && m->sp == caller->sp) return m;
+  }
+  tls.memo_next = static_cast<uint8_t>((tls.memo_next + 1) % kMemoWays);
+  return way(tls.memo_next);
 }
 
 }  // namespace
