@@ -459,6 +459,10 @@ uintptr_t stack_top(uintptr_t sp) {
   return 0;
 }
 
+}  // namespace
+
+namespace {
+
 std::atomic<uint64_t> g_generation{1};
 
 // Whether the stack still reads what `memo` read, from the same starting registers. rbp is
@@ -495,7 +499,7 @@ struct Recorder {
     if (!memo) return;
     if (is_bp) {
       if (at & 1) {  // cannot be tagged: give the memo up
-        forget(memo);
+        memo->frames_n = 0;
         memo = nullptr;
         return;
       }
@@ -509,12 +513,8 @@ struct Recorder {
     if (bp_from < 0) memo->bp_used = true;
     else memo->loads[bp_from].at &= ~uintptr_t{1};
   }
-  // `m` (if any) no longer holds a stack, so whatever its user records beside it (a site) is
-  // never taken for another.
-  static void forget(StackMemo* m) {
-    if (m) m->frames_n = 0;
-  }
   void finish(const uintptr_t* out, int n, int want) {
+    if (!memo) return;
     int kept = 0;
     for (int i = 0; i < memo->loads_n; ++i)
       if (!(memo->loads[i].at & 1)) memo->loads[kept++] = memo->loads[i];
@@ -552,11 +552,8 @@ int walk(uintptr_t pc, uintptr_t sp, uintptr_t bp, bool exact, uintptr_t* out, i
   if (reused) *reused = false;
   if (memo && want > memo->capacity) memo = nullptr;
   const uintptr_t lo = sp, hi = stack_top(sp);
+  if (hi == 0) return -1;
   Recorder rec;
-  if (hi == 0) {
-    Recorder::forget(memo);
-    return -1;
-  }
   int n = 0;
   for (;;) {
     if (!exact) {
@@ -577,7 +574,7 @@ int walk(uintptr_t pc, uintptr_t sp, uintptr_t bp, bool exact, uintptr_t* out, i
     exact = false;
     if (rule & kUnsupported) {
       g_gave_up.fetch_add(1, std::memory_order_relaxed);
-      Recorder::forget(memo);
+      if (memo) memo->frames_n = 0;
       return -1;
     }
     if (rule & kStop) break;
@@ -610,8 +607,7 @@ int walk(uintptr_t pc, uintptr_t sp, uintptr_t bp, bool exact, uintptr_t* out, i
     rec.loaded(ra_at, pc, false);
     sp = cfa;
   }
-  if (rec.memo) rec.finish(out, n, want);
-  else Recorder::forget(memo);  // the walk kept no frame: the memo must not vouch for another stack
+  rec.finish(out, n, want);
   return n;
 }
 
