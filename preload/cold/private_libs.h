@@ -7,7 +7,7 @@
 //   replace the process's own (libgcc's) exception unwinder.
 // Loaded once, outside any allocation hook, with the guard held: mimalloc by the constructor
 // (it reads the environment, cold/lifecycle.cc says why that cannot wait), libunwind by the
-// control thread when the start-up finishes.
+// control thread once the library's own walker leaves a stack to it.
 #pragma once
 
 #include <dlfcn.h>

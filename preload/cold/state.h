@@ -63,7 +63,7 @@ bool finish_start(bool with_unwinder = false);
 void unwinder_load_if_wanted();
 
 // Control thread (server.cc).
-// Starts the control thread. It waits `quiet_ms` (or less: until a sample wants a stack), then
+// Starts the control thread. It waits `quiet_ms` (or less: until a stack wants libunwind), then
 // finishes the start-up, makes the socket and serves: a process that execs or exits sooner costs
 // a thread's creation and nothing more.
 bool start_control_thread(int64_t quiet_ms);

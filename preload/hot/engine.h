@@ -58,6 +58,7 @@ template <typename T>
 [[gnu::always_inline]] inline T field(const T& f) {
   return __atomic_load_n(&f, __ATOMIC_RELAXED);
 }
+
 inline constexpr int64_t kPeakFlushBytes = 64 * 1024;
 
 extern __thread ThreadState t_state __attribute__((tls_model("initial-exec")));

@@ -168,8 +168,14 @@ int unwind(void** raw, int want, bool every_allocation) {
 // `every_allocation`: detailed mode or a capture, where unw_backtrace's per-thread cache pays
 // off. Kept shallow: a new thread's stack pages are mapped afresh (glibc gives cached stacks
 // back to the kernel), and a sample should not fault in more of them than the program does.
-int capture(uintptr_t* out, int depth, bool every_allocation) {
-  const int n = walk_stack(out, depth, g_stack.self_lo, g_stack.self_hi);
+// `caller`: the program's frame the hook passed on (the walk starts there unless it is the
+// library's own); `memo`, `reused`: as walk_stack's.
+int capture(uintptr_t* out, int depth, bool every_allocation, const CallerFrame* caller = nullptr,
+            StackMemo* memo = nullptr, bool* reused = nullptr) {
+  const StackCapture& sc = g_stack;
+  const int n = caller && (caller->pc < sc.self_lo || caller->pc >= sc.self_hi)
+                    ? walk_stack_from(*caller, out, depth, sc.self_lo, sc.self_hi, memo, reused)
+                    : walk_stack(out, depth, sc.self_lo, sc.self_hi, memo, reused);
   return n >= 0 ? n : capture_with_libunwind(out, depth, every_allocation);
 }
 
@@ -249,18 +255,13 @@ uint32_t capture_stack_id(const CallerFrame* caller) {
   auto* frames = static_cast<uintptr_t*>(__builtin_alloca(sizeof(uintptr_t) * static_cast<size_t>(depth)));
   StackMemo* memo = thread_memo(caller);
   bool reused = false;
-  const StackCapture& sc = g_stack;
-  int n = caller && (caller->pc < sc.self_lo || caller->pc >= sc.self_hi)
-              ? walk_stack_from(*caller, frames, depth, sc.self_lo, sc.self_hi, memo, &reused)
-              : walk_stack(frames, depth, sc.self_lo, sc.self_hi, memo, &reused);
+  const int n = capture(frames, depth, true, caller, memo, &reused);
   uint32_t site;
   if (reused && memo->site != kMemoNoSite) {
     site = memo->site;
   } else {
-    const bool walked = n >= 0;
-    if (!walked) n = capture_with_libunwind(frames, depth, true);
     site = site_intern(frames, n);
-    if (walked && memo) memo->site = site;
+    if (memo) memo->site = site;  // the memo holds these frames, or none (unwind.h)
   }
   guard_leave();
   return site == kNoSite ? 0 : site + 1;

@@ -459,10 +459,6 @@ uintptr_t stack_top(uintptr_t sp) {
   return 0;
 }
 
-}  // namespace
-
-namespace {
-
 std::atomic<uint64_t> g_generation{1};
 
 // Whether the stack still reads what `memo` read, from the same starting registers. rbp is
@@ -499,7 +495,7 @@ struct Recorder {
     if (!memo) return;
     if (is_bp) {
       if (at & 1) {  // cannot be tagged: give the memo up
-        memo->frames_n = 0;
+        forget(memo);
         memo = nullptr;
         return;
       }
@@ -513,8 +509,12 @@ struct Recorder {
     if (bp_from < 0) memo->bp_used = true;
     else memo->loads[bp_from].at &= ~uintptr_t{1};
   }
+  // `m` (if any) no longer holds a stack, so whatever its user records beside it (a site) is
+  // never taken for another.
+  static void forget(StackMemo* m) {
+    if (m) m->frames_n = 0;
+  }
   void finish(const uintptr_t* out, int n, int want) {
-    if (!memo) return;
     int kept = 0;
     for (int i = 0; i < memo->loads_n; ++i)
       if (!(memo->loads[i].at & 1)) memo->loads[kept++] = memo->loads[i];
@@ -552,8 +552,11 @@ int walk(uintptr_t pc, uintptr_t sp, uintptr_t bp, bool exact, uintptr_t* out, i
   if (reused) *reused = false;
   if (memo && want > memo->capacity) memo = nullptr;
   const uintptr_t lo = sp, hi = stack_top(sp);
-  if (hi == 0) return -1;
   Recorder rec;
+  if (hi == 0) {
+    Recorder::forget(memo);
+    return -1;
+  }
   int n = 0;
   for (;;) {
     if (!exact) {
@@ -574,7 +577,7 @@ int walk(uintptr_t pc, uintptr_t sp, uintptr_t bp, bool exact, uintptr_t* out, i
     exact = false;
     if (rule & kUnsupported) {
       g_gave_up.fetch_add(1, std::memory_order_relaxed);
-      if (memo) memo->frames_n = 0;
+      Recorder::forget(memo);
       return -1;
     }
     if (rule & kStop) break;
@@ -607,7 +610,8 @@ int walk(uintptr_t pc, uintptr_t sp, uintptr_t bp, bool exact, uintptr_t* out, i
     rec.loaded(ra_at, pc, false);
     sp = cfa;
   }
-  rec.finish(out, n, want);
+  if (rec.memo) rec.finish(out, n, want);
+  else Recorder::forget(memo);  // the walk kept no frame: the memo must not vouch for another stack
   return n;
 }
 

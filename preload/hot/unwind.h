@@ -52,7 +52,8 @@ StackMemo* stack_memo_init(void* block, int capacity);
 // excluded, and so are the innermost ones in [skip_lo, skip_hi) (the library's own frames):
 // up to `want` of them in `out`. -1 when it cannot walk this stack. With a memo (the calling
 // thread's own), the walk is checked against it first, and remembered; `reused` then says
-// whether it was the memo's stack.
+// whether it was the memo's stack. Afterwards the memo holds the frames returned, or none (the
+// walk kept no frame or gave up), so what its user keeps beside it (a site) belongs to them.
 int walk_stack(uintptr_t* out, int want, uintptr_t skip_lo = 0, uintptr_t skip_hi = 0, StackMemo* memo = nullptr,
                bool* reused = nullptr);
 

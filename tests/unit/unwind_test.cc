@@ -249,4 +249,22 @@ TEST(Walker, ReusesAMemoOnlyForTheSameStack) {
   EXPECT_EQ(a[1].frames, a[0].frames);
 }
 
+// A walk that keeps no frame (every one skipped) leaves the memo holding none: a site recorded
+// beside it afterwards must not be taken for the stack the memo held before.
+TEST(Walker, AWalkThatKeepsNoFrameLeavesTheMemoEmpty) {
+  std::vector<char> block(rsr::hot::stack_memo_bytes(64));
+  rsr::hot::StackMemo* memo = rsr::hot::stack_memo_init(block.data(), 64);
+  MemoWalk first[1];
+  walk_times(false, 1, memo, first);
+  ASSERT_GT(memo->frames_n, 0);
+  uintptr_t out[64];
+  bool reused = true;
+  EXPECT_EQ(rsr::hot::walk_stack(out, 64, 0, UINTPTR_MAX, memo, &reused), 0);
+  EXPECT_FALSE(reused);
+  EXPECT_EQ(memo->frames_n, 0);
+  MemoWalk again[1];
+  walk_times(false, 1, memo, again);
+  EXPECT_FALSE(again[0].reused);
+}
+
 }  // namespace
