@@ -2,16 +2,18 @@
 //
 // Start-up comes in two halves. The constructor does what the hooks need from the first call on:
 // the next allocator (resolved first: hooks work from the very first call, before this
-// constructor), the configuration, the private heap, the tables and the sampler; then it starts
-// the control thread. The control thread does the rest (finish_start): libunwind, the module map,
-// leak detection, the socket. It does so once the program has lived kQuietMs, or at once when a
-// sample wants its stack first (stack.h). A program that exits sooner (a shell's /bin/true, a
-// short command) loads no more and makes no socket.
+// constructor), the configuration, the tables and the sampler; then it starts the control
+// thread. The control thread does the rest (finish_start): the private heap, the module map,
+// leak detection, the socket (and libunwind, once a stack needs it). It does so once the program
+// has lived kQuietMs, or at once when a sample wants libunwind first (stack.h). A program that
+// exits sooner (a shell's /bin/true, a short command) loads no other shared object and makes no
+// socket.
 //
 // The environment is read here only: once main() runs, the program may be rewriting it on its
-// own thread (bash frees arrays while `environ` still points to them). So the private heap
-// cannot wait either: mimalloc reads its options with getenv() in its constructor. libunwind
-// (and liblzma with it) reads nothing of the environment, so the control thread may load it.
+// own thread (bash frees arrays while `environ` still points to them). mimalloc reads its options
+// from `environ` when it is loaded, so the control thread loads it through librsrmem-heap.so,
+// which gives it an empty environment of its own (heap/heap_env.c). libunwind (and liblzma with
+// it) reads nothing of the environment.
 // Any failure leaves the service running with the library passing calls through, after one log
 // line.
 #include <dlfcn.h>
@@ -156,21 +158,15 @@ void fail_engine(const char* why) {
   hot::g_engine.mode.store(hot::kFailed);
 }
 
-// The constructor's half: after it, the hooks count and sample (stacks wait for libunwind).
+// The constructor's half: after it, the hooks count and sample.
 void begin_engine() {
   const Config& c = g_cold.config;
-  if (!load_private_heap()) {
-    fail_engine("libmimalloc.so.2 could not be loaded");
-    return;
-  }
-  g_cold.heap_ok = true;
   const uint64_t blocks = static_cast<uint64_t>(c.max_tracked_blocks) * (c.memory_detailed_tracking ? 32 : 1);
   if (!hot::tables_init(static_cast<uint64_t>(c.max_sites), blocks, static_cast<int>(c.stack_depth))) {
     fail_engine("cannot map the tracking tables");
     return;
   }
   g_cold.tables_ok = true;
-  hot::g_private_ready = true;
   hot::g_stack.depth = static_cast<int>(c.stack_depth);
   module_range_of(reinterpret_cast<const void*>(&begin_engine), &hot::g_stack.self_lo, &hot::g_stack.self_hi);
   hot::g_engine.interval = c.memory_detailed_tracking ? 0 : static_cast<uint64_t>(c.sample_interval_bytes);
@@ -246,6 +242,12 @@ bool finish_start(bool with_unwinder) {
   if (g_cold.started) return hot::g_engine.mode.load() == hot::kActive;
   g_cold.started = true;
   if (hot::g_engine.mode.load() != hot::kActive) return false;
+  if (!load_private_heap()) {
+    fail_engine("librsrmem-heap.so (the private heap, mimalloc) could not be loaded");
+    return false;
+  }
+  g_cold.heap_ok = true;
+  hot::g_private_ready.store(true, std::memory_order_release);
   if (with_unwinder) unwinder_load();
   try {
     refresh_modules();

@@ -1,17 +1,43 @@
 #include "private_libs.h"
 
 #include <dlfcn.h>
+#include <link.h>
+
+#include <cstdio>
+#include <cstring>
 
 #include <libunwind.h>
 
 #include "../hot/private.h"
+#include "config.h"
 #include "../hot/stack.h"
 #include "unwinder_pipe.h"
 
 namespace rsr::cold {
 
+namespace {
+
+// librsrmem-heap.so, beside this library (installed together); by the loader's search when this
+// library's own path has no directory.
+void* open_heap_loader() {
+  constexpr char kName[] = "librsrmem-heap.so";
+  constexpr int kMode = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+  dl_find_object self{};
+  const char* path = nullptr;
+  if (_dl_find_object(reinterpret_cast<void*>(&open_heap_loader), &self) == 0 && self.dlfo_link_map)
+    path = self.dlfo_link_map->l_name;
+  const char* slash = path ? std::strrchr(path, '/') : nullptr;
+  char file[kPathMax];
+  const int dir = slash ? static_cast<int>(slash - path) : 0;
+  if (!slash || dir + sizeof kName + 1 > sizeof file) return dlopen(kName, kMode);
+  std::snprintf(file, sizeof file, "%.*s/%s", dir, path, kName);
+  return dlopen(file, kMode);
+}
+
+}  // namespace
+
 bool load_private_heap() {
-  void* lib = dlopen("libmimalloc.so.2", RTLD_NOW | RTLD_LOCAL);
+  void* lib = open_heap_loader();
   if (!lib) return false;
   hot::PrivateHeap h;
   if (!bind_symbol(lib, "mi_malloc", &h.malloc) || !bind_symbol(lib, "mi_calloc", &h.calloc) ||

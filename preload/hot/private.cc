@@ -5,7 +5,7 @@
 namespace rsr::hot {
 
 constinit PrivateHeap g_private;
-bool g_private_ready = false;
+std::atomic<bool> g_private_ready{false};
 std::atomic<size_t> g_private_bytes{0};
 std::atomic<size_t> g_private_blocks{0};
 

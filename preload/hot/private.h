@@ -28,12 +28,14 @@ struct PrivateHeap {
   size_t (*usable_size)(const void*) = nullptr;
 };
 extern PrivateHeap g_private;
-extern bool g_private_ready;                 // heap loaded and block table mapped
+// Set once the heap is loaded (the control thread does it, cold/lifecycle.cc) and the block table
+// mapped; until then guarded calls go to the next allocator like any other.
+extern std::atomic<bool> g_private_ready;
 extern std::atomic<size_t> g_private_bytes;   // usable bytes the engine holds there
 extern std::atomic<size_t> g_private_blocks;  // its blocks, which also sit in the block table
 
 // True when this call (whose thread is off the fast path) must be served privately.
-[[gnu::always_inline]] inline bool route_private() { return t_state.guard > 0 && g_private_ready; }
+[[gnu::always_inline]] inline bool route_private() { return t_state.guard > 0 && g_private_ready.load(std::memory_order_acquire); }
 
 // Each returns null when the block cannot be served or tracked; the caller then forwards to the
 // next allocator as usual.

@@ -229,7 +229,7 @@ StackMemo* thread_memo(const CallerFrame* caller) {
   CaptureTls& tls = t_capture;
   const int depth = g_stack.depth;
   const size_t bytes = stack_memo_bytes(depth);
-  if (!tls.memo && g_private_ready) {
+  if (!tls.memo && g_private_ready.load(std::memory_order_acquire)) {
     if (auto* block = static_cast<char*>(private_malloc(bytes * kMemoWays))) {
       for (int i = 0; i < kMemoWays; ++i) stack_memo_init(block + bytes * static_cast<size_t>(i), depth);
       tls.memo = reinterpret_cast<StackMemo*>(block);

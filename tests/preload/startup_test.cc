@@ -72,10 +72,10 @@ TEST(Startup, AProcessThatStartsAndExitsCostsFewPageFaults) {
 }
 
 // The shared objects a process loads, from the dynamic loader's own account (LD_DEBUG=files):
-// the program's, plus librsrmem.so and its private heap (mimalloc reads the environment in its
-// constructor, so it is loaded before main(), cold/lifecycle.cc), and nothing else for a process
-// that ends within the start-up's quiet period and takes no sample (the sampling interval is set
-// out of reach): no libstdc++, libm or libgcc_s, no libunwind or liblzma.
+// the program's, plus librsrmem.so, and nothing else for a process that ends within the start-up's
+// quiet period and takes no sample (the sampling interval is set out of reach): no private heap
+// (mimalloc comes with the control thread's half of the start-up), no libstdc++, libm or
+// libgcc_s, no libunwind or liblzma.
 std::vector<std::string> objects_loaded(bool preload, const std::string& dir) {
   rt::Spawn s;
   s.argv = {"/bin/true"};
@@ -101,11 +101,28 @@ TEST(Startup, AShortProcessLoadsNoOtherObjectThanTheLibrary) {
   const std::vector<std::string> monitored = objects_loaded(true, dir.path());
   ASSERT_FALSE(plain.empty());
   plain.push_back("librsrmem.so");
-  plain.push_back("libmimalloc.so.2");
   std::string extra;
   for (const std::string& f : monitored)
     if (std::find(plain.begin(), plain.end(), f) == plain.end()) extra += f + " ";
   EXPECT_EQ(extra, "") << "loaded by the preload before it needed them";
+}
+
+// A process that outlives the quiet period gets the private heap from the control thread, which
+// must not read the environment (the program may be freeing it): mimalloc is loaded with an empty
+// one of its own, so the MIMALLOC_* settings meant for the service's allocator (here: print every
+// option and the statistics at exit) do not reach it.
+TEST(Startup, ThePrivateHeapReadsNoneOfTheProgramsEnvironment) {
+  rt::TempDir dir("rsrstart");
+  rt::Spawn s;
+  s.argv = {"/bin/sleep", "0.3"};
+  s.socket_dir = dir.path();
+  s.env["LD_DEBUG"] = "files";
+  s.env["MIMALLOC_VERBOSE"] = "1";
+  s.env["MIMALLOC_SHOW_STATS"] = "1";
+  const rt::RunResult r = rt::run(s, 10000);
+  EXPECT_EQ(rt::describe_status(r.status), "exit 0");
+  EXPECT_NE(r.err.find("libmimalloc.so.2"), std::string::npos) << "the private heap was not loaded:\n" << r.err.substr(0, 3000);
+  EXPECT_EQ(r.err.find("mimalloc:"), std::string::npos) << "mimalloc read MIMALLOC_*:\n" << r.err.substr(0, 3000);
 }
 
 TEST(Startup, AShortLivedThreadCostsFewPageFaults) {
