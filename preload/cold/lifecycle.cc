@@ -106,6 +106,12 @@ void set_identity() {
   g_cold.pid = getpid();
   g_cold.start_ms = now_ms();
   g_cold.start_mono_ms = monotonic_ms();
+}
+
+// The program's file and the service's name, read when the start-up finishes (a forked child
+// keeps its parent's): reading /proc/self/exe is a path walk through procfs that a process
+// exiting sooner need not pay for.
+void name_program() {
   read_program(g_cold.program, sizeof g_cold.program);
   if (g_cold.config.service_name[0]) {
     snprintf(g_cold.service, sizeof g_cold.service, "%s", g_cold.config.service_name);
@@ -243,11 +249,16 @@ bool finish_start(bool with_unwinder) {
   g_cold.started = true;
   if (hot::g_engine.mode.load() != hot::kActive) return false;
   if (!load_private_heap()) {
-    fail_engine("librsrmem-heap.so (the private heap, mimalloc) could not be loaded");
+    const char* why = dlerror();
+    char what[400];
+    snprintf(what, sizeof what, "the private heap (librsrmem-heap.so, beside the library, and mimalloc) could not be loaded: %s",
+             why ? why : "?");
+    fail_engine(what);
     return false;
   }
   g_cold.heap_ok = true;
   hot::g_private_ready.store(true, std::memory_order_release);
+  name_program();
   if (with_unwinder) unwinder_load();
   try {
     refresh_modules();
