@@ -91,6 +91,7 @@ class SecondUser : public ::testing::Test {
     chmod(bin_.path().c_str(), 0755);
     for (const auto& [from, to] : {std::pair{rt::program("idle"), std::string("idle")},
                                    std::pair{rt::preload_lib(), std::string("librsrmem.so")},
+                                   std::pair{rt::preload_heap_lib(), std::string("librsrmem-heap.so")},
                                    std::pair{rt::ctl_path(), std::string("rsrmemctl")}})
       rt::write_file(bin_ / to, rt::read_file(from), 0755);
     // The shared socket directory, as an administrator creates it.

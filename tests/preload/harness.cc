@@ -91,6 +91,11 @@ bool read_exact(int fd, void* buf, size_t n, Clock::time_point deadline, std::st
 }  // namespace
 
 std::string preload_lib() { return env_path("RSR_TEST_LIB", true); }
+
+std::string preload_heap_lib() {
+  const std::string lib = preload_lib();
+  return lib.substr(0, lib.rfind('/') + 1) + "librsrmem-heap.so";
+}
 std::string program(const std::string& name) { return env_path("RSR_TEST_BIN", true) + "/" + name; }
 std::string ctl_path() { return env_path("RSR_TEST_CTL", false); }
 

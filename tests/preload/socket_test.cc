@@ -224,9 +224,7 @@ TEST_P(PermissionsUnprivileged, OwnerAndRootServedStrangerRefused) {
   chmod(bin.path().c_str(), 0755);
   for (const char* f : {"idle"}) rt::write_file(bin / f, rt::read_file(rt::program(f)), 0755);
   rt::write_file(bin / "librsrmem.so", rt::read_file(rt::preload_lib()), 0755);
-  const std::string lib = rt::preload_lib();
-  const std::string heap = lib.substr(0, lib.rfind('/') + 1) + "librsrmem-heap.so";
-  rt::write_file(bin / "librsrmem-heap.so", rt::read_file(heap), 0755);  // installed together
+  rt::write_file(bin / "librsrmem-heap.so", rt::read_file(rt::preload_heap_lib()), 0755);
   TempDir dir;
   ASSERT_EQ(chown(dir.path().c_str(), kNobody, kNogroup), 0);
 
