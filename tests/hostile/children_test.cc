@@ -100,9 +100,11 @@ INSTANTIATE_TEST_SUITE_P(Parents, FollowChildren, ::testing::ValuesIn(parents())
 
 // A program that frees the environment `environ` points to, from its first instant, as bash does
 // (tests/hostile/programs/env_churn.c): once main() runs, nothing the library does may read the
-// environment. Starting the socket and the private heap from the control thread did: the
-// socket's directory from getenv("XDG_RUNTIME_DIR"), mimalloc's options in its constructor;
-// both read freed memory and crashed such programs (bash under pyenv's python3 shim, 1 run in 40).
+// environment. Starting the socket from the control thread did (the socket's directory from
+// getenv("XDG_RUNTIME_DIR")), and so does loading mimalloc there directly (it reads its options
+// from `environ` when it is loaded): both read freed memory and crashed such programs (bash under
+// pyenv's python3 shim, 1 run in 40; this program at its first run). The control thread loads
+// mimalloc through librsrmem-heap.so, which gives it an empty environment of its own.
 TEST(Environment, RewrittenByTheProgramWhileMonitoringStarts) {
   TempDir dir;
   for (int run = 0; run < 30; ++run) {
