@@ -17,8 +17,8 @@ namespace rsr::cold {
 
 namespace {
 
-// librsrmem-heap.so, beside this library (installed together); by the loader's search when this
-// library's own path has no directory.
+// librsrmem-heap.so, beside this library (installed together); else wherever the loader's search
+// finds one (a copy of the library run from elsewhere, the package installed).
 void* open_heap_loader() {
   constexpr char kName[] = "librsrmem-heap.so";
   constexpr int kMode = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
@@ -31,7 +31,8 @@ void* open_heap_loader() {
   const int dir = slash ? static_cast<int>(slash - path) : 0;
   if (!slash || dir + sizeof kName + 1 > sizeof file) return dlopen(kName, kMode);
   std::snprintf(file, sizeof file, "%.*s/%s", dir, path, kName);
-  return dlopen(file, kMode);
+  if (void* beside = dlopen(file, kMode)) return beside;
+  return dlopen(kName, kMode);
 }
 
 }  // namespace

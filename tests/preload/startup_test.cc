@@ -125,6 +125,33 @@ TEST(Startup, ThePrivateHeapReadsNoneOfTheProgramsEnvironment) {
   EXPECT_EQ(r.err.find("mimalloc:"), std::string::npos) << "mimalloc read MIMALLOC_*:\n" << r.err.substr(0, 3000);
 }
 
+// The heap comes through librsrmem-heap.so beside the library, else wherever the loader's search
+// finds one (a copy of the library run from elsewhere); with none, monitoring turns off with one
+// line that names it, and the program runs on.
+TEST(Startup, ACopyOfTheLibraryFindsItsHeapLoaderOrSaysItIsMissing) {
+  rt::TempDir dir("rsrstart");
+  rt::TempDir bin("rsrlib");
+  rt::write_file(bin / "librsrmem.so", rt::read_file(rt::preload_lib()), 0755);
+  const std::string heap = rt::preload_heap_lib();
+  for (const bool searched : {true, false}) {
+    rt::Spawn s;
+    s.argv = {"/bin/sleep", "0.3"};
+    s.preload_path = bin / "librsrmem.so";
+    s.socket_dir = dir.path();
+    s.env["LD_DEBUG"] = "files";
+    s.env["LD_LIBRARY_PATH"] = searched ? heap.substr(0, heap.rfind('/')) : "";
+    const rt::RunResult r = rt::run(s, 10000);
+    EXPECT_EQ(rt::describe_status(r.status), "exit 0") << r.err.substr(0, 3000);
+    if (searched) {
+      EXPECT_NE(r.err.find("libmimalloc.so.2"), std::string::npos) << r.err.substr(0, 3000);
+      EXPECT_EQ(r.err.find("could not be loaded"), std::string::npos) << r.err.substr(0, 3000);
+    } else {
+      EXPECT_NE(r.err.find("librsrmem-heap.so: cannot open"), std::string::npos) << r.err.substr(0, 3000);
+      EXPECT_NE(r.err.find("monitoring is off"), std::string::npos) << r.err.substr(0, 3000);
+    }
+  }
+}
+
 TEST(Startup, AShortLivedThreadCostsFewPageFaults) {
   rt::TempDir dir("rsrstart");
   const std::vector<std::string> preload = {"LD_PRELOAD=" + rt::preload_lib(), "RSR_SOCKET_DIR=" + dir.path()};
