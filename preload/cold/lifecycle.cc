@@ -251,7 +251,8 @@ bool finish_start(bool with_unwinder) {
   if (!load_private_heap()) {
     const char* why = dlerror();
     char what[400];
-    snprintf(what, sizeof what, "the private heap (librsrmem-heap.so, beside the library, and mimalloc) could not be loaded: %s",
+    snprintf(what, sizeof what,
+             "the private heap (librsrmem-heap.so, beside the library, and mimalloc) could not be loaded: %s",
              why ? why : "?");
     fail_engine(what);
     return false;

@@ -9,8 +9,8 @@
 #include <libunwind.h>
 
 #include "../hot/private.h"
-#include "config.h"
 #include "../hot/stack.h"
+#include "config.h"
 #include "unwinder_pipe.h"
 
 namespace rsr::cold {
