@@ -121,7 +121,9 @@ void* alloc_sample_ret(ThreadState& t, void* p, size_t usable);
 [[gnu::always_inline]] inline void* on_alloc(void* p) {
   ThreadState& t = t_state;
   if (t.fast != 1) [[unlikely]] return alloc_slow_ret(t, p);
-  const size_t usable = real::glibc_usable_size(p);
+  const size_t header = real::glibc_chunk_header(p);
+  if (header & real::kChunkMmapped) [[unlikely]] return alloc_slow_ret(t, p);
+  const size_t usable = real::glibc_heap_usable(header);
   add_relaxed(t.allocs, 1);
   add_relaxed(t.alloc_bytes, usable);
   if ((t.until_flush -= static_cast<int64_t>(usable)) < 0) [[unlikely]] return alloc_flush_ret(t, p, usable);
@@ -138,7 +140,9 @@ void free_slow_then_next(ThreadState& t, void* p);
   ThreadState& t = t_state;
   if (filter_hit(p)) [[unlikely]] return free_tracked_then_next(t, p);
   if (t.fast != 1) [[unlikely]] return free_slow_then_next(t, p);
-  tally_free(t, real::glibc_usable_size(p));
+  const size_t header = real::glibc_chunk_header(p);
+  if (header & real::kChunkMmapped) [[unlikely]] return free_slow_then_next(t, p);
+  tally_free(t, real::glibc_heap_usable(header));
   real::fn.free(p);
 }
 
@@ -149,8 +153,11 @@ void free_slow_then_next(ThreadState& t, void* p);
   ThreadState& t = t_state;
   if (filter_hit(p)) [[unlikely]] return free_tracked(t, p);
   if (t.fast == 1) [[likely]] {
-    tally_free(t, real::glibc_usable_size(p));
-    return false;
+    const size_t header = real::glibc_chunk_header(p);
+    if (!(header & real::kChunkMmapped)) [[likely]] {
+      tally_free(t, real::glibc_heap_usable(header));
+      return false;
+    }
   }
   free_slow(t, p);
   return false;
