@@ -53,8 +53,7 @@ extern bool g_glibc_chunks;
 extern const char* g_shadowed_by;
 inline constexpr const char* kShadowedByProgram = "the program itself";
 
-// Usable size of a live glibc block, read from its chunk header: what glibc's
-// malloc_usable_size returns, without the call. Only valid when g_glibc_chunks.
+// A live glibc block's chunk header (the word before it). Only valid when g_glibc_chunks.
 [[gnu::always_inline]] inline size_t glibc_chunk_header(const void* p) { return static_cast<const size_t*>(p)[-1]; }
 // Bit 1 (IS_MMAPPED): such chunks (each its own mapping, 128 KiB and up by default) carry a
 // two-word header; the others share the next chunk's first word.
@@ -62,6 +61,8 @@ inline constexpr size_t kChunkMmapped = 2;
 // The usable size of a chunk that is not mmapped, from its header. The fast paths test the bit
 // and leave mmapped chunks to the slow path: two instructions fewer per call than the full size.
 [[gnu::always_inline]] inline size_t glibc_heap_usable(size_t header) { return (header & ~size_t{7}) - sizeof(size_t); }
+// Usable size of any live glibc block, from its chunk header: what glibc's malloc_usable_size
+// returns, without the call.
 [[gnu::always_inline]] inline size_t glibc_usable_size(const void* p) {
   const size_t header = glibc_chunk_header(p);
   return glibc_heap_usable(header) - ((header & kChunkMmapped) << 2);  // << 2: that extra 8

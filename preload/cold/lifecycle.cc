@@ -252,7 +252,8 @@ bool finish_start(bool with_unwinder) {
     const char* why = dlerror();
     char what[400];
     snprintf(what, sizeof what,
-             "the private heap (librsrmem-heap.so, beside the library, and mimalloc) could not be loaded: %s",
+             "the private heap (librsrmem-heap.so, beside the library or on the loader's path, and mimalloc) "
+             "could not be loaded: %s",
              why ? why : "?");
     fail_engine(what);
     return false;

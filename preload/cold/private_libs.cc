@@ -29,9 +29,10 @@ void* open_heap_loader() {
   const char* slash = path ? std::strrchr(path, '/') : nullptr;
   char file[kPathMax];
   const int dir = slash ? static_cast<int>(slash - path) : 0;
-  if (!slash || dir + sizeof kName + 1 > sizeof file) return dlopen(kName, kMode);
-  std::snprintf(file, sizeof file, "%.*s/%s", dir, path, kName);
-  if (void* beside = dlopen(file, kMode)) return beside;
+  if (slash && dir + sizeof kName + 1 <= sizeof file) {
+    std::snprintf(file, sizeof file, "%.*s/%s", dir, path, kName);
+    if (void* beside = dlopen(file, kMode)) return beside;
+  }
   return dlopen(kName, kMode);
 }
 

@@ -27,8 +27,8 @@ bool bind_symbol(void* lib, const char* name, F* out) {
 void* heap_alloc(size_t n);
 void heap_free(void* p);
 
-// Loads mimalloc (through librsrmem-heap.so, beside this library) into hot::g_private. False
-// (and the private heap unusable) when it cannot be loaded.
+// Loads mimalloc (through librsrmem-heap.so, beside this library or on the loader's path) into
+// hot::g_private. False (and the private heap unusable) when it cannot be loaded.
 bool load_private_heap();
 // Loads libunwind and installs its unw_backtrace into the stack capture. False when missing.
 bool load_unwinder();

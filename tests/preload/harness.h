@@ -24,8 +24,8 @@ namespace rt {
 
 // Paths from the environment; fails the test (and returns "") when unset.
 std::string preload_lib();
-// librsrmem-heap.so, which the library loads its private heap through from its own directory: a
-// copy of the library elsewhere needs a copy of it beside.
+// librsrmem-heap.so, which the library loads its private heap through, from its own directory
+// first: a copy of the library elsewhere gets a copy of it beside.
 std::string preload_heap_lib();
 std::string program(const std::string& name);  // $RSR_TEST_BIN/name
 std::string ctl_path();                        // "" when not configured
