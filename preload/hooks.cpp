@@ -42,10 +42,7 @@ namespace {
   return rsr::hot::on_alloc(p);
 }
 
-[[gnu::always_inline]] inline void release(void* p) {
-  if (p == nullptr) return;
-  rsr::hot::free_to_next(p);
-}
+[[gnu::always_inline]] inline void release(void* p) { rsr::hot::free_to_next(p); }  // p may be null
 
 // The program's C++ runtime (libstdc++, or any with the Itanium ABI), looked up when an
 // allocation fails: rare, so nothing is cached. Its handler is the one std::set_new_handler set;
@@ -86,8 +83,8 @@ bool is_private(const void* p) {
   return rsr::hot::filter_hit(p) && rsr::hot::block_find(p) == rsr::hot::Tracked::kPrivate;
 }
 
-void* new_or_throw(size_t n) {
-  if (n == 0) n = 1;
+// operator new's way when the fast path may not run, or when the allocation failed.
+[[gnu::noinline]] void* new_slowly(size_t n) {
   RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_malloc(n));
   for (;;) {
     if (void* p = fn.malloc(n)) [[likely]] return rsr::hot::on_alloc(p);
@@ -95,6 +92,14 @@ void* new_or_throw(size_t n) {
     if (!h) throw_bad_alloc();
     h();
   }
+}
+
+void* new_or_throw(size_t n) {
+  if (n == 0) n = 1;
+  if (rsr::hot::t_state.fast == 1) [[likely]] {
+    if (void* p = fn.malloc(n)) [[likely]] return rsr::hot::on_alloc_fast(p);
+  }
+  return new_slowly(n);
 }
 
 // operator new's alignment, at least what posix_memalign accepts.
@@ -146,9 +151,24 @@ bool valid_alignment(size_t align) { return align >= sizeof(void*) && (align & (
 
 #define RSR_EXPORT extern "C" __attribute__((visibility("default")))
 
-RSR_EXPORT void* malloc(size_t n) {
+namespace {
+
+// malloc's way when the fast path may not run: the guard's calls go to the private heap, the
+// rest to the next allocator and the slow path.
+[[gnu::noinline]] void* malloc_slowly(size_t n) {
   RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_malloc(n));
   return track(fn.malloc(n));
+}
+
+}  // namespace
+
+// The fast byte is tested once, before the call: the fast path then needs no register of its
+// own across the call.
+RSR_EXPORT void* malloc(size_t n) {
+  if (rsr::hot::t_state.fast != 1) [[unlikely]] return malloc_slowly(n);
+  void* p = fn.malloc(n);
+  if (p == nullptr) [[unlikely]] return p;
+  return rsr::hot::on_alloc_fast(p);
 }
 
 RSR_EXPORT void free(void* p) { release(p); }

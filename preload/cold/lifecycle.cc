@@ -181,6 +181,7 @@ void begin_engine() {
   hot::SamplerState& sampler = hot::t_state.sampler;
   sampler.bytes_until_sample =
       hot::g_engine.interval == 0 || sampler.rng == 0 ? 0 : hot::sampler_next_interval(sampler, hot::g_engine.interval);
+  hot::countdown_arm(hot::t_state.countdown, sampler);
   publish_caches();
   hot::g_api.caches_on.store(c.cache_metrics_enabled, std::memory_order_relaxed);
   hot::g_api.on.store(true, std::memory_order_relaxed);

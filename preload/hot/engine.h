@@ -12,10 +12,16 @@
 // Everything else (first call of a thread, recursion from the engine, pass-through, another
 // allocator) takes the out-of-line slow path, which decides.
 //
-// Cost, not sampled: allocation = gate test, header load, two counter updates, the sampler's
-// subtract-and-test and the peak counter's; free = bootstrap-range test, gate test, header load,
-// two counter updates, one byte load from the sampled-block filter. A profiling capture
+// Cost, not sampled: allocation = gate test (before the call to the next allocator), header
+// load, two counter updates, one subtract-and-test of the countdown; free = gate test, header
+// load, two counter updates, one byte load from the sampled-block filter. A profiling capture
 // (capture.h) turns the gate off while it runs, so it costs nothing when none runs.
+//
+// The countdown. Two things happen every so many allocated bytes: the sampler's next mark
+// (sampler.h) and the fold of the thread's live bytes into the process's peak (every
+// kPeakFlushBytes). The fast path counts down to the nearer of the two only; the slow path
+// (countdown_expired) charges the bytes counted down since it was armed to both, does what is
+// due, and arms it again.
 #pragma once
 
 #include <atomic>
@@ -35,9 +41,9 @@ struct ThreadState {
   uint64_t frees;
   uint64_t alloc_bytes;
   uint64_t free_bytes;
-  int64_t until_flush;   // bytes to allocate before the live total is folded into the peak
+  Countdown countdown;   // bytes to allocate before the slow path runs (see above)
   int64_t flushed_net;   // alloc_bytes - free_bytes at the last fold
-  SamplerState sampler;
+  SamplerState sampler;  // its bytes_until_sample as of the countdown's arming
   int32_t guard;         // > 0: inside the engine or an engine thread; calls pass through
   uint8_t fast;          // 1: the fast path may run (see above)
   uint8_t registered;    // kUnregistered, kRegistered, kRetired
@@ -46,7 +52,7 @@ struct ThreadState {
   uint8_t unwinding;     // 1 while inside libunwind (sample.cc); read by the fork handler
   uint8_t in_next;       // 1 while asking the next allocator something (next_usable_size)
 };
-static_assert(sizeof(ThreadState) <= 80, "ThreadState must stay small: it is in every thread's TLS");
+static_assert(sizeof(ThreadState) <= 88, "ThreadState must stay small: it is in every thread's TLS");
 
 inline constexpr uint8_t kUnregistered = 0, kRegistered = 1, kRetired = 2;
 
@@ -59,7 +65,7 @@ template <typename T>
   return __atomic_load_n(&f, __ATOMIC_RELAXED);
 }
 
-inline constexpr int64_t kPeakFlushBytes = 64 * 1024;
+inline constexpr int32_t kPeakFlushBytes = 64 * 1024;
 
 extern __thread ThreadState t_state __attribute__((tls_model("initial-exec")));
 
@@ -77,17 +83,21 @@ extern bool g_passthrough;
 // Counting filter over sampled blocks' addresses: zero means "certainly not sampled".
 inline constexpr int kFilterBits = 16;
 extern std::atomic<uint8_t> g_filter[size_t{1} << kFilterBits];
+// Knuth's multiplicative hash of the address's low 32 bits, two instructions: blocks are 16-byte
+// aligned, so the product's top bits mix address bits 4 to 31 (blocks 4 GiB apart share a slot).
 [[gnu::always_inline]] inline size_t filter_index(const void* p) {
-  return static_cast<size_t>((reinterpret_cast<uintptr_t>(p) >> 4) * 0x9E3779B97F4A7C15ULL >>
-                             (64 - kFilterBits));
+  return static_cast<uint32_t>(static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p)) * 0x9E3779B1u) >>
+         (32 - kFilterBits);
 }
 
 // Out of line (threads.cc / sample.cc).
 struct CallerFrame;  // unwind.h
 void alloc_slow(ThreadState& t, void* p, const CallerFrame* caller = nullptr);
 void free_slow(ThreadState& t, void* p);
-void flush_peak(ThreadState& t);
 void sample_slow(ThreadState& t, void* p, size_t usable);
+// The countdown ran out on an allocation of `usable` bytes at `p` (already counted): folds the
+// peak and samples as due, then arms the countdown again.
+void countdown_expired(ThreadState& t, void* p, size_t usable);
 bool free_tracked(ThreadState& t, void* p);
 
 // The owner thread is the only writer of its counters; readers load them whole (relaxed). One
@@ -100,7 +110,6 @@ bool free_tracked(ThreadState& t, void* p);
 [[gnu::always_inline]] inline void tally_alloc(ThreadState& t, size_t usable) {
   add_relaxed(t.allocs, 1);
   add_relaxed(t.alloc_bytes, usable);
-  if ((t.until_flush -= static_cast<int64_t>(usable)) < 0) [[unlikely]] flush_peak(t);
 }
 
 [[gnu::always_inline]] inline void tally_free(ThreadState& t, size_t usable) {
@@ -116,24 +125,30 @@ bool free_tracked(ThreadState& t, void* p);
 // fast path is a call that returns `p` too, in tail position, so the hook keeps nothing in
 // callee-saved registers around it (threads.cc, sample.cc).
 void* alloc_slow_ret(ThreadState& t, void* p);
-void* alloc_flush_ret(ThreadState& t, void* p, size_t usable);   // the peak's fold, then the sampler
-void* alloc_sample_ret(ThreadState& t, void* p, size_t usable);
-[[gnu::always_inline]] inline void* on_alloc(void* p) {
+void* alloc_countdown_ret(ThreadState& t, void* p, size_t usable);
+// The fast half: the hook tested `fast` before it called the next allocator. A capture that
+// starts during that call misses this one allocation (its free is then one of a block the
+// capture never saw allocated, as for every block older than the capture).
+[[gnu::always_inline]] inline void* on_alloc_fast(void* p) {
   ThreadState& t = t_state;
-  if (t.fast != 1) [[unlikely]] return alloc_slow_ret(t, p);
   const size_t header = real::glibc_chunk_header(p);
   if (header & real::kChunkMmapped) [[unlikely]] return alloc_slow_ret(t, p);
   const size_t usable = real::glibc_heap_usable(header);
   add_relaxed(t.allocs, 1);
   add_relaxed(t.alloc_bytes, usable);
-  if ((t.until_flush -= static_cast<int64_t>(usable)) < 0) [[unlikely]] return alloc_flush_ret(t, p, usable);
-  if (sampler_take(t.sampler, usable)) [[unlikely]] return alloc_sample_ret(t, p, usable);
+  if ((t.countdown.left -= static_cast<int64_t>(usable)) < 0) [[unlikely]] return alloc_countdown_ret(t, p, usable);
   return p;
 }
+[[gnu::always_inline]] inline void* on_alloc(void* p) {
+  if (t_state.fast != 1) [[unlikely]] return alloc_slow_ret(t_state, p);
+  return on_alloc_fast(p);
+}
 
-// free(p), p non-null: counts it and hands it to the next allocator, unless it is the engine's
-// own (a private or a bootstrap block). The same shape: the ways off the fast path finish the
-// whole call themselves, in tail position.
+// free(p): counts it and hands it to the next allocator, unless it is the engine's own (a
+// private or a bootstrap block). The same shape: the ways off the fast path finish the whole
+// call themselves, in tail position. A null `p` needs no test of its own: the filter's slot of
+// address 0 is raised for good before any thread's fast byte is (set_fast), so null takes a way
+// off the fast path, and both return at once for it.
 void free_tracked_then_next(ThreadState& t, void* p);
 void free_slow_then_next(ThreadState& t, void* p);
 [[gnu::always_inline]] inline void free_to_next(void* p) {

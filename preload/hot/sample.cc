@@ -287,13 +287,8 @@ void release_thread_memo() {
   return false;
 }
 
-void* alloc_sample_ret(ThreadState& t, void* p, size_t usable) {
-  sample_slow(t, p, usable);
-  return p;
-}
-
 void free_tracked_then_next(ThreadState& t, void* p) {
-  if (!free_tracked(t, p)) real::fn.free(p);
+  if (p != nullptr && !free_tracked(t, p)) real::fn.free(p);
 }
 
 void stack_atfork_prepare() {

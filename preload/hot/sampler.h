@@ -12,9 +12,9 @@
 // counts with 1/p(s). Because the exponential distribution is memoryless, the counter can be
 // redrawn from scratch after each sample instead of carrying the overshoot.
 //
-// Cost. The fast path is one subtraction and a sign test on a thread-local counter:
-//     if ((state.bytes_until_sample -= s) >= 0) return false;
-// Everything else (seeding, drawing, the weight) is out of line in sampler.cc.
+// Cost. The fast path is one subtraction and a sign test on a thread-local counter, shared with
+// the peak's fold (engine.h, the countdown). Everything else (seeding, drawing, the weight) is
+// out of line in sampler.cc.
 #pragma once
 
 #include <cstddef>
@@ -35,15 +35,37 @@ struct SampleWeight {
 };
 inline constexpr uint64_t kBlockScale = 1024;
 
-// Fast path: true when this allocation of `size` bytes must be sampled.
-[[gnu::always_inline]] inline bool sampler_take(SamplerState& s, size_t size) {
-  s.bytes_until_sample -= static_cast<int64_t>(size);
-  return s.bytes_until_sample < 0;
+// One countdown for two byte clocks (engine.h): the sampler's next mark and the peak's next fold.
+// The fast path subtracts each allocation from `left` and tests its sign; when it goes below
+// zero, countdown_charge() charges the bytes counted since the arming to both clocks (the peak's
+// is set again when its fold is due), the caller samples if bytes_until_sample went below zero
+// (sampler_redraw), and countdown_arm() arms it for the nearer of the two.
+struct Countdown {
+  int64_t left;       // the fast path's
+  int32_t armed;      // `left` when armed: the nearer clock, at most `fold_every`
+  int32_t peak_left;  // bytes before the peak's next fold, as of the arming
+};
+
+// True when the peak's fold is due (its clock is then set to `fold_every` again).
+inline bool countdown_charge(Countdown& c, SamplerState& s, int32_t fold_every) {
+  const int64_t used = c.armed - c.left;  // the allocation that ran it out included
+  s.bytes_until_sample -= used;
+  const int64_t peak = c.peak_left - used;
+  c.peak_left = peak >= 0 ? static_cast<int32_t>(peak) : fold_every;
+  return peak < 0;
 }
 
-// Slow path, after sampler_take returned true for an allocation of `size` bytes. Redraws the
-// interval and says whether the allocation is a sample. The first call of a thread seeds the
-// generator and draws the thread's first interval, then decides as the fast path would have.
+inline void countdown_arm(Countdown& c, const SamplerState& s) {
+  int64_t next = s.bytes_until_sample < c.peak_left ? s.bytes_until_sample : c.peak_left;
+  if (next < 0) next = 0;
+  c.armed = static_cast<int32_t>(next);
+  c.left = next;
+}
+
+// Slow path, once bytes_until_sample went below zero with an allocation of `size` bytes (that
+// allocation holds the mark). Redraws the interval and says whether the allocation is a sample.
+// The first call of a thread seeds the generator and draws the thread's first interval, then
+// decides as if that interval had been drawn before the allocation.
 // `interval` is the mean in bytes; 0 means "sample everything" (detailed tracking).
 bool sampler_redraw(SamplerState& s, uint64_t interval, size_t size);
 

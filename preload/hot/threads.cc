@@ -57,6 +57,7 @@ void set_fast(ThreadState& t) {
     return;
   }
   if (t.fast == 1) return;
+  g_filter[filter_index(nullptr)].store(255, std::memory_order_relaxed);  // free(NULL): see free_to_next
   __atomic_store_n(&t.fast, 1, __ATOMIC_SEQ_CST);
   if (g_capture.epoch.load(std::memory_order_seq_cst) != 0) __atomic_store_n(&t.fast, 0, __ATOMIC_RELAXED);
 }
@@ -142,7 +143,6 @@ void try_register(ThreadState& t) {
     ++t.guard;
     pthread_setspecific(g_key, &t);
     --t.guard;
-    t.until_flush = kPeakFlushBytes;
     t.registered = kRegistered;
     set_fast(t);
   }
@@ -171,7 +171,7 @@ void alloc_slow(ThreadState& t, void* p, const CallerFrame* caller) {
   const size_t usable = next_usable_size(t, p);
   if (field(t.registered) == kRegistered && !field(t.registering)) tally_alloc(t, usable);
   else count_global(static_cast<int64_t>(usable));
-  if (field(t.guard) == 0 && sampler_take(t.sampler, usable)) sample_slow(t, p, usable);
+  if (field(t.guard) == 0 && (t.countdown.left -= static_cast<int64_t>(usable)) < 0) countdown_expired(t, p, usable);
   if (capture_wanted()) [[unlikely]] capture_event(t, kEventAlloc, p, usable, caller);
   else if (field(t.guard) == 0 && field(t.registered) == kRegistered) set_fast(t);  // a capture ended
 }
@@ -211,23 +211,26 @@ namespace rsr::hot {
       "jmp rsr_alloc_slow_from\n\t");
 }
 
-void* alloc_flush_ret(ThreadState& t, void* p, size_t usable) {
-  flush_peak(t);
-  if (sampler_take(t.sampler, usable)) sample_slow(t, p, usable);
+void* alloc_countdown_ret(ThreadState& t, void* p, size_t usable) {
+  countdown_expired(t, p, usable);
   return p;
 }
 
 void free_slow_then_next(ThreadState& t, void* p) {
+  if (p == nullptr) return;
   free_slow(t, p);
   real::fn.free(p);
 }
 
-void flush_peak(ThreadState& t) {
-  const int64_t net = net_of(t);
-  const int64_t delta = net - t.flushed_net;
-  t.flushed_net = net;
-  t.until_flush = kPeakFlushBytes;
-  fold_live(delta);
+void countdown_expired(ThreadState& t, void* p, size_t usable) {
+  if (countdown_charge(t.countdown, t.sampler, kPeakFlushBytes)) {
+    const int64_t net = net_of(t);
+    const int64_t delta = net - t.flushed_net;
+    t.flushed_net = net;
+    fold_live(delta);
+  }
+  if (t.sampler.bytes_until_sample < 0) sample_slow(t, p, usable);
+  countdown_arm(t.countdown, t.sampler);
 }
 
 void undo_free(size_t usable) {

@@ -14,7 +14,10 @@
 //    twenty calls per sample in a new thread; the library's own walker makes none.
 //  - A malloc(32)+free pair, in instructions (callgrind): the hooks added 69 (143 -> 212); the
 //    bootstrap range test moved into the sampled-block filter, single-instruction counter
-//    updates and fast paths that end in tail calls brought that to about 50.
+//    updates and fast paths that end in tail calls brought that to about 50; mmapped chunks sent
+//    to the slow path to 46; one countdown for the sampler and the peak's fold, malloc's gate
+//    tested once (before its call), a two-instruction filter hash and free(NULL) sent off the
+//    fast path by the filter to 35.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -219,7 +222,7 @@ TEST(Hooks, AMallocFreePairCostsFewInstructions) {
   const double rsr = static_cast<double>(rsr_large - rsr_small) / (large - small);
   std::printf("[ hooks    ] malloc(32)+free: %.1f instructions plain, %.1f under the preload (+%.1f)\n", plain, rsr,
               rsr - plain);
-  EXPECT_LT(rsr - plain, 48.0);
+  EXPECT_LT(rsr - plain, 38.0);
 }
 
 }  // namespace

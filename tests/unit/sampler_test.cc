@@ -23,15 +23,37 @@ using rsr::hot::kBlockScale;
 using rsr::hot::sample_weight;
 using rsr::hot::sampler_next_interval;
 using rsr::hot::sampler_redraw;
-using rsr::hot::sampler_take;
+using rsr::hot::Countdown;
+using rsr::hot::countdown_arm;
+using rsr::hot::countdown_charge;
 using rsr::hot::SamplerState;
 using rsr::hot::SampleWeight;
 
 constexpr double kSigmas = 6.0;
 
-// What the preload's hook does for one allocation.
-bool sample(SamplerState& s, uint64_t interval, size_t size) {
-  return sampler_take(s, size) && sampler_redraw(s, interval, size);
+constexpr int32_t kFoldEvery = 64 * 1024;  // the peak's fold (engine.h, kPeakFlushBytes)
+
+// A thread's sampler and the countdown its hooks run on (engine.h).
+struct Thread {
+  SamplerState s{};
+  Countdown c{};
+  uint64_t folds = 0;
+};
+
+// What the preload's hooks do for one allocation: the fast path's subtraction, then the slow
+// path's charge, fold, sample and arming.
+bool sample(Thread& t, uint64_t interval, size_t size) {
+  if ((t.c.left -= static_cast<int64_t>(size)) >= 0) return false;
+  if (countdown_charge(t.c, t.s, kFoldEvery)) ++t.folds;
+  const bool taken = t.s.bytes_until_sample < 0 && sampler_redraw(t.s, interval, size);
+  countdown_arm(t.c, t.s);
+  return taken;
+}
+
+// The sampler on a counter of its own, as if it had no countdown to share.
+bool sample_alone(SamplerState& s, uint64_t interval, size_t size) {
+  s.bytes_until_sample -= static_cast<int64_t>(size);
+  return s.bytes_until_sample < 0 && sampler_redraw(s, interval, size);
 }
 
 double p_sample(double size, double interval) { return -std::expm1(-size / interval); }
@@ -125,7 +147,7 @@ class SamplerFixedSize : public ::testing::TestWithParam<FixedCase> {};
 
 TEST_P(SamplerFixedSize, ProbabilityIsOneMinusExp) {
   const auto [T, size, trials] = GetParam();
-  SamplerState s{};
+  Thread s;
   uint64_t hits = 0;
   for (int i = 0; i < trials; ++i) hits += sample(s, T, size) ? 1 : 0;
   expect_binomial(hits, trials, p_sample(static_cast<double>(size), static_cast<double>(T)), "fixed size",
@@ -142,7 +164,7 @@ INSTANTIATE_TEST_SUITE_P(Sizes, SamplerFixedSize,
                                            FixedCase{1024, 333, 200000}));       // p = 0.278
 
 TEST(SamplerFixedSize, HugeAllocationIsAlmostAlwaysSampled) {
-  SamplerState s{};
+  Thread s;
   int hits = 0;
   for (int i = 0; i < 10000; ++i) hits += sample(s, 524288, 64u << 20) ? 1 : 0;  // p = 1 - e^-128
   EXPECT_EQ(hits, 10000);
@@ -150,10 +172,11 @@ TEST(SamplerFixedSize, HugeAllocationIsAlmostAlwaysSampled) {
 
 // Between samples the counter must not get stuck sampling everything.
 TEST(SamplerFixedSize, CounterIsPositiveAfterARedraw) {
-  SamplerState s{};
+  Thread s;
   for (int i = 0; i < 100000; ++i) {
     if (sample(s, 4096, 1000)) {
-      ASSERT_GE(s.bytes_until_sample, 1);
+      ASSERT_GE(s.s.bytes_until_sample, 1);
+      ASSERT_GE(s.c.left, 1);
     }
   }
 }
@@ -169,16 +192,15 @@ TEST_P(SamplerFirstAllocation, IsSampledWithTheRightProbability) {
   const size_t size = static_cast<size_t>(GetParam() * T);
   constexpr int kStates = 200000;
   // Distinct addresses, as distinct threads have.
-  auto states = std::make_unique<SamplerState[]>(kStates);
-  for (int i = 0; i < kStates; ++i) states[i] = SamplerState{};
+  auto states = std::make_unique<Thread[]>(kStates);
   uint64_t hits = 0;
   for (int i = 0; i < kStates; ++i) hits += sample(states[i], T, size) ? 1 : 0;
   expect_binomial(hits, kStates, p_sample(static_cast<double>(size), static_cast<double>(T)),
                   "first allocation of fresh states");
   // Every state was seeded and left with a usable counter.
   for (int i = 0; i < kStates; ++i) {
-    ASSERT_NE(states[i].rng, 0u) << i;
-    ASSERT_GE(states[i].bytes_until_sample, 0) << i;
+    ASSERT_NE(states[i].s.rng, 0u) << i;
+    ASSERT_GE(states[i].s.bytes_until_sample, 0) << i;
   }
 }
 
@@ -189,14 +211,13 @@ TEST(SamplerFirstAllocation, FreshStatesDrawIndependentIntervals) {
   // exponential distribution across states: check the median and the mean.
   const uint64_t T = 524288;
   constexpr int kStates = 200000;
-  auto states = std::make_unique<SamplerState[]>(kStates);
+  auto states = std::make_unique<Thread[]>(kStates);
   uint64_t below_median = 0;
   double sum = 0;
   int sampled = 0;
   for (int i = 0; i < kStates; ++i) {
-    states[i] = SamplerState{};
     if (sample(states[i], T, 1)) ++sampled;
-    const double left = static_cast<double>(states[i].bytes_until_sample);
+    const double left = static_cast<double>(states[i].s.bytes_until_sample);
     sum += left;
     if (left <= std::log(2.0) * T) ++below_median;
   }
@@ -253,7 +274,7 @@ class SamplerUnbiased : public ::testing::TestWithParam<MixedCase> {};
 
 TEST_P(SamplerUnbiased, HorvitzThompsonEstimatesOfAMixedStream) {
   const auto [T, n] = GetParam();
-  SamplerState s{};
+  Thread s;
   Rng rng{0x9E3779B97F4A7C15ULL ^ T};
   Totals all, small, medium, large;
   const double Td = static_cast<double>(T);
@@ -317,7 +338,7 @@ TEST(SampleWeight, IsDeterministic) {
 // Detailed tracking (interval 0): everything is a sample, of weight exactly itself.
 
 TEST(SamplerDetailed, SamplesEveryAllocationWithWeightOne) {
-  SamplerState s{};
+  Thread s;
   Rng rng{12345};
   for (int i = 0; i < 100000; ++i) {
     const size_t size = 1 + rng.next() % ((i % 100 == 0) ? (64u << 20) : 512u);
@@ -330,8 +351,42 @@ TEST(SamplerDetailed, SamplesEveryAllocationWithWeightOne) {
 
 TEST(SamplerDetailed, FreshStateSamplesItsFirstAllocation) {
   for (int i = 0; i < 1000; ++i) {
-    SamplerState s{};
+    Thread s;
     EXPECT_TRUE(sample(s, 0, 24));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The countdown: the sampler and the peak's fold share it, and neither notices the other.
+
+// From the same generator state, the sampler decides exactly as it would on a counter of its
+// own, and the peak folds exactly every kFoldEvery bytes as it would on a counter of its own
+// (the overshoot of the allocation that crosses it is not carried over).
+TEST(Countdown, SamplesAndFoldsExactlyAsTwoCountersWould) {
+  for (const uint64_t T : {uint64_t{0}, uint64_t{1024}, uint64_t{65536}, uint64_t{524288}, uint64_t{1} << 26}) {
+    Thread t;
+    sampler_redraw(t.s, T == 0 ? 1 : T, 0);  // seeds the generator
+    t.s.bytes_until_sample = 0;
+    SamplerState alone = t.s;
+    int64_t fold_left = 0;
+    uint64_t folds = 0, taken = 0;
+    Rng rng{0x1234567ULL + T};
+    for (int i = 0; i < 2000000; ++i) {
+      const uint64_t r = rng.next();
+      const size_t size = r % 100 == 0 ? 1 + (r >> 8) % (4u << 20) : 16 + (r >> 8) % 1024;
+      const bool a = sample(t, T, size);
+      const bool b = sample_alone(alone, T, size);
+      ASSERT_EQ(a, b) << "allocation " << i << " of " << size << " bytes, interval " << T;
+      taken += a ? 1 : 0;
+      if ((fold_left -= static_cast<int64_t>(size)) < 0) {
+        ++folds;
+        fold_left = kFoldEvery;
+      }
+      ASSERT_EQ(t.folds, folds) << "allocation " << i << " of " << size << " bytes, interval " << T;
+      ASSERT_GE(t.c.left, 0);
+      ASSERT_LE(t.c.left, kFoldEvery);
+    }
+    EXPECT_GT(taken, 0u) << T;
   }
 }
 
