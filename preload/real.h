@@ -58,9 +58,10 @@ inline constexpr const char* kShadowedByProgram = "the program itself";
 // Bit 1 (IS_MMAPPED): such chunks (each its own mapping, 128 KiB and up by default) carry a
 // two-word header; the others share the next chunk's first word.
 inline constexpr size_t kChunkMmapped = 2;
-// The usable size of a chunk that is not mmapped, from its header. The fast paths test the bit
-// and leave mmapped chunks to the slow path: two instructions fewer per call than the full size.
-[[gnu::always_inline]] inline size_t glibc_heap_usable(size_t header) { return (header & ~size_t{7}) - sizeof(size_t); }
+// The size of a chunk that is not mmapped, from its header: its usable size plus one word. The
+// fast paths test the bit and leave mmapped chunks to the slow path.
+[[gnu::always_inline]] inline size_t glibc_heap_chunk(size_t header) { return header & ~size_t{7}; }
+[[gnu::always_inline]] inline size_t glibc_heap_usable(size_t header) { return glibc_heap_chunk(header) - sizeof(size_t); }
 // Usable size of any live glibc block, from its chunk header: what glibc's malloc_usable_size
 // returns, without the call.
 [[gnu::always_inline]] inline size_t glibc_usable_size(const void* p) {

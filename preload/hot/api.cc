@@ -12,7 +12,7 @@ namespace {
 
 struct OpenScope {
   uint64_t token;
-  uint64_t alloc_at, free_at;  // the thread's exact counters at begin
+  uint64_t alloc_at, free_at;  // the thread's exact counters at begin (usable bytes)
   int slot;
 };
 
@@ -109,8 +109,8 @@ uint64_t api_scope_begin(const char* name) {
   const ThreadState& t = t_state;
   OpenScope& o = st.open[st.depth];
   o.slot = intern(g_api.scope_names, kApiNames, or_unknown(name), "");
-  o.alloc_at = t.alloc_bytes;
-  o.free_at = t.free_bytes;
+  o.alloc_at = usable_of(t.alloc_bytes, t.allocs);
+  o.free_at = usable_of(t.free_bytes, t.frees);
   o.token = (static_cast<uint64_t>(++st.seq) << 4) | (st.depth + 1);
   ++st.depth;
   return o.token;
@@ -123,8 +123,8 @@ bool api_scope_end(uint64_t token) {
   const OpenScope o = st.open[level];
   st.depth = static_cast<uint32_t>(level);  // scopes left open inside it end unrecorded
   const ThreadState& t = t_state;
-  const uint64_t allocated = since(t.alloc_bytes, o.alloc_at);
-  const uint64_t freed = since(t.free_bytes, o.free_at);
+  const uint64_t allocated = since(usable_of(t.alloc_bytes, t.allocs), o.alloc_at);
+  const uint64_t freed = since(usable_of(t.free_bytes, t.frees), o.free_at);
   observe(g_api.scopes[o.slot], allocated, since(allocated, freed));
   return true;
 }
@@ -132,7 +132,7 @@ bool api_scope_end(uint64_t token) {
 bool api_scope_allocated(uint64_t* bytes) {
   const ScopeStack& st = t_scopes;
   if (st.depth == 0) return false;
-  *bytes = since(t_state.alloc_bytes, st.open[st.depth - 1].alloc_at);
+  *bytes = since(usable_of(t_state.alloc_bytes, t_state.allocs), st.open[st.depth - 1].alloc_at);
   return true;
 }
 

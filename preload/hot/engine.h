@@ -5,7 +5,10 @@
 // Exact counters live in each thread's TLS (plain stores by the owner, relaxed loads by readers)
 // and are summed on demand over a registry of live threads; a thread's figures are folded into
 // global totals when it exits. Live bytes are the allocator's usable sizes, so a free subtracts
-// exactly what its allocation added.
+// exactly what its allocation added. A thread's byte counters count each block as its usable
+// size plus kCountedSlack (for a chunk of glibc's heap: the chunk's size, as its header gives it
+// in one instruction); whoever reads them takes kCountedSlack per block back off (usable_of).
+// The sampler's byte clock runs on the same counted sizes (sample_weight).
 //
 // One per-thread byte, `fast`, says whether the fast path may run: the thread is registered, it
 // holds no guard, monitoring is on and the next allocator's chunk headers can be read directly.
@@ -39,7 +42,7 @@ namespace rsr::hot {
 struct ThreadState {
   uint64_t allocs;       // owner writes, readers load relaxed
   uint64_t frees;
-  uint64_t alloc_bytes;
+  uint64_t alloc_bytes;  // counted bytes (see above)
   uint64_t free_bytes;
   Countdown countdown;   // bytes to allocate before the slow path runs (see above)
   int64_t flushed_net;   // alloc_bytes - free_bytes at the last fold
@@ -94,10 +97,10 @@ extern std::atomic<uint8_t> g_filter[size_t{1} << kFilterBits];
 struct CallerFrame;  // unwind.h
 void alloc_slow(ThreadState& t, void* p, const CallerFrame* caller = nullptr);
 void free_slow(ThreadState& t, void* p);
-void sample_slow(ThreadState& t, void* p, size_t usable);
-// The countdown ran out on an allocation of `usable` bytes at `p` (already counted): folds the
-// peak and samples as due, then arms the countdown again.
-void countdown_expired(ThreadState& t, void* p, size_t usable);
+void sample_slow(ThreadState& t, void* p, size_t size);  // size: counted bytes
+// The countdown ran out on an allocation at `p` of `size` counted bytes (already counted): folds
+// the peak and samples as due, then arms the countdown again.
+void countdown_expired(ThreadState& t, void* p, size_t size);
 bool free_tracked(ThreadState& t, void* p);
 
 // The owner thread is the only writer of its counters; readers load them whole (relaxed). One
@@ -106,15 +109,22 @@ bool free_tracked(ThreadState& t, void* p);
   __asm__("addq %1, %0" : "+m"(field) : "er"(v));
 }
 
+inline constexpr uint64_t kCountedSlack = sizeof(size_t);
+[[gnu::always_inline]] inline uint64_t counted(size_t usable) { return usable + kCountedSlack; }
+// Usable bytes from a counter of counted bytes and its count of blocks.
+[[gnu::always_inline]] inline uint64_t usable_of(uint64_t counted_bytes, uint64_t blocks) {
+  return counted_bytes - kCountedSlack * blocks;
+}
+
 // Counts an allocation of `usable` bytes in the thread's own counters (registered threads).
 [[gnu::always_inline]] inline void tally_alloc(ThreadState& t, size_t usable) {
   add_relaxed(t.allocs, 1);
-  add_relaxed(t.alloc_bytes, usable);
+  add_relaxed(t.alloc_bytes, counted(usable));
 }
 
 [[gnu::always_inline]] inline void tally_free(ThreadState& t, size_t usable) {
   add_relaxed(t.frees, 1);
-  add_relaxed(t.free_bytes, usable);
+  add_relaxed(t.free_bytes, counted(usable));
 }
 
 [[gnu::always_inline]] inline bool filter_hit(const void* p) {
@@ -125,7 +135,7 @@ bool free_tracked(ThreadState& t, void* p);
 // fast path is a call that returns `p` too, in tail position, so the hook keeps nothing in
 // callee-saved registers around it (threads.cc, sample.cc).
 void* alloc_slow_ret(ThreadState& t, void* p);
-void* alloc_countdown_ret(ThreadState& t, void* p, size_t usable);
+void* alloc_countdown_ret(ThreadState& t, void* p, size_t size);  // size: counted bytes
 // The fast half: the hook tested `fast` before it called the next allocator. A capture that
 // starts during that call misses this one allocation (its free is then one of a block the
 // capture never saw allocated, as for every block older than the capture).
@@ -133,10 +143,10 @@ void* alloc_countdown_ret(ThreadState& t, void* p, size_t usable);
   ThreadState& t = t_state;
   const size_t header = real::glibc_chunk_header(p);
   if (header & real::kChunkMmapped) [[unlikely]] return alloc_slow_ret(t, p);
-  const size_t usable = real::glibc_heap_usable(header);
+  const size_t size = real::glibc_heap_chunk(header);  // counted bytes
   add_relaxed(t.allocs, 1);
-  add_relaxed(t.alloc_bytes, usable);
-  if ((t.countdown.left -= static_cast<int64_t>(usable)) < 0) [[unlikely]] return alloc_countdown_ret(t, p, usable);
+  add_relaxed(t.alloc_bytes, size);
+  if ((t.countdown.left -= static_cast<int64_t>(size)) < 0) [[unlikely]] return alloc_countdown_ret(t, p, size);
   return p;
 }
 [[gnu::always_inline]] inline void* on_alloc(void* p) {
@@ -157,7 +167,8 @@ void free_slow_then_next(ThreadState& t, void* p);
   if (t.fast != 1) [[unlikely]] return free_slow_then_next(t, p);
   const size_t header = real::glibc_chunk_header(p);
   if (header & real::kChunkMmapped) [[unlikely]] return free_slow_then_next(t, p);
-  tally_free(t, real::glibc_heap_usable(header));
+  add_relaxed(t.frees, 1);
+  add_relaxed(t.free_bytes, real::glibc_heap_chunk(header));
   real::fn.free(p);
 }
 
@@ -170,7 +181,8 @@ void free_slow_then_next(ThreadState& t, void* p);
   if (t.fast == 1) [[likely]] {
     const size_t header = real::glibc_chunk_header(p);
     if (!(header & real::kChunkMmapped)) [[likely]] {
-      tally_free(t, real::glibc_heap_usable(header));
+      add_relaxed(t.frees, 1);
+      add_relaxed(t.free_bytes, real::glibc_heap_chunk(header));
       return false;
     }
   }

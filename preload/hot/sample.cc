@@ -190,9 +190,10 @@ void count_depth(int n) {
 
 }  // namespace
 
-[[gnu::noinline]] void sample_slow(ThreadState& t, void* p, size_t usable) {
+[[gnu::noinline]] void sample_slow(ThreadState& t, void* p, size_t size) {
   const uint64_t interval = g_engine.interval;
-  if (!sampler_redraw(t.sampler, interval, usable)) return;
+  if (!sampler_redraw(t.sampler, interval, size)) return;
+  const size_t usable = size - kCountedSlack;
   if (g_engine.mode.load(std::memory_order_acquire) != kActive) return;
   const int saved_errno = errno;
   guard_enter();
@@ -200,7 +201,7 @@ void count_depth(int n) {
   const int n = capture(frames, g_stack.depth, interval == 0);
   if (n > 0) count_depth(n);
   const uint32_t site = site_intern(frames, n);
-  const SampleWeight w = sample_weight(usable, interval);
+  const SampleWeight w = sample_weight(usable, size, interval);
   Site& s = site_at(site);
   g_tables.samples.fetch_add(1, std::memory_order_relaxed);
   s.samples.fetch_add(1, std::memory_order_relaxed);

@@ -48,11 +48,11 @@ bool sampler_redraw(SamplerState& s, uint64_t interval, size_t size) {
   return true;
 }
 
-SampleWeight sample_weight(size_t size, uint64_t interval) {
-  if (interval == 0 || size == 0) return {size, kBlockScale};
+SampleWeight sample_weight(size_t usable, size_t size, uint64_t interval) {
+  if (interval == 0 || size == 0) return {usable, kBlockScale};
   const double p = -math::expm1(-static_cast<double>(size) / static_cast<double>(interval));
-  if (!(p > 0.0)) return {size, kBlockScale};
-  return {static_cast<uint64_t>(math::round_to_int(static_cast<double>(size) / p)),
+  if (!(p > 0.0)) return {usable, kBlockScale};
+  return {static_cast<uint64_t>(math::round_to_int(static_cast<double>(usable) / p)),
           static_cast<uint64_t>(math::round_to_int(static_cast<double>(kBlockScale) / p))};
 }
 

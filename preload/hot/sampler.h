@@ -69,8 +69,11 @@ inline void countdown_arm(Countdown& c, const SamplerState& s) {
 // `interval` is the mean in bytes; 0 means "sample everything" (detailed tracking).
 bool sampler_redraw(SamplerState& s, uint64_t interval, size_t size);
 
-// The unbiased weight of a sampled allocation of `size` bytes under mean interval `interval`.
-SampleWeight sample_weight(size_t size, uint64_t interval);
+// The unbiased weight of a sampled allocation of `usable` bytes that the sampler's clock counted
+// as `size` bytes (its usable size and a constant: engine.h, counted), under mean interval
+// `interval`: it was sampled with probability p(size), so it stands for usable / p(size) bytes
+// and 1 / p(size) blocks.
+SampleWeight sample_weight(size_t usable, size_t size, uint64_t interval);
 
 // One exponential draw with mean `mean` (>= 1), from the thread's generator.
 int64_t sampler_next_interval(SamplerState& s, uint64_t mean);

@@ -72,17 +72,21 @@ void raise_peak(int64_t live) {
 
 void fold_live(int64_t delta) { raise_peak(g_live_folded.fetch_add(delta, std::memory_order_relaxed) + delta); }
 
+// The thread's live bytes (usable), as its counters stand.
 int64_t net_of(const ThreadState& t) {
-  return static_cast<int64_t>(__atomic_load_n(&t.alloc_bytes, __ATOMIC_RELAXED) -
-                              __atomic_load_n(&t.free_bytes, __ATOMIC_RELAXED));
+  return static_cast<int64_t>(
+      usable_of(__atomic_load_n(&t.alloc_bytes, __ATOMIC_RELAXED), __atomic_load_n(&t.allocs, __ATOMIC_RELAXED)) -
+      usable_of(__atomic_load_n(&t.free_bytes, __ATOMIC_RELAXED), __atomic_load_n(&t.frees, __ATOMIC_RELAXED)));
 }
 
 void fold_into_retired(ThreadState& t) {
-  g_retired_allocs.fetch_add(__atomic_load_n(&t.allocs, __ATOMIC_RELAXED), std::memory_order_relaxed);
-  g_retired_frees.fetch_add(__atomic_load_n(&t.frees, __ATOMIC_RELAXED), std::memory_order_relaxed);
-  g_retired_alloc_bytes.fetch_add(__atomic_load_n(&t.alloc_bytes, __ATOMIC_RELAXED),
+  const uint64_t allocs = __atomic_load_n(&t.allocs, __ATOMIC_RELAXED);
+  const uint64_t frees = __atomic_load_n(&t.frees, __ATOMIC_RELAXED);
+  g_retired_allocs.fetch_add(allocs, std::memory_order_relaxed);
+  g_retired_frees.fetch_add(frees, std::memory_order_relaxed);
+  g_retired_alloc_bytes.fetch_add(usable_of(__atomic_load_n(&t.alloc_bytes, __ATOMIC_RELAXED), allocs),
                                   std::memory_order_relaxed);
-  g_retired_free_bytes.fetch_add(__atomic_load_n(&t.free_bytes, __ATOMIC_RELAXED),
+  g_retired_free_bytes.fetch_add(usable_of(__atomic_load_n(&t.free_bytes, __ATOMIC_RELAXED), frees),
                                  std::memory_order_relaxed);
   fold_live(net_of(t) - t.flushed_net);
   __atomic_store_n(&t.allocs, 0, __ATOMIC_RELAXED);
@@ -171,7 +175,8 @@ void alloc_slow(ThreadState& t, void* p, const CallerFrame* caller) {
   const size_t usable = next_usable_size(t, p);
   if (field(t.registered) == kRegistered && !field(t.registering)) tally_alloc(t, usable);
   else count_global(static_cast<int64_t>(usable));
-  if (field(t.guard) == 0 && (t.countdown.left -= static_cast<int64_t>(usable)) < 0) countdown_expired(t, p, usable);
+  if (field(t.guard) == 0 && (t.countdown.left -= static_cast<int64_t>(counted(usable))) < 0)
+    countdown_expired(t, p, counted(usable));
   if (capture_wanted()) [[unlikely]] capture_event(t, kEventAlloc, p, usable, caller);
   else if (field(t.guard) == 0 && field(t.registered) == kRegistered) set_fast(t);  // a capture ended
 }
@@ -211,8 +216,8 @@ namespace rsr::hot {
       "jmp rsr_alloc_slow_from\n\t");
 }
 
-void* alloc_countdown_ret(ThreadState& t, void* p, size_t usable) {
-  countdown_expired(t, p, usable);
+void* alloc_countdown_ret(ThreadState& t, void* p, size_t size) {
+  countdown_expired(t, p, size);
   return p;
 }
 
@@ -222,14 +227,14 @@ void free_slow_then_next(ThreadState& t, void* p) {
   real::fn.free(p);
 }
 
-void countdown_expired(ThreadState& t, void* p, size_t usable) {
+void countdown_expired(ThreadState& t, void* p, size_t size) {
   if (countdown_charge(t.countdown, t.sampler, kPeakFlushBytes)) {
     const int64_t net = net_of(t);
     const int64_t delta = net - t.flushed_net;
     t.flushed_net = net;
     fold_live(delta);
   }
-  if (t.sampler.bytes_until_sample < 0) sample_slow(t, p, usable);
+  if (t.sampler.bytes_until_sample < 0) sample_slow(t, p, size);
   countdown_arm(t.countdown, t.sampler);
 }
 
@@ -238,7 +243,7 @@ void undo_free(size_t usable) {
   if (g_passthrough) return;
   if (t.registered == kRegistered) {
     add_relaxed(t.frees, static_cast<uint64_t>(-1));
-    add_relaxed(t.free_bytes, -static_cast<uint64_t>(usable));
+    add_relaxed(t.free_bytes, -counted(usable));
   } else {
     g_retired_frees.fetch_sub(1, std::memory_order_relaxed);
     g_retired_free_bytes.fetch_sub(usable, std::memory_order_relaxed);
@@ -311,10 +316,12 @@ Totals read_totals() {
     ThreadState* t = g_threads[i];
     if (!t) continue;
     ++r.threads;
-    r.allocs += __atomic_load_n(&t->allocs, __ATOMIC_RELAXED);
-    r.frees += __atomic_load_n(&t->frees, __ATOMIC_RELAXED);
-    r.alloc_bytes += __atomic_load_n(&t->alloc_bytes, __ATOMIC_RELAXED);
-    r.free_bytes += __atomic_load_n(&t->free_bytes, __ATOMIC_RELAXED);
+    const uint64_t allocs = __atomic_load_n(&t->allocs, __ATOMIC_RELAXED);
+    const uint64_t frees = __atomic_load_n(&t->frees, __ATOMIC_RELAXED);
+    r.allocs += allocs;
+    r.frees += frees;
+    r.alloc_bytes += usable_of(__atomic_load_n(&t->alloc_bytes, __ATOMIC_RELAXED), allocs);
+    r.free_bytes += usable_of(__atomic_load_n(&t->free_bytes, __ATOMIC_RELAXED), frees);
   }
   unlock();
   const uint64_t live = r.alloc_bytes >= r.free_bytes ? r.alloc_bytes - r.free_bytes : 0;

@@ -228,7 +228,8 @@ TEST(SamplerFirstAllocation, FreshStatesDrawIndependentIntervals) {
 
 // ---------------------------------------------------------------------------------------------
 // Horvitz-Thompson: summing sample_weight over the sampled allocations of a mixed stream
-// estimates its total bytes and blocks without bias. The variance of the estimate is known
+// estimates its total bytes and blocks without bias, also when the sampler's clock counts each
+// block as its size plus a constant (as the preload does) and the weight is of its size. The variance of the estimate is known
 // exactly: Var = sum over all allocations of w^2 * (1 - p) / p for w = size (bytes) or 1 (blocks).
 
 struct Totals {
@@ -294,9 +295,11 @@ TEST_P(SamplerUnbiased, HorvitzThompsonEstimatesOfAMixedStream) {
       bucket = &large;
     }
     if (T < 65536 && bucket == &large) size /= 64;  // keep the small-interval case fast
-    const double p = p_sample(static_cast<double>(size), Td);
-    const bool taken = sample(s, T, size);
-    const SampleWeight w = taken ? sample_weight(size, T) : SampleWeight{0, 0};
+    // As the preload counts it: the sampler's clock runs on the usable size plus a word.
+    const size_t counted = size + sizeof(size_t);
+    const double p = p_sample(static_cast<double>(counted), Td);
+    const bool taken = sample(s, T, counted);
+    const SampleWeight w = taken ? sample_weight(size, counted, T) : SampleWeight{0, 0};
     all.add(size, p, taken, w);
     bucket->add(size, p, taken, w);
   }
@@ -315,15 +318,19 @@ INSTANTIATE_TEST_SUITE_P(Streams, SamplerUnbiased,
 TEST(SampleWeight, MatchesOneOverP) {
   const uint64_t T = 524288;
   for (size_t size : {1ul, 16ul, 100ul, 4096ul, 65536ul, 524288ul, 1048576ul, 10485760ul}) {
-    const SampleWeight w = sample_weight(size, T);
+    const SampleWeight w = sample_weight(size, size, T);
     const double p = p_sample(static_cast<double>(size), static_cast<double>(T));
     EXPECT_NEAR(static_cast<double>(w.bytes), static_cast<double>(size) / p, 0.5 + 1e-9 * size / p) << size;
+    const SampleWeight c = sample_weight(size, size + 8, T);  // counted as 8 more: sampled more often
+    const double pc = p_sample(static_cast<double>(size + 8), static_cast<double>(T));
+    EXPECT_NEAR(static_cast<double>(c.bytes), static_cast<double>(size) / pc, 0.5 + 1e-9 * size / pc) << size;
+    EXPECT_NEAR(static_cast<double>(c.blocks_fp), kBlockScale / pc, 0.5 + 1e-9 * kBlockScale / pc) << size;
     EXPECT_NEAR(static_cast<double>(w.blocks_fp), kBlockScale / p, 0.5 + 1e-9 * kBlockScale / p) << size;
     EXPECT_GE(w.bytes, size) << "a sample stands for at least itself";
     EXPECT_GE(w.blocks_fp, kBlockScale);
   }
   // Far above the interval every allocation is sampled and stands for itself.
-  const SampleWeight big = sample_weight(size_t{1} << 30, T);
+  const SampleWeight big = sample_weight(size_t{1} << 30, size_t{1} << 30, T);
   EXPECT_EQ(big.bytes, size_t{1} << 30);
   EXPECT_EQ(big.blocks_fp, kBlockScale);
 }
@@ -331,7 +338,7 @@ TEST(SampleWeight, MatchesOneOverP) {
 TEST(SampleWeight, IsDeterministic) {
   // A free must subtract exactly what the allocation added: same inputs, same integers.
   for (size_t size = 1; size < 100000; size += 997)
-    EXPECT_EQ(sample_weight(size, 524288).bytes, sample_weight(size, 524288).bytes);
+    EXPECT_EQ(sample_weight(size, size, 524288).bytes, sample_weight(size, size, 524288).bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -343,7 +350,7 @@ TEST(SamplerDetailed, SamplesEveryAllocationWithWeightOne) {
   for (int i = 0; i < 100000; ++i) {
     const size_t size = 1 + rng.next() % ((i % 100 == 0) ? (64u << 20) : 512u);
     ASSERT_TRUE(sample(s, 0, size)) << "allocation " << i << " of " << size << " bytes";
-    const SampleWeight w = sample_weight(size, 0);
+    const SampleWeight w = sample_weight(size, size + 8, 0);
     ASSERT_EQ(w.bytes, size);
     ASSERT_EQ(w.blocks_fp, kBlockScale);
   }
