@@ -127,8 +127,12 @@ inline constexpr uint64_t kCountedSlack = sizeof(size_t);
   add_relaxed(t.free_bytes, counted(usable));
 }
 
+// One byte load, compared in memory (an atomic load would be loaded, then tested: one
+// instruction more on every free).
 [[gnu::always_inline]] inline bool filter_hit(const void* p) {
-  return g_filter[filter_index(p)].load(std::memory_order_relaxed) != 0;
+  bool hit;
+  __asm__("cmpb $0, %1" : "=@ccne"(hit) : "m"(g_filter[filter_index(p)]));
+  return hit;
 }
 
 // After the next allocator returned `p` (non-null): counts it and returns `p`. Every way off the
