@@ -316,12 +316,16 @@ Totals read_totals() {
     ThreadState* t = g_threads[i];
     if (!t) continue;
     ++r.threads;
+    // The owner may be counting meanwhile: a count read between its two updates may be ahead
+    // of its bytes (by a block the bytes do not hold yet), which must not wrap below zero.
+    const uint64_t alloc_bytes = __atomic_load_n(&t->alloc_bytes, __ATOMIC_RELAXED);
+    const uint64_t free_bytes = __atomic_load_n(&t->free_bytes, __ATOMIC_RELAXED);
     const uint64_t allocs = __atomic_load_n(&t->allocs, __ATOMIC_RELAXED);
     const uint64_t frees = __atomic_load_n(&t->frees, __ATOMIC_RELAXED);
     r.allocs += allocs;
     r.frees += frees;
-    r.alloc_bytes += usable_of(__atomic_load_n(&t->alloc_bytes, __ATOMIC_RELAXED), allocs);
-    r.free_bytes += usable_of(__atomic_load_n(&t->free_bytes, __ATOMIC_RELAXED), frees);
+    r.alloc_bytes += alloc_bytes > kCountedSlack * allocs ? usable_of(alloc_bytes, allocs) : 0;
+    r.free_bytes += free_bytes > kCountedSlack * frees ? usable_of(free_bytes, frees) : 0;
   }
   unlock();
   const uint64_t live = r.alloc_bytes >= r.free_bytes ? r.alloc_bytes - r.free_bytes : 0;
