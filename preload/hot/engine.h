@@ -111,21 +111,26 @@ bool free_tracked(ThreadState& t, void* p);
 
 inline constexpr uint64_t kCountedSlack = sizeof(size_t);
 [[gnu::always_inline]] inline uint64_t counted(size_t usable) { return usable + kCountedSlack; }
-// Usable bytes from a counter of counted bytes and its count of blocks.
+// Usable bytes from a counter of counted bytes and its count of blocks. Read by another thread
+// while the owner counts, a count may be ahead of its bytes (read between the owner's two
+// updates): the result is then clamped at zero, never wrapped.
 [[gnu::always_inline]] inline uint64_t usable_of(uint64_t counted_bytes, uint64_t blocks) {
-  return counted_bytes - kCountedSlack * blocks;
+  return counted_bytes > kCountedSlack * blocks ? counted_bytes - kCountedSlack * blocks : 0;
 }
 
-// Counts an allocation of `usable` bytes in the thread's own counters (registered threads).
-[[gnu::always_inline]] inline void tally_alloc(ThreadState& t, size_t usable) {
+// Counts an allocation of `size` counted bytes in the thread's own counters (registered
+// threads); tally_alloc takes the usable size.
+[[gnu::always_inline]] inline void tally_alloc_counted(ThreadState& t, uint64_t size) {
   add_relaxed(t.allocs, 1);
-  add_relaxed(t.alloc_bytes, counted(usable));
+  add_relaxed(t.alloc_bytes, size);
 }
+[[gnu::always_inline]] inline void tally_alloc(ThreadState& t, size_t usable) { tally_alloc_counted(t, counted(usable)); }
 
-[[gnu::always_inline]] inline void tally_free(ThreadState& t, size_t usable) {
+[[gnu::always_inline]] inline void tally_free_counted(ThreadState& t, uint64_t size) {
   add_relaxed(t.frees, 1);
-  add_relaxed(t.free_bytes, counted(usable));
+  add_relaxed(t.free_bytes, size);
 }
+[[gnu::always_inline]] inline void tally_free(ThreadState& t, size_t usable) { tally_free_counted(t, counted(usable)); }
 
 // One byte load, compared in memory (an atomic load would be loaded, then tested: one
 // instruction more on every free).
@@ -148,8 +153,7 @@ void* alloc_countdown_ret(ThreadState& t, void* p, size_t size);  // size: count
   const size_t header = real::glibc_chunk_header(p);
   if (header & real::kChunkMmapped) [[unlikely]] return alloc_slow_ret(t, p);
   const size_t size = real::glibc_heap_chunk(header);  // counted bytes
-  add_relaxed(t.allocs, 1);
-  add_relaxed(t.alloc_bytes, size);
+  tally_alloc_counted(t, size);
   if ((t.countdown.left -= static_cast<int64_t>(size)) < 0) [[unlikely]] return alloc_countdown_ret(t, p, size);
   return p;
 }
@@ -171,8 +175,7 @@ void free_slow_then_next(ThreadState& t, void* p);
   if (t.fast != 1) [[unlikely]] return free_slow_then_next(t, p);
   const size_t header = real::glibc_chunk_header(p);
   if (header & real::kChunkMmapped) [[unlikely]] return free_slow_then_next(t, p);
-  add_relaxed(t.frees, 1);
-  add_relaxed(t.free_bytes, real::glibc_heap_chunk(header));
+  tally_free_counted(t, real::glibc_heap_chunk(header));
   real::fn.free(p);
 }
 
@@ -185,8 +188,7 @@ void free_slow_then_next(ThreadState& t, void* p);
   if (t.fast == 1) [[likely]] {
     const size_t header = real::glibc_chunk_header(p);
     if (!(header & real::kChunkMmapped)) [[likely]] {
-      add_relaxed(t.frees, 1);
-      add_relaxed(t.free_bytes, real::glibc_heap_chunk(header));
+      tally_free_counted(t, real::glibc_heap_chunk(header));
       return false;
     }
   }

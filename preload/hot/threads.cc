@@ -175,8 +175,8 @@ void alloc_slow(ThreadState& t, void* p, const CallerFrame* caller) {
   const size_t usable = next_usable_size(t, p);
   if (field(t.registered) == kRegistered && !field(t.registering)) tally_alloc(t, usable);
   else count_global(static_cast<int64_t>(usable));
-  if (field(t.guard) == 0 && (t.countdown.left -= static_cast<int64_t>(counted(usable))) < 0)
-    countdown_expired(t, p, counted(usable));
+  const uint64_t size = counted(usable);
+  if (field(t.guard) == 0 && (t.countdown.left -= static_cast<int64_t>(size)) < 0) countdown_expired(t, p, size);
   if (capture_wanted()) [[unlikely]] capture_event(t, kEventAlloc, p, usable, caller);
   else if (field(t.guard) == 0 && field(t.registered) == kRegistered) set_fast(t);  // a capture ended
 }
@@ -316,16 +316,14 @@ Totals read_totals() {
     ThreadState* t = g_threads[i];
     if (!t) continue;
     ++r.threads;
-    // The owner may be counting meanwhile: a count read between its two updates may be ahead
-    // of its bytes (by a block the bytes do not hold yet), which must not wrap below zero.
     const uint64_t alloc_bytes = __atomic_load_n(&t->alloc_bytes, __ATOMIC_RELAXED);
     const uint64_t free_bytes = __atomic_load_n(&t->free_bytes, __ATOMIC_RELAXED);
     const uint64_t allocs = __atomic_load_n(&t->allocs, __ATOMIC_RELAXED);
     const uint64_t frees = __atomic_load_n(&t->frees, __ATOMIC_RELAXED);
     r.allocs += allocs;
     r.frees += frees;
-    r.alloc_bytes += alloc_bytes > kCountedSlack * allocs ? usable_of(alloc_bytes, allocs) : 0;
-    r.free_bytes += free_bytes > kCountedSlack * frees ? usable_of(free_bytes, frees) : 0;
+    r.alloc_bytes += usable_of(alloc_bytes, allocs);  // the owner may be counting meanwhile
+    r.free_bytes += usable_of(free_bytes, frees);
   }
   unlock();
   const uint64_t live = r.alloc_bytes >= r.free_bytes ? r.alloc_bytes - r.free_bytes : 0;
