@@ -22,6 +22,7 @@
 #include <new>
 
 #include "hot/engine.h"
+#include "hot/launch.h"
 #include "hot/private.h"
 #include "hot/tables.h"
 #include "real.h"
@@ -33,6 +34,14 @@ using rsr::real::fn;
 #define RSR_GUARDED_CALLS_GO_PRIVATE(private_call)                                   \
   if (rsr::hot::t_state.fast != 1 && rsr::hot::route_private()) [[unlikely]] {       \
     if (void* q = (private_call)) return q;                                          \
+  }
+
+// While this thread makes the control thread (hot/launch.h), its calls come from the bootstrap
+// arena: it may be in a signal handler that interrupted the next allocator.
+#define RSR_LAUNCHING_CALLS_GO_TO_ARENA(bytes)                                                    \
+  if (rsr::hot::t_state.fast != 1 &&                                                             \
+      rsr::hot::g_launching.load(std::memory_order_relaxed) == &rsr::hot::t_state) [[unlikely]] { \
+    if (void* q = rsr::real::arena_malloc(bytes)) return q;                                      \
   }
 
 namespace {
@@ -156,6 +165,7 @@ namespace {
 // malloc's way when the fast path may not run: the guard's calls go to the private heap, the
 // rest to the next allocator and the slow path.
 [[gnu::noinline]] void* malloc_slowly(size_t n) {
+  RSR_LAUNCHING_CALLS_GO_TO_ARENA(n);
   RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_malloc(n));
   return track(fn.malloc(n));
 }
@@ -176,6 +186,7 @@ RSR_EXPORT void free(void* p) { release(p); }
 RSR_EXPORT void* calloc(size_t n, size_t size) {
   size_t total;
   if (!__builtin_mul_overflow(n, size, &total)) {
+    RSR_LAUNCHING_CALLS_GO_TO_ARENA(total);
     RSR_GUARDED_CALLS_GO_PRIVATE(rsr::hot::private_calloc(n, size));
   }
   return track(fn.calloc(n, size));

@@ -288,4 +288,6 @@ bool resolve() {
 
 size_t bootstrap_usable_size(const void* p) { return static_cast<const size_t*>(p)[-1]; }
 
+void* arena_malloc(size_t n) { return arena_alloc(n, kHeader); }
+
 }  // namespace rsr::real

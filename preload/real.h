@@ -42,6 +42,8 @@ extern char g_arena[kArenaBytes];
   return reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(g_arena) < kArenaBytes;
 }
 size_t bootstrap_usable_size(const void* p);
+// A zeroed block of the bootstrap arena (never freed), null when it is full.
+void* arena_malloc(size_t n);
 
 // True when the next allocator is glibc's malloc, whose chunk header gives a block's usable size
 // directly (what its malloc_usable_size computes, without the call).

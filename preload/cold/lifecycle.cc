@@ -2,12 +2,13 @@
 //
 // Start-up comes in two halves. The constructor does what the hooks need from the first call on:
 // the next allocator (resolved first: hooks work from the very first call, before this
-// constructor), the configuration, the tables and the sampler; then it starts the control
-// thread. The control thread does the rest (finish_start): the private heap, the module map,
-// leak detection, the socket (and libunwind, once a stack needs it). It does so once the program
-// has lived kQuietMs, or at once when a sample wants libunwind first (stack.h). A program that
-// exits sooner (a shell's /bin/true, a short command) loads no other shared object and makes no
-// socket.
+// constructor), the configuration, the tables and the sampler. It starts no thread: the control
+// thread starts at the first safe point after it (hot/launch.h: an allocation once the process
+// has lived kQuietMs, or a call that waits) and does the rest (finish_start): the private heap,
+// the module map, leak detection, the socket (and libunwind, once a stack needs it), once the
+// program has lived kQuietMs, or at once when a sample wants libunwind first (stack.h). A
+// program that exits sooner (a shell's /bin/true, a short command) makes no thread, loads no
+// other shared object and makes no socket.
 //
 // The environment is read here only: once main() runs, the program may be rewriting it on its
 // own thread (bash frees arrays while `environ` still points to them). mimalloc reads its options
@@ -137,9 +138,9 @@ void fork_parent() {
 }
 
 // A process's control thread finishes the start-up (finish_start) and makes its socket this
-// long after the process started, a forked child's this long after the fork: processes that exec
-// or exit within it (a shell loop, a fork storm, a pipeline) never pay for more than the
-// constructor and a sleeping thread.
+// long after the process started, a forked child's this long after the fork; allocations start
+// the thread from then on (hot/launch.h): processes that exec or exit within it (a shell loop, a
+// fork storm, a pipeline) never pay for more than the constructor.
 constexpr int64_t kQuietMs = 50;
 constexpr int64_t kChildQuietMs = 100;
 
@@ -155,7 +156,7 @@ void fork_child() {
   g_cold.rate_count = g_cold.rate_next = 0;
   set_identity();
   profiling_fork_child();
-  if (!start_control_thread(kChildQuietMs)) log(Level::kWarn, "child %d: control thread did not start", static_cast<int>(getpid()));
+  defer_control_thread(kChildQuietMs);
 }
 
 void fail_engine(const char* why) {
@@ -213,10 +214,7 @@ __attribute__((constructor)) void rsrmem_start() {
   tracking_start();
   hot::barrier_register();
   pthread_atfork(fork_prepare, fork_parent, fork_child);
-  if (!start_control_thread(kQuietMs)) {
-    log(Level::kWarn, "control thread did not start: no socket");
-    finish_start(true);  // stacks, leak detection and captures still work
-  }
+  defer_control_thread(kQuietMs);
 }
 
 __attribute__((destructor)) void rsrmem_stop() {

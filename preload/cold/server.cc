@@ -34,6 +34,9 @@
 #include <cstring>
 
 #include "../../common/protocol.h"
+#include "../hot/capture.h"
+#include "../hot/engine.h"
+#include "../hot/launch.h"
 #include "../hot/stack.h"
 #include "fds.h"
 #include "leaks.h"
@@ -396,9 +399,6 @@ void* control_main(void*) {
 }  // namespace
 
 bool start_control_thread(int64_t quiet_ms) {
-  static bool atfork_set = false;  // handlers survive fork: once per process tree
-  if (!atfork_set) pthread_atfork(nullptr, note_fork, nullptr);
-  atfork_set = true;
   g_quiet_start_ms.store(quiet_ms, std::memory_order_relaxed);
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -408,6 +408,37 @@ bool start_control_thread(int64_t quiet_ms) {
   const bool ok = pthread_create(&tid, &attr, control_main, nullptr) == 0;
   pthread_attr_destroy(&attr);
   return ok;
+}
+
+namespace {
+
+// hot::g_launch.start: the one start of a deferred control thread (hot/launch.h), from a safe
+// point of one of the program's threads.
+void launch_control() {
+  bool pending = true;
+  if (!rsr_launch_pending.compare_exchange_strong(pending, false, std::memory_order_acq_rel)) return;
+  const int saved = errno;
+  {
+    hot::GuardScope guard;
+    hot::g_launching.store(&hot::t_state, std::memory_order_release);
+    const int64_t left_ns = hot::g_launch.due_ns - hot::monotonic_ns();
+    const bool ok = start_control_thread(left_ns > 0 ? (left_ns + 999999) / 1000000 : 0);
+    hot::g_launching.store(nullptr, std::memory_order_release);
+    if (!ok) log(Level::kWarn, "control thread did not start: no socket");
+  }
+  errno = saved;
+}
+
+}  // namespace
+
+void defer_control_thread(int64_t quiet_ms) {
+  static bool atfork_set = false;  // handlers survive fork: once per process tree
+  if (!atfork_set) pthread_atfork(nullptr, note_fork, nullptr);
+  atfork_set = true;
+  hot::g_launch.due_ns = hot::monotonic_ns() + quiet_ms * 1000000;
+  hot::g_launch.pid = static_cast<int>(getpid());
+  hot::g_launch.start = launch_control;
+  rsr_launch_pending.store(true, std::memory_order_release);
 }
 
 void socket_fork_child() {

@@ -63,10 +63,12 @@ bool finish_start(bool with_unwinder = false);
 void unwinder_load_if_wanted();
 
 // Control thread (server.cc).
-// Starts the control thread. It waits `quiet_ms` (or less: until a stack wants libunwind), then
-// finishes the start-up, makes the socket and serves: a process that execs or exits sooner costs
-// a thread's creation and nothing more.
+// Starts the control thread now. It waits `quiet_ms` (or less: until a stack wants libunwind),
+// then finishes the start-up, makes the socket and serves.
 bool start_control_thread(int64_t quiet_ms);
+// Leaves the control thread to start at the first safe point (hot/launch.h), the start-up to
+// finish `quiet_ms` from now: a process that execs or exits sooner costs no thread at all.
+void defer_control_thread(int64_t quiet_ms);
 void close_socket_at_exit();
 // In a forked child, before its own control thread starts: lets go of the parent's socket and
 // connections (this process's copies of them).

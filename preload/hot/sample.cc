@@ -14,6 +14,7 @@
 #include "capture.h"
 #include "engine.h"
 #include "fd_watch.h"
+#include "launch.h"
 #include "private.h"
 #include "stack.h"
 #include "tables.h"
@@ -54,6 +55,12 @@ std::atomic<bool> g_unwinder_no_waits{false};
 
 // A stack's wait for libunwind (stack.h). True when it is loaded.
 bool await_unwinder() {
+  // No control thread yet to load it: start one, or take this stack without frames (no wait).
+  if (launch_pending() && !launch_for_stack()) {
+    uint32_t idle = kUnwinderIdle;  // the thread loads it when it starts
+    g_unwinder_state.compare_exchange_strong(idle, kUnwinderWanted, std::memory_order_acq_rel);
+    return false;
+  }
   uint32_t s = g_unwinder_state.load(std::memory_order_acquire);
   if (s == kUnwinderIdle) {
     const int64_t now = monotonic_ns();

@@ -3,6 +3,7 @@
 // A thread registers its TLS counters at its first allocation (once) and retires them from a
 // pthread key destructor when it exits. The registry's spin lock is taken only then and by
 // readers summing totals: never on an allocation's fast path.
+#include <link.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
@@ -11,6 +12,7 @@
 
 #include "capture.h"
 #include "engine.h"
+#include "launch.h"
 #include "unwind.h"
 
 namespace rsr::hot {
@@ -176,7 +178,10 @@ void alloc_slow(ThreadState& t, void* p, const CallerFrame* caller) {
   if (field(t.registered) == kRegistered && !field(t.registering)) tally_alloc(t, usable);
   else count_global(static_cast<int64_t>(usable));
   const uint64_t size = counted(usable);
-  if (field(t.guard) == 0 && (t.countdown.left -= static_cast<int64_t>(size)) < 0) countdown_expired(t, p, size);
+  if (field(t.guard) == 0 && (t.countdown.left -= static_cast<int64_t>(size)) < 0) {
+    if (launch_pending() && caller) [[unlikely]] launch_from_allocation(caller->pc);
+    countdown_expired(t, p, size);
+  }
   if (capture_wanted()) [[unlikely]] capture_event(t, kEventAlloc, p, usable, caller);
   else if (field(t.guard) == 0 && field(t.registered) == kRegistered) set_fast(t);  // a capture ended
 }
@@ -216,9 +221,70 @@ namespace rsr::hot {
       "jmp rsr_alloc_slow_from\n\t");
 }
 
+// Reached by a tail call from an allocation hook, like alloc_slow_ret: the return address is
+// the program's (or, when the call was not a tail call, the library's, which launching skips).
 void* alloc_countdown_ret(ThreadState& t, void* p, size_t size) {
+  if (launch_pending()) [[unlikely]] launch_from_allocation(reinterpret_cast<uintptr_t>(__builtin_return_address(0)));
   countdown_expired(t, p, size);
   return p;
+}
+
+constinit Launch g_launch;
+constinit std::atomic<const void*> g_launching{nullptr};
+
+}  // namespace rsr::hot
+
+extern "C" {
+constinit std::atomic<bool> rsr_launch_pending{false};
+}
+
+namespace rsr::hot {
+
+namespace {
+
+// The start of the object that holds `pc`, 0 for code in none (generated code).
+uintptr_t object_of(const void* pc) {
+  dl_find_object found;
+  if (_dl_find_object(const_cast<void*>(pc), &found) != 0) return 0;
+  return reinterpret_cast<uintptr_t>(found.dlfo_map_start);
+}
+
+// The allocation's caller of the last countdown that expired while a start was pending: a stack
+// that wants libunwind starts the thread for it (launch_for_stack).
+__thread uintptr_t t_launch_caller;
+
+// A safe point of this process (hot/launch.h), not of a vfork child borrowing its memory.
+bool this_process() { return g_launch.start != nullptr && syscall(SYS_getpid) == g_launch.pid; }
+
+// Not called by code that may hold its own locks while it allocates (hot/launch.h).
+bool called_by_program(uintptr_t caller) {
+  if (caller == 0) return false;
+  const uintptr_t object = object_of(reinterpret_cast<const void*>(caller));
+  if (object == 0) return true;  // generated code
+  const void* const unsafe[] = {reinterpret_cast<const void*>(&clock_gettime),             // libc
+                                reinterpret_cast<const void*>(&_dl_find_object),           // the loader
+                                reinterpret_cast<const void*>(real::fn.malloc),            // the next allocator
+                                reinterpret_cast<const void*>(&launch_from_allocation)};  // this library
+  for (const void* code : unsafe)
+    if (object_of(code) == object) return false;
+  return true;
+}
+
+}  // namespace
+
+void launch_from_allocation(uintptr_t caller) {
+  t_launch_caller = caller;
+  if (monotonic_ns() < g_launch.due_ns || t_state.guard != 0 || !this_process() || !called_by_program(caller)) return;
+  g_launch.start();  // otherwise a later allocation will
+}
+
+bool launch_for_stack() {
+  if (launch_pending() && this_process() && called_by_program(t_launch_caller)) g_launch.start();
+  return !launch_pending();
+}
+
+void launch_before_wait() {
+  if (t_state.guard == 0 && this_process()) g_launch.start();
 }
 
 void free_slow_then_next(ThreadState& t, void* p) {
@@ -348,3 +414,9 @@ void threads_atfork_child() {
 }
 
 }  // namespace rsr::hot
+
+// wait_hooks.c's side of hot/launch.h.
+extern "C" [[gnu::visibility("hidden")]] void rsr_before_wait() { rsr::hot::launch_before_wait(); }
+extern "C" [[gnu::visibility("hidden")]] int rsr_launch_due() {
+  return rsr::hot::monotonic_ns() >= rsr::hot::g_launch.due_ns;
+}

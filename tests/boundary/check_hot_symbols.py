@@ -33,7 +33,7 @@ def main() -> int:
         if len(parts) != 2 or parts[0] != "U":
             continue
         sym = parts[1]
-        if sym.startswith("_ZN3rsr"):  # the engine's own code and data
+        if sym.startswith(("_ZN3rsr", "rsr_")):  # the engine's own code and data
             continue
         if sym not in ALLOWED:
             bad.append(sym)

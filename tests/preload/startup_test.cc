@@ -170,6 +170,53 @@ TEST(Startup, AShortLivedThreadCostsFewPageFaults) {
   EXPECT_LT(per_thread, 1.0);
 }
 
+constexpr int kLineMs = 15000;
+constexpr int kSocketMs = 10000;
+
+// Threads a run of `argv` under the preload makes (clone and clone3 calls, strace -f); -1 on
+// failure.
+long threads_made(const std::string& argv, const std::string& dir) {
+  const std::string out = rt::run_text("LD_PRELOAD=" + rt::preload_lib() + " RSR_SOCKET_DIR=" + dir +
+                                       " strace -f -q -e trace=clone,clone3 -o /dev/stdout " + argv + " 2>&1");
+  if (out.find("+++ exited with 0 +++") == std::string::npos) return -1;
+  long n = 0;
+  for (size_t at = out.find("clone"); at != std::string::npos; at = out.find("clone", at + 1)) ++n;
+  return n;
+}
+
+// The control thread is started lazily (preload/hot/launch.h): a process that starts and exits
+// makes none (it made one, and paid for its creation and tear-down, ~0.05 ms a process).
+TEST(Startup, AProcessThatStartsAndExitsMakesNoThread) {
+  rt::TempDir dir("rsrstart");
+  EXPECT_EQ(threads_made("/bin/true", dir.path()), 0);
+  EXPECT_EQ(threads_made(rt::program("pair_loop") + " 1000", dir.path()), 0);
+}
+
+// ... and a process that lives on gets it, and its socket, whether it waits from the start and
+// never allocates again (idle: read from stdin) or allocates without ever waiting (pair_loop).
+TEST(Startup, AProcessThatWaitsFromTheStartGetsItsSocket) {
+  rt::TempDir dir("rsrstart");
+  rt::Spawn s;
+  s.argv = {rt::program("idle")};
+  s.socket_dir = dir.path();
+  rt::Process p(s);
+  ASSERT_TRUE(p.read_line(kLineMs)) << p.describe();
+  rt::Reply hello;
+  EXPECT_TRUE(rt::wait_for_socket(dir.path(), p.pid(), kSocketMs, &hello)) << hello.describe();
+  p.close_stdin();
+  EXPECT_TRUE(p.wait(kLineMs));
+}
+
+TEST(Startup, AProcessThatAllocatesWithoutWaitingGetsItsSocket) {
+  rt::TempDir dir("rsrstart");
+  rt::Spawn s;
+  s.argv = {rt::program("pair_loop"), "100000000000"};
+  s.socket_dir = dir.path();
+  rt::Process p(s);
+  rt::Reply hello;
+  EXPECT_TRUE(rt::wait_for_socket(dir.path(), p.pid(), kSocketMs, &hello)) << hello.describe();
+}
+
 // System calls strace counts in a run of thread_waves under the preload (all threads); -1 on
 // failure. `sampled`: at the default sampling interval, else at one no program reaches.
 long syscalls_of(bool sampled, const std::string& dir) {
