@@ -120,7 +120,8 @@ void parse_config(EnvGetter get, Warner warn, void* ctx, Config* c) {
 #define RSR_DEFAULT_Int(f, def) c->f = (def);
 #define RSR_DEFAULT_Real(f, def) c->f = (def);
 #define RSR_DEFAULT_Str(f, def) copy_text(c->f, kNameMax, def);
-#define RSR_DEFAULT_Path(f, def) copy_text(c->f, kPathMax, def);
+#define RSR_DEFAULT_Path(f, def) \
+  if ((def)[0] != '\0' || c->f[0] != '\0') copy_text(c->f, kPathMax, def);  // an untouched page stays so
 #define RSR_PARSE_Bool(f, lo, hi, v) parse_bool(v, &c->f)
 #define RSR_PARSE_Int(f, lo, hi, v) parse_int(v, lo, hi, &c->f)
 #define RSR_PARSE_Real(f, lo, hi, v) parse_real(v, lo, hi, &c->f)

@@ -81,15 +81,25 @@ inline constexpr size_t kNameMax = 128;
     "Most sampled live blocks kept (detailed tracking: 32x this); further samples are dropped.")     \
   X(Str, log_level, "RSR_LOG_LEVEL", "warn", 0, 0, "Library log level on stderr: error, warn, info.")
 
+// The paths (4 KiB each) come after every other field: a process that sets none of them writes
+// one page or two of its settings at start-up, not one for each path.
 struct Config {
 #define RSR_FIELD_Bool(f) bool f;
 #define RSR_FIELD_Int(f) int64_t f;
 #define RSR_FIELD_Real(f) double f;
 #define RSR_FIELD_Str(f) char f[kNameMax];
-#define RSR_FIELD_Path(f) char f[kPathMax];
+#define RSR_FIELD_Path(f)
 #define RSR_FIELD(kind, f, env, def, lo, hi, help) RSR_FIELD_##kind(f)
   RSR_SETTINGS(RSR_FIELD)
-#undef RSR_FIELD
+#undef RSR_FIELD_Path
+#define RSR_PATH_Bool(f)
+#define RSR_PATH_Int(f)
+#define RSR_PATH_Real(f)
+#define RSR_PATH_Str(f)
+#define RSR_PATH_Path(f) char f[kPathMax];
+#define RSR_PATH(kind, f, env, def, lo, hi, help) RSR_PATH_##kind(f)
+  RSR_SETTINGS(RSR_PATH)
+#undef RSR_PATH
 };
 
 enum class SettingKind { kBool, kInt, kReal, kStr, kPath };

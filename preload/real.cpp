@@ -218,7 +218,7 @@ const void* malloc_definer(void** handle, const char** name) {
 
 }  // namespace
 
-alignas(64) char g_arena[kArenaBytes];
+RSR_LARGE_BSS alignas(64) char g_arena[kArenaBytes];
 bool g_glibc_chunks = false;
 const char* g_shadowed_by = nullptr;
 

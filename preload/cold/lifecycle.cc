@@ -46,7 +46,7 @@ extern char** environ;
 
 namespace rsr::cold {
 
-constinit ColdState g_cold;
+RSR_LARGE_BSS constinit ColdState g_cold;
 
 const char* mode_name() {
   switch (hot::g_engine.mode.load(std::memory_order_relaxed)) {
@@ -73,7 +73,7 @@ void record_warning(const char* name, const char* value, const char* used, void*
 // every child of a shell script would still be monitored). The edited value lives in static
 // storage, like the original string did on the stack.
 void drop_from_ld_preload() {
-  static char g_kept[kPathMax + sizeof "LD_PRELOAD="];
+  RSR_LARGE_BSS static char g_kept[kPathMax + sizeof "LD_PRELOAD="];
   constexpr size_t kPrefix = sizeof "LD_PRELOAD=" - 1;
   bool first = true;
   for (char** e = environ; e && *e;) {
@@ -183,9 +183,9 @@ void begin_engine() {
   sampler.bytes_until_sample =
       hot::g_engine.interval == 0 || sampler.rng == 0 ? 0 : hot::sampler_next_interval(sampler, hot::g_engine.interval);
   hot::countdown_arm(hot::t_state.countdown, sampler);
-  publish_caches();
-  hot::g_api.caches_on.store(c.cache_metrics_enabled, std::memory_order_relaxed);
-  hot::g_api.on.store(true, std::memory_order_relaxed);
+  publish_no_caches();
+  hot::g_api_switches.caches_on.store(c.cache_metrics_enabled, std::memory_order_relaxed);
+  hot::g_api_switches.on.store(true, std::memory_order_relaxed);
   hot::g_engine.mode.store(hot::kActive, std::memory_order_release);
 }
 

@@ -205,6 +205,11 @@ void publish_caches() {
   p.at_mono_ms = monotonic_ms();
 }
 
+void publish_no_caches() {
+  g_caches.at_ms = now_ms();
+  g_caches.at_mono_ms = monotonic_ms();
+}
+
 void metrics_tick(int64_t now_mono_ms) {
   const Config& c = g_cold.config;
   if (now_mono_ms - g_cold.last_baseline_mono_ms >= c.memory_metrics_update_interval * 1000) refresh_sites();

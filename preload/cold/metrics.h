@@ -19,6 +19,9 @@ namespace rsr::cold {
 uint64_t refresh_sites();
 // Copies the live cache counters into the published ones.
 void publish_caches();
+// The same at start-up, when nothing is recorded yet: an empty publication, stamped now (without
+// reading the name tables, pages the process may never touch).
+void publish_no_caches();
 // The snapshot and the publication, when due at `now_mono_ms`.
 void metrics_tick(int64_t now_mono_ms);
 

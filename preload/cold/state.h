@@ -21,29 +21,29 @@ struct RatePoint {
 };
 
 struct ColdState {
-  Config config{};
-  char warnings[kMaxWarnings][320]{};
-  int warning_count = 0;
-
+  // What every process touches, first (start-up and exit): few pages of this are ever written.
   pid_t pid = 0;
-  char program[kPathMax]{};
-  char service[kNameMax]{};
-  char socket_path[kPathMax]{};  // the control socket's file ("" while there is none)
-  // XDG_RUNTIME_DIR as the constructor found it: the environment is read there only, before
-  // main(); later the program may be rewriting it (bash leaves `environ` pointing to freed
-  // arrays), and no thread of the library may read it then.
-  char runtime_dir[kPathMax]{};
   int64_t start_ms = 0;       // realtime
   int64_t start_mono_ms = 0;  // monotonic
-
   bool started = false;  // finish_start() ran (in this process or the parent it was forked from)
   bool heap_ok = false;
   // libunwind: loaded only once the library's own walker leaves a stack to it (unwinder_load()).
   enum class Unwinder { kNotNeeded, kLoaded, kFailed } unwinder = Unwinder::kNotNeeded;
   bool socket_ok = false;  // the socket is open and its file in place (control thread)
   bool tables_ok = false;
-
+  int warning_count = 0;
   pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+  Config config{};
+  char socket_path[kPathMax]{};  // the control socket's file ("" while there is none)
+
+  char warnings[kMaxWarnings][320]{};
+  char program[kPathMax]{};
+  char service[kNameMax]{};
+  // XDG_RUNTIME_DIR as the constructor found it: the environment is read there only, before
+  // main(); later the program may be rewriting it (bash leaves `environ` pointing to freed
+  // arrays), and no thread of the library may read it then.
+  char runtime_dir[kPathMax]{};
+
   RatePoint rates[kRateWindow]{};
   int rate_count = 0;
   int rate_next = 0;

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "../hot/engine.h"
 #include "../hot/fd_watch.h"
 #include "../hot/stack.h"
 #include "fds.h"
@@ -18,7 +19,7 @@ namespace {
 
 constexpr int kMaxCandidates = 1024;
 
-int* g_candidates[kMaxCandidates];
+RSR_LARGE_BSS int* g_candidates[kMaxCandidates];
 int g_candidate_count = 0;
 
 volatile int* g_array = nullptr;  // libunwind's mem_validate_pipe

@@ -6,7 +6,8 @@
 
 namespace rsr::hot {
 
-constinit ApiTables g_api;
+constinit ApiSwitches g_api_switches;
+RSR_LARGE_BSS constinit ApiTables g_api;
 
 namespace {
 
@@ -83,7 +84,7 @@ uint64_t since(uint64_t now, uint64_t then) { return now > then ? now - then : 0
 }  // namespace
 
 int api_cache_record(const char* cache, bool hit) {
-  if (!g_api.caches_on.load(std::memory_order_relaxed)) return -1;
+  if (!g_api_switches.caches_on.load(std::memory_order_relaxed)) return -1;
   const int i = intern(g_api.cache_names, kApiNames, or_unknown(cache), "");
   CacheCounts& c = g_api.caches[i];
   (hit ? c.hits : c.misses).fetch_add(1, std::memory_order_relaxed);
@@ -91,7 +92,7 @@ int api_cache_record(const char* cache, bool hit) {
 }
 
 int api_leak_record(const char* type, const char* severity) {
-  if (!g_api.on.load(std::memory_order_relaxed)) return -1;
+  if (!g_api_switches.on.load(std::memory_order_relaxed)) return -1;
   char upper[kApiNameBytes];
   const char* s = or_unknown(severity);
   int n = 0;
@@ -103,7 +104,7 @@ int api_leak_record(const char* type, const char* severity) {
 }
 
 uint64_t api_scope_begin(const char* name) {
-  if (!g_api.on.load(std::memory_order_relaxed)) return 0;
+  if (!g_api_switches.on.load(std::memory_order_relaxed)) return 0;
   ScopeStack& st = t_scopes;
   if (st.depth >= kScopeDepth) return 0;
   const ThreadState& t = t_state;

@@ -47,9 +47,14 @@ struct ScopeStats {
   std::atomic<uint64_t> count, sum_bytes, retained_bytes;
 };
 
-struct ApiTables {
-  std::atomic<bool> caches_on{false};  // RSR_CACHE_METRICS_ENABLED, set at start-up
+// Set at start-up; apart from the tables, which a process that never calls the API never touches.
+struct ApiSwitches {
+  std::atomic<bool> caches_on{false};  // RSR_CACHE_METRICS_ENABLED
   std::atomic<bool> on{false};         // the engine is active: record anything at all
+};
+extern ApiSwitches g_api_switches;
+
+struct ApiTables {
   ApiName cache_names[kApiNames + 1];
   CacheCounts caches[kApiNames + 1];
   ApiName scope_names[kApiNames + 1];

@@ -36,6 +36,10 @@
 
 #pragma GCC visibility push(hidden)
 
+// Large zero-initialised tables go after the library's other data (the .lbss section): the few
+// pages of small variables that every process writes at start-up then lie together.
+#define RSR_LARGE_BSS [[gnu::section(".lbss.rsr")]]
+
 namespace rsr::hot {
 
 // One per thread, in initial-exec TLS: trivially constructible (all zero) and destructible.

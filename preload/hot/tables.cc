@@ -11,7 +11,7 @@
 namespace rsr::hot {
 
 constinit Tables g_tables;
-std::atomic<uint8_t> g_filter[size_t{1} << kFilterBits];
+RSR_LARGE_BSS std::atomic<uint8_t> g_filter[size_t{1} << kFilterBits];
 
 struct Block {
   std::atomic<uintptr_t> ptr;  // 0 empty, 1 tombstone
@@ -70,13 +70,20 @@ bool tables_init(uint64_t max_sites, uint64_t max_blocks, int depth) {
   const uint64_t site_slots = pow2_at_least(max_sites * 2);
   const uint64_t block_slots = pow2_at_least(max_blocks * 2);
   const uint64_t frames = max_sites * (depth < static_cast<int>(kPoolFramesPerSite) ? depth : kPoolFramesPerSite);
-  t.sites = static_cast<Site*>(map(site_slots * sizeof(Site)));
   t.site_list_cap = max_sites + 2 * kMaxProbe;  // site_count is checked before the insert races
-  t.site_list = static_cast<std::atomic<uint32_t>*>(map(t.site_list_cap * sizeof(uint32_t)));
-  t.pool = static_cast<uintptr_t*>(map(frames * sizeof(uintptr_t)));
-  t.blocks = static_cast<Block*>(map(block_slots * sizeof(Block)));
+  // One reservation for the four tables (one system call and one mapping), each page-aligned.
+  constexpr size_t kPage = 4096;
+  const auto pages = [](size_t bytes) { return (bytes + kPage - 1) & ~(kPage - 1); };
+  const size_t sites_bytes = pages(site_slots * sizeof(Site));
+  const size_t list_bytes = pages(t.site_list_cap * sizeof(uint32_t));
+  const size_t pool_bytes = pages(frames * sizeof(uintptr_t));
+  char* const base = static_cast<char*>(map(sites_bytes + list_bytes + pool_bytes + block_slots * sizeof(Block)));
+  if (!base) return false;
+  t.sites = reinterpret_cast<Site*>(base);
+  t.site_list = reinterpret_cast<std::atomic<uint32_t>*>(base + sites_bytes);
+  t.pool = reinterpret_cast<uintptr_t*>(base + sites_bytes + list_bytes);
+  t.blocks = reinterpret_cast<Block*>(base + sites_bytes + list_bytes + pool_bytes);
   t.filter = g_filter;
-  if (!t.sites || !t.site_list || !t.pool || !t.blocks) return false;
   t.site_mask = site_slots - 1;
   t.max_sites = max_sites;
   t.pool_cap = frames;

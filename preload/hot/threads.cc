@@ -25,7 +25,7 @@ namespace {
 
 constexpr int kMaxThreads = 4096;
 
-ThreadState* g_threads[kMaxThreads];
+RSR_LARGE_BSS ThreadState* g_threads[kMaxThreads];
 int g_thread_high = 0;  // slots [0, g_thread_high) may be in use
 std::atomic<bool> g_lock{false};
 

@@ -8,6 +8,8 @@
 #include <atomic>
 #include <cstring>
 
+#include "engine.h"
+
 extern "C" void* __libc_stack_end;  // the dynamic loader's: the main thread's stack top
 
 namespace rsr::hot {
@@ -60,7 +62,7 @@ struct Slot {
   std::atomic<uintptr_t> key;
   std::atomic<uint64_t> rule;
 };
-Slot g_table[size_t{1} << kTableBits];
+RSR_LARGE_BSS Slot g_table[size_t{1} << kTableBits];
 std::atomic<uint64_t> g_rules{0}, g_gave_up{0};
 
 size_t slot_of(uintptr_t pc) { return static_cast<size_t>((pc * 0x9E3779B97F4A7C15ULL) >> (64 - kTableBits)); }

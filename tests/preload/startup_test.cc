@@ -3,7 +3,7 @@
 // their minor faults read from wait4's rusage.
 //  - /bin/true: the library loads no other shared object before it needs one but its private
 //    heap (it loaded libstdc++, libm, libgcc_s, libunwind and liblzma too: ~220 extra faults,
-//    now ~75), and
+//    then ~75, ~50, now ~33 with no thread and the start-up's writes on few pages), and
 //    its start-up does not add faults that grow with its tables (a scan of the whole call-site
 //    table faulted in every page of it: ~1,050 extra faults).
 //  - 200 short-lived threads sampled once or twice each: unw_backtrace's per-thread trace cache
@@ -73,7 +73,10 @@ TEST(Startup, AProcessThatStartsAndExitsCostsFewPageFaults) {
   ASSERT_GT(plain, 0);
   std::printf("[ startup  ] /bin/true: %ld minor faults plain, %ld under the preload (+%ld)\n", plain, monitored,
               monitored - plain);
-  EXPECT_LT(monitored - plain, 100);
+  // ~50 with a control thread made at start-up and the start-up's small variables spread over the
+  // library's data between its large tables; ~33 without the thread, with the tables after the
+  // rest (.lbss) and the settings' paths after the other settings.
+  EXPECT_LT(monitored - plain, 40);
 }
 
 // The shared objects a process loads, from the dynamic loader's own account (LD_DEBUG=files):
