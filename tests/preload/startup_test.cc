@@ -195,17 +195,25 @@ TEST(Startup, AProcessThatStartsAndExitsMakesNoThread) {
   EXPECT_EQ(threads_made(rt::program("pair_loop") + " 1000", dir.path()), 0);
 }
 
-// ... and a process that lives on gets it, and its socket, whether it waits from the start and
-// never allocates again (idle: read from stdin) or allocates without ever waiting (pair_loop).
-TEST(Startup, AProcessThatWaitsFromTheStartGetsItsSocket) {
-  rt::TempDir dir("rsrstart");
+// The idle program (it allocates once, then waits on stdin) under the preload, once its socket is
+// made; `ok` is false, with the failure reported, when it did not come up.
+rt::Process idle_with_socket(const rt::TempDir& dir, bool* ok) {
   rt::Spawn s;
   s.argv = {rt::program("idle")};
   s.socket_dir = dir.path();
   rt::Process p(s);
-  ASSERT_TRUE(p.read_line(kLineMs)) << p.describe();
   rt::Reply hello;
-  EXPECT_TRUE(rt::wait_for_socket(dir.path(), p.pid(), kSocketMs, &hello)) << hello.describe();
+  *ok = p.read_line(kLineMs).has_value() && rt::wait_for_socket(dir.path(), p.pid(), kSocketMs, &hello);
+  EXPECT_TRUE(*ok) << p.describe() << hello.describe();
+  return p;
+}
+
+// ... and a process that lives on gets it, and its socket, whether it waits from the start and
+// never allocates again (idle: read from stdin) or allocates without ever waiting (pair_loop).
+TEST(Startup, AProcessThatWaitsFromTheStartGetsItsSocket) {
+  rt::TempDir dir("rsrstart");
+  bool ok = false;
+  rt::Process p = idle_with_socket(dir, &ok);
   p.close_stdin();
   EXPECT_TRUE(p.wait(kLineMs));
 }
@@ -230,13 +238,9 @@ TEST(Startup, TheLibrarysDescriptorsKeepTheDescriptorTableSmall) {
   rl.rlim_cur = 8192;
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &rl), 0);
   rt::TempDir dir("rsrstart");
-  rt::Spawn s;
-  s.argv = {rt::program("idle")};
-  s.socket_dir = dir.path();
-  rt::Process p(s);
-  ASSERT_TRUE(p.read_line(kLineMs)) << p.describe();
-  rt::Reply hello;
-  ASSERT_TRUE(rt::wait_for_socket(dir.path(), p.pid(), kSocketMs, &hello)) << hello.describe();
+  bool ok = false;
+  rt::Process p = idle_with_socket(dir, &ok);
+  ASSERT_TRUE(ok);
   const std::string status = rt::read_file("/proc/" + std::to_string(p.pid()) + "/status");
   const size_t at = status.find("FDSize:");
   ASSERT_NE(at, std::string::npos) << status;
