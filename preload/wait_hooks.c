@@ -101,6 +101,7 @@ RSR_WAIT_HOOK(int, sigtimedwait, (const sigset_t *set, siginfo_t *info, const st
               (set, info, timeout))
 RSR_WAIT_HOOK(pid_t, wait, (int *status), (status))
 RSR_WAIT_HOOK(pid_t, waitpid, (pid_t pid, int *status, int options), (pid, status, options))
+RSR_WAIT_HOOK(pid_t, wait3, (int *status, int options, struct rusage *usage), (status, options, usage))
 RSR_WAIT_HOOK(pid_t, wait4, (pid_t pid, int *status, int options, struct rusage *usage), (pid, status, options, usage))
 RSR_WAIT_HOOK(int, waitid, (idtype_t type, id_t id, siginfo_t *info, int options), (type, id, info, options))
 RSR_WAIT_HOOK(int, pthread_join, (pthread_t thread, void **result), (thread, result))

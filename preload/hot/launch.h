@@ -7,8 +7,8 @@
 //    when the program or one of its libraries called it: not libc, the dynamic loader, the next
 //    allocator or this library, which may hold locks of their own while they allocate;
 //  - a call that may wait (poll, epoll_wait, select, accept, recv, sleep, pause, sigsuspend,
-//    sigwait, wait, system, pthread_join; read and stdio's reads unless they read a regular
-//    file: wait_hooks.c), at any age: a process that waits lives on.
+//    sigwait, the wait family, system, pthread_join; read and stdio's reads unless they read a
+//    regular file: wait_hooks.c), at any age: a process that waits lives on.
 // A process that does neither (it computes without allocating, or allocates only through another
 // allocator, and never waits through libc) has no control socket until it does. The thread, once
 // running, waits for the rest of the quiet period before it finishes the start-up.

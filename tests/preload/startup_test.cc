@@ -218,6 +218,17 @@ TEST(Startup, AProcessThatWaitsFromTheStartGetsItsSocket) {
   EXPECT_TRUE(p.wait(kLineMs));
 }
 
+// A shell waiting for its command (dash waits with wait3) allocates next to nothing.
+TEST(Startup, AShellWaitingForItsCommandGetsItsSocket) {
+  rt::TempDir dir("rsrstart");
+  rt::Spawn s;
+  s.argv = {"/bin/sh", "-c", "sleep 30; :"};
+  s.socket_dir = dir.path();
+  rt::Process p(s);
+  rt::Reply hello;
+  EXPECT_TRUE(rt::wait_for_socket(dir.path(), p.pid(), kSocketMs, &hello)) << hello.describe();
+}
+
 TEST(Startup, AProcessThatAllocatesWithoutWaitingGetsItsSocket) {
   rt::TempDir dir("rsrstart");
   rt::Spawn s;
