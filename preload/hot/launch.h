@@ -39,6 +39,9 @@ extern std::atomic<const void*> g_launching;
 
 [[gnu::always_inline]] inline bool launch_pending() { return rsr_launch_pending.load(std::memory_order_acquire); }
 
+// The quiet period is over: allocations may start the thread, and every read counts as a wait.
+bool launch_due();
+
 // Where an allocation's countdown expired while a start is pending: starts the thread when the
 // quiet period is over and `caller` (the allocation's return address) is the program's.
 void launch_from_allocation(uintptr_t caller);

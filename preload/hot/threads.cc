@@ -253,8 +253,9 @@ uintptr_t object_of(const void* pc) {
 // that wants libunwind starts the thread for it (launch_for_stack).
 __thread uintptr_t t_launch_caller;
 
-// A safe point of this process (hot/launch.h), not of a vfork child borrowing its memory.
-bool this_process() { return g_launch.start != nullptr && syscall(SYS_getpid) == g_launch.pid; }
+// A safe point of this process (hot/launch.h), not of a vfork child borrowing its memory. Asked
+// only while a start is pending, when g_launch is set.
+bool this_process() { return syscall(SYS_getpid) == g_launch.pid; }
 
 // Not called by code that may hold its own locks while it allocates (hot/launch.h).
 bool called_by_program(uintptr_t caller) {
@@ -272,9 +273,11 @@ bool called_by_program(uintptr_t caller) {
 
 }  // namespace
 
+bool launch_due() { return monotonic_ns() >= g_launch.due_ns; }
+
 void launch_from_allocation(uintptr_t caller) {
   t_launch_caller = caller;
-  if (monotonic_ns() < g_launch.due_ns || t_state.guard != 0 || !this_process() || !called_by_program(caller)) return;
+  if (!launch_due() || t_state.guard != 0 || !this_process() || !called_by_program(caller)) return;
   g_launch.start();  // otherwise a later allocation will
 }
 
@@ -417,6 +420,4 @@ void threads_atfork_child() {
 
 // wait_hooks.c's side of hot/launch.h.
 extern "C" [[gnu::visibility("hidden")]] void rsr_before_wait() { rsr::hot::launch_before_wait(); }
-extern "C" [[gnu::visibility("hidden")]] int rsr_launch_due() {
-  return rsr::hot::monotonic_ns() >= rsr::hot::g_launch.due_ns;
-}
+extern "C" [[gnu::visibility("hidden")]] int rsr_launch_due() { return rsr::hot::launch_due(); }
