@@ -84,6 +84,7 @@ void append_background(CaptureTls& tls, uint32_t epoch, const Event& e) {
   }
   EventBuffer* b = tls.buffer;
   if (!b) {
+    const KeepErrno keep;  // a wait for a buffer makes system calls
     b = pool_pop();
     if (!b && !g_capture.drop_when_full.load(std::memory_order_relaxed)) b = wait_for_buffer(epoch);
     if (!b) {
@@ -100,6 +101,7 @@ void append_background(CaptureTls& tls, uint32_t epoch, const Event& e) {
   b->count.store(n + 1, std::memory_order_release);
   const uint64_t age = g_capture.handover_ticks.load(std::memory_order_relaxed);
   if (n + 1 == kBufferEvents || (age != 0 && e.ticks - b->first_ticks >= age)) {
+    const KeepErrno keep;  // the writer may be woken
     tls.buffer = nullptr;
     hand_over(b);
   }
@@ -125,7 +127,10 @@ void capture_clock_init() {
 
 uint32_t capture_tid() {
   CaptureTls& tls = t_capture;
-  if (tls.tid == 0) tls.tid = static_cast<uint32_t>(syscall(SYS_gettid));
+  if (tls.tid == 0) {
+    const KeepErrno keep;
+    tls.tid = static_cast<uint32_t>(syscall(SYS_gettid));
+  }
   return tls.tid;
 }
 
@@ -134,7 +139,8 @@ void capture_event(ThreadState& t, uint32_t kind, void* p, size_t usable, const 
   const uint32_t epoch = raise_then_load(t.capturing, g_capture.epoch);
   CaptureTls& tls = t_capture;
   if (epoch != 0 || tls.scope) {
-    const int saved_errno = errno;
+    // errno: the ways that may make system calls keep it themselves (a thread's first event, a
+    // stack walked afresh, a buffer handed over or waited for); the common way makes none.
     capture_tid();
     Event e;
     e.address = reinterpret_cast<uintptr_t>(p);
@@ -144,7 +150,6 @@ void capture_event(ThreadState& t, uint32_t kind, void* p, size_t usable, const 
     e.ticks = capture_ticks();
     if (epoch != 0) append_background(tls, epoch, e);
     if (tls.scope) append_scope(tls.scope, e);
-    errno = saved_errno;
   }
   __atomic_store_n(&t.capturing, 0, __ATOMIC_RELEASE);
 }

@@ -28,6 +28,7 @@
 #pragma once
 
 #include <atomic>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 
@@ -221,6 +222,12 @@ struct Totals {
   uint32_t threads;
 };
 Totals read_totals();
+
+// Keeps errno as the program left it across a scope that may make system calls.
+struct KeepErrno {
+  int saved = errno;
+  ~KeepErrno() { errno = saved; }
+};
 
 // Holds the guard for a scope: allocations inside are counted (their frees may happen outside,
 // e.g. libunwind's per-thread cache, freed when the thread exits) but never sampled, so nothing

@@ -233,6 +233,20 @@ namespace {
 // at a few places keeps each place's stack.
 constexpr int kMemoWays = 4;
 
+StackMemo* memo_way(unsigned i) {
+  return reinterpret_cast<StackMemo*>(reinterpret_cast<char*>(t_capture.memo) + stack_memo_bytes(g_stack.depth) * i);
+}
+
+// The thread's memo whose first frame is `caller`, if any.
+StackMemo* find_memo(const CallerFrame& caller) {
+  if (!t_capture.memo) return nullptr;
+  for (unsigned i = 0; i < kMemoWays; ++i) {
+    StackMemo* m = memo_way(i);
+    if (m->pc == caller.pc && m->sp == caller.sp) return m;
+  }
+  return nullptr;
+}
+
 StackMemo* thread_memo(const CallerFrame* caller) {
   CaptureTls& tls = t_capture;
   const int depth = g_stack.depth;
@@ -244,27 +258,36 @@ StackMemo* thread_memo(const CallerFrame* caller) {
     }
   }
   if (!tls.memo) return nullptr;
-  auto way = [&](unsigned i) { return reinterpret_cast<StackMemo*>(reinterpret_cast<char*>(tls.memo) + bytes * i); };
-  if (!caller) return way(0);
-  for (unsigned i = 0; i < kMemoWays; ++i) {
-    StackMemo* m = way(i);
-    if (m->pc == caller->pc && m->sp == caller->sp) return m;
-  }
+  if (!caller) return memo_way(0);
+  if (StackMemo* m = find_memo(*caller)) return m;
   tls.memo_next = static_cast<uint8_t>((tls.memo_next + 1) % kMemoWays);
-  return way(tls.memo_next);
+  return memo_way(tls.memo_next);
+}
+
+// A capture's usual case: the program allocates where it allocated before, from the same
+// stack, whose site the memo kept. Checked without the guard and without walking.
+bool memo_site(const CallerFrame* caller, uint32_t* site) {
+  const StackCapture& sc = g_stack;
+  if (!caller || (caller->pc >= sc.self_lo && caller->pc < sc.self_hi)) return false;
+  const StackMemo* m = find_memo(*caller);
+  if (!m || m->site == kMemoNoSite || !memo_holds_from(*m, sc.depth, *caller)) return false;
+  *site = m->site;
+  return true;
 }
 
 }  // namespace
 
 uint32_t capture_stack_id(const CallerFrame* caller) {
   if (g_engine.mode.load(std::memory_order_acquire) != kActive) return 0;
+  uint32_t site;
+  if (memo_site(caller, &site)) return site + 1;
+  const KeepErrno keep;  // libunwind and the private heap may make system calls
   guard_enter();
   const int depth = g_stack.depth;
   auto* frames = static_cast<uintptr_t*>(__builtin_alloca(sizeof(uintptr_t) * static_cast<size_t>(depth)));
   StackMemo* memo = thread_memo(caller);
   bool reused = false;
   const int n = capture(frames, depth, true, caller, memo, &reused);
-  uint32_t site;
   if (reused && memo->site != kMemoNoSite) {
     site = memo->site;
   } else {

@@ -465,15 +465,16 @@ std::atomic<uint64_t> g_generation{1};
 
 // Whether the stack still reads what `memo` read, from the same starting registers. rbp is
 // compared only where the walk used it (a frame addressed from rbp): elsewhere it is any value
-// the program keeps in it.
-bool memo_holds(const StackMemo& memo, int want, uintptr_t lo, uintptr_t sp, uintptr_t bp, uintptr_t pc) {
+// the program keeps in it. Every load the walk recorded was inside this thread's stack (each was
+// bounded so), and the stack of a live thread stays mapped: reading it again needs no bound.
+bool memo_holds(const StackMemo& memo, int want, uintptr_t sp, uintptr_t bp, uintptr_t pc) {
   if (memo.frames_n == 0 || memo.want != want || memo.sp != sp || memo.pc != pc || (memo.bp_used && memo.bp != bp) ||
       memo.generation != g_generation.load(std::memory_order_relaxed))
     return false;
   bool same = true;
   for (int i = 0; i < memo.loads_n; ++i) {
     const StackMemo::Load& l = memo.loads[i];
-    same &= l.at >= lo && *reinterpret_cast<const volatile uintptr_t*>(l.at) == l.value;
+    same &= *reinterpret_cast<const volatile uintptr_t*>(l.at) == l.value;
   }
   return same;
 }
@@ -531,11 +532,6 @@ struct Recorder {
 
 }  // namespace
 
-size_t stack_memo_bytes(int capacity) {
-  return sizeof(StackMemo) + sizeof(uintptr_t) * static_cast<size_t>(capacity) +
-         sizeof(StackMemo::Load) * (2 * static_cast<size_t>(capacity) + 1);
-}
-
 StackMemo* stack_memo_init(void* block, int capacity) {
   auto* m = static_cast<StackMemo*>(block);
   *m = StackMemo{};
@@ -565,7 +561,7 @@ int walk(uintptr_t pc, uintptr_t sp, uintptr_t bp, bool exact, uintptr_t* out, i
       if (pc == 0 || n == want) break;
       if (n > 0 || pc < skip_lo || pc >= skip_hi) {
         if (n == 0 && memo) {
-          if (memo_holds(*memo, want, lo, sp, bp, pc)) {
+          if (memo_holds(*memo, want, sp, bp, pc)) {
             for (int i = 0; i < memo->frames_n; ++i) out[i] = memo->frames[i];
             *reused = true;
             return memo->frames_n;
@@ -630,6 +626,10 @@ int walk(uintptr_t pc, uintptr_t sp, uintptr_t bp, bool exact, uintptr_t* out, i
 int walk_stack_from(const CallerFrame& from, uintptr_t* out, int want, uintptr_t skip_lo, uintptr_t skip_hi,
                     StackMemo* memo, bool* reused) {
   return walk(from.pc, from.sp, from.bp, false, out, want, skip_lo, skip_hi, memo, reused);
+}
+
+bool memo_holds_from(const StackMemo& memo, int want, const CallerFrame& from) {
+  return memo_holds(memo, want, from.sp, from.bp, from.pc);
 }
 
 void walk_forget() {

@@ -44,7 +44,10 @@ struct StackMemo {
 };
 inline constexpr uint32_t kMemoNoSite = UINT32_MAX;
 // Bytes of a memo for up to `capacity` frames (header, frames and loads in one block).
-size_t stack_memo_bytes(int capacity);
+inline size_t stack_memo_bytes(int capacity) {
+  return sizeof(StackMemo) + sizeof(uintptr_t) * static_cast<size_t>(capacity) +
+         sizeof(StackMemo::Load) * (2 * static_cast<size_t>(capacity) + 1);
+}
 // Lays a memo out in `block` (stack_memo_bytes(capacity) of them).
 StackMemo* stack_memo_init(void* block, int capacity);
 
@@ -67,6 +70,11 @@ struct CallerFrame {
 // The same walk from that frame on: `from.pc` is the first frame reported (unless skipped).
 int walk_stack_from(const CallerFrame& from, uintptr_t* out, int want, uintptr_t skip_lo, uintptr_t skip_hi,
                     StackMemo* memo, bool* reused);
+
+// Whether `memo` (the calling thread's) holds the stack that walk_stack_from(from, ..., want, ...)
+// would return now: the check that walk makes first. For a caller that wants only what it kept
+// beside the memo (a site), not the frames, and may not allocate to get them.
+bool memo_holds_from(const StackMemo& memo, int want, const CallerFrame& from);
 
 // Forgets every cached rule: code was unloaded (dlclose), and other code may be loaded at its
 // addresses.

@@ -317,4 +317,45 @@ TEST(Hooks, AMallocFreePairCostsFewInstructions) {
   EXPECT_LT(rsr - plain, 33.0);
 }
 
+// The same under a profiling capture, started over the control socket once pair_loop waits
+// before its loop; -1 on failure.
+// Counted on the program's thread only (inside main): the capture's writer thread runs beside it.
+// The pair's capture cost the thread ~655 instructions; checking the stack's memo before taking
+// the guard and copying frames, and keeping errno only where system calls may be made: ~450.
+constexpr double kCapturedPairBar = 500;
+
+long long capture_instructions(long pairs, const std::string& dir) {
+  rt::Spawn s;
+  s.argv = {"valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", "--collect-atstart=no",
+            "--toggle-collect=main", rt::program("pair_loop"), std::to_string(pairs), "wait"};
+  s.socket_dir = dir;
+  s.env["RSR_PROFILING_ENABLED"] = "true";
+  s.env["RSR_PROFILING_OUTPUT_DIR"] = dir + "/captures";
+  rt::Process p(s);
+  if (!p.read_until([](const std::string& l) { return l == "READY"; }, 120000)) return -1;
+  if (!rt::wait_for_socket(dir, p.pid(), 120000)) return -1;  // valgrind runs the program in its own process
+  const rt::Reply r =
+      rt::query(rt::socket_path(dir, p.pid()), R"({"cmd":"start_profiling","duration_s":3600})", 60000);
+  if (!r.served() || !p.write("go\n")) return -1;
+  const std::optional<int> status = p.wait(300000);
+  const size_t at = p.err().rfind("Collected : ");
+  if (!status || *status != 0 || at == std::string::npos) return -1;
+  return std::atoll(p.err().c_str() + at + 12);
+}
+
+TEST(Hooks, ACapturedMallocFreePairCostsFewInstructions) {
+  rt::TempDir dir("rsrstart");
+  const long small = 100000, large = 200000;
+  const long long plain_small = instructions(false, small, dir.path()), plain_large = instructions(false, large, dir.path());
+  const long long cap_small = capture_instructions(small, dir.path()), cap_large = capture_instructions(large, dir.path());
+  ASSERT_GT(plain_small, 0) << "valgrind (callgrind) must be installed: scripts/bootstrap";
+  ASSERT_GT(cap_small, 0) << "the capture run under callgrind failed";
+  ASSERT_GT(cap_large, 0);
+  const double plain = static_cast<double>(plain_large - plain_small) / (large - small);
+  const double captured = static_cast<double>(cap_large - cap_small) / (large - small);
+  std::printf("[ hooks    ] malloc(32)+free under a capture: %.1f instructions plain, %.1f captured (+%.1f)\n", plain,
+              captured, captured - plain);
+  EXPECT_LT(captured - plain, kCapturedPairBar);
+}
+
 }  // namespace
