@@ -277,10 +277,10 @@ bool memo_site(const CallerFrame* caller, uint32_t* site) {
 
 }  // namespace
 
-uint32_t capture_stack_id(const CallerFrame* caller) {
-  if (g_engine.mode.load(std::memory_order_acquire) != kActive) return 0;
-  uint32_t site;
-  if (memo_site(caller, &site)) return site + 1;
+namespace {
+
+// The stack walked afresh (or found by the walk in the memo, whose site was not yet known).
+[[gnu::noinline]] uint32_t walked_stack_id(const CallerFrame* caller) {
   const KeepErrno keep;  // libunwind and the private heap may make system calls
   guard_enter();
   const int depth = g_stack.depth;
@@ -288,6 +288,7 @@ uint32_t capture_stack_id(const CallerFrame* caller) {
   StackMemo* memo = thread_memo(caller);
   bool reused = false;
   const int n = capture(frames, depth, true, caller, memo, &reused);
+  uint32_t site;
   if (reused && memo->site != kMemoNoSite) {
     site = memo->site;
   } else {
@@ -296,6 +297,15 @@ uint32_t capture_stack_id(const CallerFrame* caller) {
   }
   guard_leave();
   return site == kNoSite ? 0 : site + 1;
+}
+
+}  // namespace
+
+uint32_t capture_stack_id(const CallerFrame* caller) {
+  if (g_engine.mode.load(std::memory_order_acquire) != kActive) return 0;
+  uint32_t site;
+  if (memo_site(caller, &site)) return site + 1;
+  return walked_stack_id(caller);
 }
 
 void release_thread_memo() {
