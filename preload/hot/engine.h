@@ -13,7 +13,9 @@
 // One per-thread byte, `fast`, says whether the fast path may run: the thread is registered, it
 // holds no guard, monitoring is on and the next allocator's chunk headers can be read directly.
 // Everything else (first call of a thread, recursion from the engine, pass-through, another
-// allocator) takes the out-of-line slow path, which decides.
+// allocator) takes the out-of-line slow path, which decides. `fast` is kFastCapture instead of 1
+// when all of that holds but a capture wants the thread's events: the slow path then goes
+// straight to recording (threads.cc), without testing again what the byte already says.
 //
 // Cost, not sampled: allocation = gate test (before the call to the next allocator), header
 // load, two counter updates, one subtract-and-test of the countdown; free = gate test, header
@@ -53,7 +55,7 @@ struct ThreadState {
   int64_t flushed_net;   // alloc_bytes - free_bytes at the last fold
   SamplerState sampler;  // its bytes_until_sample as of the countdown's arming
   int32_t guard;         // > 0: inside the engine or an engine thread; calls pass through
-  uint8_t fast;          // 1: the fast path may run (see above)
+  uint8_t fast;          // 1: the fast path may run; kFastCapture: the capture path (see above)
   uint8_t registered;    // kUnregistered, kRegistered, kRetired
   uint8_t registering;
   uint8_t capturing;     // 1 while recording a capture event (capture.h); read by the writer
@@ -63,6 +65,7 @@ struct ThreadState {
 static_assert(sizeof(ThreadState) <= 88, "ThreadState must stay small: it is in every thread's TLS");
 
 inline constexpr uint8_t kUnregistered = 0, kRegistered = 1, kRetired = 2;
+inline constexpr uint8_t kFastCapture = 2;  // a value of `fast`
 
 // A field of the thread's state loaded on its own. GCC merges tests of neighbouring fields into
 // one wide load, which the narrower stores just made to some of them (the guard, the fast byte)

@@ -45,17 +45,21 @@ void lock() {
 }
 void unlock() { g_lock.store(false, std::memory_order_release); }
 
-bool fast_allowed(const ThreadState& t) {
-  return field(t.guard) == 0 && field(t.registered) == kRegistered && !g_passthrough && real::g_glibc_chunks &&
-         !capture_wanted();
+// Everything the fast path needs but that no capture wants the thread's events.
+bool plain_allowed(const ThreadState& t) {
+  return field(t.guard) == 0 && field(t.registered) == kRegistered && !g_passthrough && real::g_glibc_chunks;
 }
+
+bool fast_allowed(const ThreadState& t) { return plain_allowed(t) && !capture_wanted(); }
 
 // Sets the owner's gate. The fence and second look pair with threads_capture_started(): either
 // this thread sees the capture, or the sweep's store of 0 comes after this store.
-// Only a change to 1 pays for the fence (once per sample, or once after a capture).
+// Only a change to 1 pays for the fence (once per sample, or once after a capture); a change to
+// kFastCapture needs none (the capture path records, and sees a capture's end by itself).
 void set_fast(ThreadState& t) {
   if (!fast_allowed(t)) {
-    if (t.fast != 0) __atomic_store_n(&t.fast, 0, __ATOMIC_RELAXED);
+    const uint8_t to = plain_allowed(t) ? kFastCapture : 0;
+    if (t.fast != to) __atomic_store_n(&t.fast, to, __ATOMIC_RELAXED);
     return;
   }
   if (t.fast == 1) return;
@@ -170,8 +174,30 @@ void count_global(int64_t delta) {
 
 }  // namespace
 
+// The capture path (`fast` is kFastCapture): what alloc_slow and free_slow do for a registered
+// thread without the guard, on glibc's heap, with the tests that this state answers left out.
+void alloc_captured(ThreadState& t, void* p, const CallerFrame* caller) {
+  const size_t usable = real::glibc_usable_size(p);
+  tally_alloc(t, usable);
+  const uint64_t size = counted(usable);
+  if ((t.countdown.left -= static_cast<int64_t>(size)) < 0) {
+    if (launch_pending() && caller) [[unlikely]] launch_from_allocation(caller->pc);
+    countdown_expired(t, p, size);
+  }
+  if (capture_wanted()) [[likely]] capture_event(t, kEventAlloc, p, usable, caller);
+  else set_fast(t);  // the capture ended
+}
+
+void free_captured(ThreadState& t, void* p) {
+  const size_t usable = real::glibc_usable_size(p);
+  tally_free(t, usable);
+  if (capture_wanted()) [[likely]] capture_event(t, kEventFree, p, usable);
+  else set_fast(t);
+}
+
 // A call nested in next_usable_size() is the next allocator's own business: not counted.
 void alloc_slow(ThreadState& t, void* p, const CallerFrame* caller) {
+  if (field(t.fast) == kFastCapture) return alloc_captured(t, p, caller);
   if (g_passthrough || field(t.in_next)) return;
   if (field(t.registered) == kUnregistered) try_register(t);
   const size_t usable = next_usable_size(t, p);
@@ -187,6 +213,7 @@ void alloc_slow(ThreadState& t, void* p, const CallerFrame* caller) {
 }
 
 void free_slow(ThreadState& t, void* p) {
+  if (field(t.fast) == kFastCapture) return free_captured(t, p);
   if (g_passthrough || field(t.in_next)) return;
   if (field(t.registered) == kUnregistered) try_register(t);
   const size_t usable = next_usable_size(t, p);
