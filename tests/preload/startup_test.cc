@@ -326,19 +326,31 @@ TEST(Hooks, AMallocFreePairCostsFewInstructions) {
 // fast byte for captures, whose slow path skips what that state already says: ~400.
 constexpr double kCapturedPairBar = 420;
 
-long long capture_instructions(long pairs, const std::string& dir) {
+// With `after` >= 0, the capture is stopped once the pairs are made, and `after` pairs more are
+// made without it.
+long long capture_instructions(long pairs, const std::string& dir, long after = -1) {
   rt::Spawn s;
   s.argv = {"valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", "--collect-atstart=no",
             "--toggle-collect=main", rt::program("pair_loop"), std::to_string(pairs), "wait"};
+  if (after >= 0) s.argv.push_back(std::to_string(after));
   s.socket_dir = dir;
   s.env["RSR_PROFILING_ENABLED"] = "true";
   s.env["RSR_PROFILING_OUTPUT_DIR"] = dir + "/captures";
+  // No samples after the capture: a sample's end (the guard's) would put the thread's gate right
+  // by itself.
+  if (after >= 0) s.env["RSR_SAMPLE_INTERVAL_BYTES"] = "1099511627776";
   rt::Process p(s);
   if (!p.read_until([](const std::string& l) { return l == "READY"; }, 120000)) return -1;
   if (!rt::wait_for_socket(dir, p.pid(), 120000)) return -1;  // valgrind runs the program in its own process
-  const rt::Reply r =
-      rt::query(rt::socket_path(dir, p.pid()), R"({"cmd":"start_profiling","duration_s":3600})", 60000);
+  const std::string socket = rt::socket_path(dir, p.pid());
+  const rt::Reply r = rt::query(socket, R"({"cmd":"start_profiling","duration_s":3600})", 60000);
   if (!r.served() || !p.write("go\n")) return -1;
+  if (after >= 0) {
+    if (!p.read_until([](const std::string& l) { return l == "DONE"; }, 300000)) return -1;
+    const std::string id = r.json.value("id", "");
+    const std::string stop = R"({"cmd":"stop_profiling","id":")" + id + R"("})";
+    if (id.empty() || !rt::query(socket, stop, 120000).served() || !p.write("go\n")) return -1;
+  }
   const std::optional<int> status = p.wait(300000);
   const size_t at = p.err().rfind("Collected : ");
   if (!status || *status != 0 || at == std::string::npos) return -1;
@@ -358,6 +370,23 @@ TEST(Hooks, ACapturedMallocFreePairCostsFewInstructions) {
   std::printf("[ hooks    ] malloc(32)+free under a capture: %.1f instructions plain, %.1f captured (+%.1f)\n", plain,
               captured, captured - plain);
   EXPECT_LT(captured - plain, kCapturedPairBar);
+}
+
+// Pairs made after a capture that the thread recorded in: its gate goes back to the fast path.
+TEST(Hooks, AfterACaptureThePairIsFastAgain) {
+  rt::TempDir dir("rsrstart");
+  const long captured = 50000, small = 100000, large = 200000;
+  const long long plain_small = instructions(false, small, dir.path()), plain_large = instructions(false, large, dir.path());
+  const long long after_small = capture_instructions(captured, dir.path(), small);
+  const long long after_large = capture_instructions(captured, dir.path(), large);
+  ASSERT_GT(plain_small, 0) << "valgrind (callgrind) must be installed: scripts/bootstrap";
+  ASSERT_GT(after_small, 0) << "the capture run under callgrind failed";
+  ASSERT_GT(after_large, 0);
+  const double plain = static_cast<double>(plain_large - plain_small) / (large - small);
+  const double after = static_cast<double>(after_large - after_small) / (large - small);
+  std::printf("[ hooks    ] malloc(32)+free after a capture: %.1f instructions plain, %.1f (+%.1f)\n", plain, after,
+              after - plain);
+  EXPECT_LT(after - plain, 40.0);
 }
 
 }  // namespace
