@@ -302,19 +302,33 @@ long long instructions(bool preload, long pairs, const std::string& dir) {
   return at == std::string::npos ? -1 : std::atoll(out.c_str() + at + 12);
 }
 
+// Instructions per malloc(32)+free pair, plain and in the runs `measured` counts (a whole run of
+// so many pairs): the difference of two run lengths takes start-up and exit out of each.
+struct PairCost {
+  double plain = -1, measured = -1;
+  bool ok() const { return plain > 0 && measured > 0; }
+  double added() const { return measured - plain; }
+};
+
+PairCost pair_cost(long small, long large, const std::string& dir, const std::function<long long(long)>& measured) {
+  const long long plain_small = instructions(false, small, dir), plain_large = instructions(false, large, dir);
+  const long long small_count = measured(small), large_count = measured(large);
+  PairCost c;
+  if (plain_small <= 0 || plain_large <= 0 || small_count <= 0 || large_count <= 0) return c;
+  c.plain = static_cast<double>(plain_large - plain_small) / static_cast<double>(large - small);
+  c.measured = static_cast<double>(large_count - small_count) / static_cast<double>(large - small);
+  return c;
+}
+
+constexpr const char* kCallgrindMissing = "valgrind (callgrind) must be installed (scripts/bootstrap), and every run succeed";
+
 TEST(Hooks, AMallocFreePairCostsFewInstructions) {
   rt::TempDir dir("rsrstart");
-  // The difference of two run lengths takes start-up and exit out of the count.
-  const long small = 200000, large = 400000;
-  const long long plain_small = instructions(false, small, dir.path()), plain_large = instructions(false, large, dir.path());
-  const long long rsr_small = instructions(true, small, dir.path()), rsr_large = instructions(true, large, dir.path());
-  ASSERT_GT(plain_small, 0) << "valgrind (callgrind) must be installed: scripts/bootstrap";
-  ASSERT_GT(rsr_small, 0);
-  const double plain = static_cast<double>(plain_large - plain_small) / (large - small);
-  const double rsr = static_cast<double>(rsr_large - rsr_small) / (large - small);
-  std::printf("[ hooks    ] malloc(32)+free: %.1f instructions plain, %.1f under the preload (+%.1f)\n", plain, rsr,
-              rsr - plain);
-  EXPECT_LT(rsr - plain, 33.0);
+  const PairCost c = pair_cost(200000, 400000, dir.path(), [&](long n) { return instructions(true, n, dir.path()); });
+  ASSERT_TRUE(c.ok()) << kCallgrindMissing;
+  std::printf("[ hooks    ] malloc(32)+free: %.1f instructions plain, %.1f under the preload (+%.1f)\n", c.plain,
+              c.measured, c.added());
+  EXPECT_LT(c.added(), 33.0);
 }
 
 // The same under a profiling capture, started over the control socket once pair_loop waits
@@ -359,34 +373,22 @@ long long capture_instructions(long pairs, const std::string& dir, long after = 
 
 TEST(Hooks, ACapturedMallocFreePairCostsFewInstructions) {
   rt::TempDir dir("rsrstart");
-  const long small = 100000, large = 200000;
-  const long long plain_small = instructions(false, small, dir.path()), plain_large = instructions(false, large, dir.path());
-  const long long cap_small = capture_instructions(small, dir.path()), cap_large = capture_instructions(large, dir.path());
-  ASSERT_GT(plain_small, 0) << "valgrind (callgrind) must be installed: scripts/bootstrap";
-  ASSERT_GT(cap_small, 0) << "the capture run under callgrind failed";
-  ASSERT_GT(cap_large, 0);
-  const double plain = static_cast<double>(plain_large - plain_small) / (large - small);
-  const double captured = static_cast<double>(cap_large - cap_small) / (large - small);
-  std::printf("[ hooks    ] malloc(32)+free under a capture: %.1f instructions plain, %.1f captured (+%.1f)\n", plain,
-              captured, captured - plain);
-  EXPECT_LT(captured - plain, kCapturedPairBar);
+  const PairCost c = pair_cost(100000, 200000, dir.path(), [&](long n) { return capture_instructions(n, dir.path()); });
+  ASSERT_TRUE(c.ok()) << kCallgrindMissing;
+  std::printf("[ hooks    ] malloc(32)+free under a capture: %.1f instructions plain, %.1f captured (+%.1f)\n",
+              c.plain, c.measured, c.added());
+  EXPECT_LT(c.added(), kCapturedPairBar);
 }
 
 // Pairs made after a capture that the thread recorded in: its gate goes back to the fast path.
 TEST(Hooks, AfterACaptureThePairIsFastAgain) {
   rt::TempDir dir("rsrstart");
-  const long captured = 50000, small = 100000, large = 200000;
-  const long long plain_small = instructions(false, small, dir.path()), plain_large = instructions(false, large, dir.path());
-  const long long after_small = capture_instructions(captured, dir.path(), small);
-  const long long after_large = capture_instructions(captured, dir.path(), large);
-  ASSERT_GT(plain_small, 0) << "valgrind (callgrind) must be installed: scripts/bootstrap";
-  ASSERT_GT(after_small, 0) << "the capture run under callgrind failed";
-  ASSERT_GT(after_large, 0);
-  const double plain = static_cast<double>(plain_large - plain_small) / (large - small);
-  const double after = static_cast<double>(after_large - after_small) / (large - small);
-  std::printf("[ hooks    ] malloc(32)+free after a capture: %.1f instructions plain, %.1f (+%.1f)\n", plain, after,
-              after - plain);
-  EXPECT_LT(after - plain, 40.0);
+  const PairCost c =
+      pair_cost(100000, 200000, dir.path(), [&](long n) { return capture_instructions(50000, dir.path(), n); });
+  ASSERT_TRUE(c.ok()) << kCallgrindMissing;
+  std::printf("[ hooks    ] malloc(32)+free after a capture: %.1f instructions plain, %.1f (+%.1f)\n", c.plain,
+              c.measured, c.added());
+  EXPECT_LT(c.added(), 40.0);
 }
 
 }  // namespace
