@@ -9,7 +9,6 @@
 
 #include <libunwind.h>
 
-#include <cerrno>
 
 #include "capture.h"
 #include "engine.h"
@@ -140,10 +139,11 @@ int unwind(void** raw, int want, bool every_allocation) {
     pending = g_fork_pending.load();
   }
   int n = 0;
-  const int saved = errno;
-  if (!pending && unwinder_pipe_intact())
-    n = every_allocation || !g_stack.step ? g_stack.backtrace(raw, want) : step_backtrace(raw, want);
-  errno = saved;
+  {
+    const KeepErrno keep;
+    if (!pending && unwinder_pipe_intact())
+      n = every_allocation || !g_stack.step ? g_stack.backtrace(raw, want) : step_backtrace(raw, want);
+  }
   if (own) __atomic_store_n(&t.unwinding, 0, __ATOMIC_RELEASE);
   else g_unwinding.fetch_sub(1);
   return n;
@@ -177,12 +177,16 @@ int unwind(void** raw, int want, bool every_allocation) {
 // back to the kernel), and a sample should not fault in more of them than the program does.
 // `caller`: the program's frame the hook passed on (the walk starts there unless it is the
 // library's own); `memo`, `reused`: as walk_stack's.
+// Whether the walk starts at `caller`: one the hook passed on, in the program's code.
+bool walk_from(const CallerFrame* caller) {
+  return caller && (caller->pc < g_stack.self_lo || caller->pc >= g_stack.self_hi);
+}
+
 int capture(uintptr_t* out, int depth, bool every_allocation, const CallerFrame* caller = nullptr,
             StackMemo* memo = nullptr, bool* reused = nullptr) {
   const StackCapture& sc = g_stack;
-  const int n = caller && (caller->pc < sc.self_lo || caller->pc >= sc.self_hi)
-                    ? walk_stack_from(*caller, out, depth, sc.self_lo, sc.self_hi, memo, reused)
-                    : walk_stack(out, depth, sc.self_lo, sc.self_hi, memo, reused);
+  const int n = walk_from(caller) ? walk_stack_from(*caller, out, depth, sc.self_lo, sc.self_hi, memo, reused)
+                                  : walk_stack(out, depth, sc.self_lo, sc.self_hi, memo, reused);
   return n >= 0 ? n : capture_with_libunwind(out, depth, every_allocation);
 }
 
@@ -202,7 +206,7 @@ void count_depth(int n) {
   if (!sampler_redraw(t.sampler, interval, size)) return;
   const size_t usable = size - kCountedSlack;
   if (g_engine.mode.load(std::memory_order_acquire) != kActive) return;
-  const int saved_errno = errno;
+  const KeepErrno keep;
   guard_enter();
   auto* frames = static_cast<uintptr_t*>(__builtin_alloca(sizeof(uintptr_t) * static_cast<size_t>(g_stack.depth)));
   const int n = capture(frames, g_stack.depth, interval == 0);
@@ -222,7 +226,6 @@ void count_depth(int n) {
     g_tables.dropped_samples.fetch_add(1, std::memory_order_relaxed);
   }
   guard_leave();
-  errno = saved_errno;
 }
 
 namespace {
@@ -267,10 +270,9 @@ StackMemo* thread_memo(const CallerFrame* caller) {
 // A capture's usual case: the program allocates where it allocated before, from the same
 // stack, whose site the memo kept. Checked without the guard and without walking.
 bool memo_site(const CallerFrame* caller, uint32_t* site) {
-  const StackCapture& sc = g_stack;
-  if (!caller || (caller->pc >= sc.self_lo && caller->pc < sc.self_hi)) return false;
+  if (!walk_from(caller)) return false;
   const StackMemo* m = find_memo(*caller);
-  if (!m || m->site == kMemoNoSite || !memo_holds_from(*m, sc.depth, *caller)) return false;
+  if (!m || m->site == kMemoNoSite || !memo_holds_from(*m, g_stack.depth, *caller)) return false;
   *site = m->site;
   return true;
 }

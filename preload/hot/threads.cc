@@ -172,6 +172,13 @@ void count_global(int64_t delta) {
   fold_live(delta);
 }
 
+// The countdown ran out on an allocation of `size` counted bytes at `p`, returning to `caller`
+// (0: not known): a pending start may be due, then the peak's fold and the sample.
+void countdown_ran_out(ThreadState& t, void* p, uint64_t size, uintptr_t caller) {
+  if (launch_pending() && caller) [[unlikely]] launch_from_allocation(caller);
+  countdown_expired(t, p, size);
+}
+
 }  // namespace
 
 // The capture path (`fast` is kFastCapture): what alloc_slow and free_slow do for a registered
@@ -180,10 +187,7 @@ void alloc_captured(ThreadState& t, void* p, const CallerFrame* caller) {
   const size_t usable = real::glibc_usable_size(p);
   tally_alloc(t, usable);
   const uint64_t size = counted(usable);
-  if ((t.countdown.left -= static_cast<int64_t>(size)) < 0) {
-    if (launch_pending() && caller) [[unlikely]] launch_from_allocation(caller->pc);
-    countdown_expired(t, p, size);
-  }
+  if ((t.countdown.left -= static_cast<int64_t>(size)) < 0) countdown_ran_out(t, p, size, caller ? caller->pc : 0);
   if (capture_wanted()) [[likely]] capture_event(t, kEventAlloc, p, usable, caller);
   else set_fast(t);  // the capture ended
 }
@@ -204,10 +208,8 @@ void alloc_slow(ThreadState& t, void* p, const CallerFrame* caller) {
   if (field(t.registered) == kRegistered && !field(t.registering)) tally_alloc(t, usable);
   else count_global(static_cast<int64_t>(usable));
   const uint64_t size = counted(usable);
-  if (field(t.guard) == 0 && (t.countdown.left -= static_cast<int64_t>(size)) < 0) {
-    if (launch_pending() && caller) [[unlikely]] launch_from_allocation(caller->pc);
-    countdown_expired(t, p, size);
-  }
+  if (field(t.guard) == 0 && (t.countdown.left -= static_cast<int64_t>(size)) < 0)
+    countdown_ran_out(t, p, size, caller ? caller->pc : 0);
   if (capture_wanted()) [[unlikely]] capture_event(t, kEventAlloc, p, usable, caller);
   else if (field(t.guard) == 0 && field(t.registered) == kRegistered) set_fast(t);  // a capture ended
 }
@@ -251,8 +253,7 @@ namespace rsr::hot {
 // Reached by a tail call from an allocation hook, like alloc_slow_ret: the return address is
 // the program's (or, when the call was not a tail call, the library's, which launching skips).
 void* alloc_countdown_ret(ThreadState& t, void* p, size_t size) {
-  if (launch_pending()) [[unlikely]] launch_from_allocation(reinterpret_cast<uintptr_t>(__builtin_return_address(0)));
-  countdown_expired(t, p, size);
+  countdown_ran_out(t, p, size, reinterpret_cast<uintptr_t>(__builtin_return_address(0)));
   return p;
 }
 
