@@ -292,14 +292,18 @@ TEST(Startup, SamplesInNewThreadsMakeNoSystemCalls) {
   EXPECT_LT(sampled - quiet, 400) << "about one system call per sample at most";
 }
 
+// The instruction count callgrind reports in `output`; -1 without one.
+long long collected(const std::string& output) {
+  const size_t at = output.rfind("Collected : ");
+  return at == std::string::npos ? -1 : std::atoll(output.c_str() + at + 12);
+}
+
 // Instructions callgrind counts for a run of pair_loop with `pairs` pairs; -1 on failure.
 long long instructions(bool preload, long pairs, const std::string& dir) {
   std::string cmd = "valgrind --tool=callgrind --callgrind-out-file=/dev/null ";
   cmd = (preload ? "LD_PRELOAD=" + rt::preload_lib() + " RSR_SOCKET_DIR=" + dir + " " : std::string()) + cmd;
   cmd += rt::program("pair_loop") + " " + std::to_string(pairs) + " 2>&1";
-  const std::string out = rt::run_text(cmd);
-  const size_t at = out.rfind("Collected : ");
-  return at == std::string::npos ? -1 : std::atoll(out.c_str() + at + 12);
+  return collected(rt::run_text(cmd));
 }
 
 // Instructions per malloc(32)+free pair, plain and in the runs `measured` counts (a whole run of
@@ -331,15 +335,15 @@ TEST(Hooks, AMallocFreePairCostsFewInstructions) {
   EXPECT_LT(c.added(), 33.0);
 }
 
-// The same under a profiling capture, started over the control socket once pair_loop waits
-// before its loop; -1 on failure.
-// Counted on the program's thread only (inside main): the capture's writer thread runs beside it.
-// The pair's capture cost the thread ~655 instructions; checking the stack's memo before taking
+// A captured pair, counted on the program's thread only (inside main): the capture's writer
+// thread runs beside it. The pair's capture cost the thread ~655 instructions; checking the stack's memo before taking
 // the guard and copying frames, and keeping errno only where system calls may be made: ~445;
 // the walk a function of its own (its frame set up only when it walks): ~435; a state of the
 // fast byte for captures, whose slow path skips what that state already says: ~400.
 constexpr double kCapturedPairBar = 420;
 
+// Instructions of the program's thread in a run of pair_loop with `pairs` pairs under a profiling
+// capture, started over the control socket once pair_loop waits before its loop; -1 on failure.
 // With `after` >= 0, the capture is stopped once the pairs are made, and `after` pairs more are
 // made without it.
 long long capture_instructions(long pairs, const std::string& dir, long after = -1) {
@@ -366,9 +370,7 @@ long long capture_instructions(long pairs, const std::string& dir, long after = 
     if (id.empty() || !rt::query(socket, stop, 120000).served() || !p.write("go\n")) return -1;
   }
   const std::optional<int> status = p.wait(300000);
-  const size_t at = p.err().rfind("Collected : ");
-  if (!status || *status != 0 || at == std::string::npos) return -1;
-  return std::atoll(p.err().c_str() + at + 12);
+  return status && *status == 0 ? collected(p.err()) : -1;
 }
 
 TEST(Hooks, ACapturedMallocFreePairCostsFewInstructions) {
