@@ -217,59 +217,6 @@ struct DCtxFree {
   void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
 };
 
-bool is_own_frame(const SymbolizedFrame& f) {
-  return base_name(f.module).rfind("librsrmem", 0) == 0;
-}
-
-// The allocation API itself (malloc, operator new, __libc_malloc, ...), not std:: code that
-// calls it: what is left above the caller when the preload hooks the layer below.
-bool is_allocator_frame(const SymbolizedFrame& f) {
-  if (f.function.empty()) return false;
-  const std::string q = qualified_name(f.function);
-  return is_runtime_function(q) && q.find("::") == std::string::npos;
-}
-
-// The symbolized stack, frames of librsrmem and of the allocation API dropped from the top.
-std::vector<const SymbolizedFrame*> trimmed(const std::vector<uint64_t>& addresses,
-                                            Symbolizer& symbolizer) {
-  std::vector<const SymbolizedFrame*> frames;
-  for (uint64_t a : addresses) {
-    const SymbolizedFrame& f = symbolizer.symbolize(a);
-    if (frames.empty() && f.inlined.empty() && (is_own_frame(f) || is_allocator_frame(f)))
-      continue;
-    frames.push_back(&f);
-  }
-  return frames;
-}
-
-ProfileStack expand(const std::vector<const SymbolizedFrame*>& frames) {
-  ProfileStack stack;
-  std::vector<size_t> host_index;  // per symbolized frame: where its inlined calls begin
-  for (const SymbolizedFrame* f : frames) {
-    host_index.push_back(stack.frames.size());
-    for (const InlinedFrame& in : f->inlined)
-      stack.frames.push_back({f->address, in.function, in.file, in.line, f->module, true});
-    stack.frames.push_back({f->address, f->display_name(), f->file, f->line, f->module, false});
-  }
-  const UserFrame u = first_user_frame(frames);
-  if (!u.found) return stack;
-  if (u.fallback) {
-    stack.user_frame = 0;
-    return stack;
-  }
-  const size_t begin = host_index[u.index];
-  const size_t group = frames[u.index]->inlined.size() + 1;
-  stack.user_frame = static_cast<int>(begin + group - 1);
-  for (size_t i = begin; i < begin + group; ++i) {
-    const ProfileFrame& pf = stack.frames[i];
-    if (qualified_name(pf.function) == u.function && pf.line == u.line) {
-      stack.user_frame = static_cast<int>(i);
-      break;
-    }
-  }
-  return stack;
-}
-
 // What a report stack takes in memory, its strings and its index entry included (an estimate).
 uint64_t stack_bytes(const ProfileStack& s) {
   uint64_t n = sizeof(ProfileStack) + 96;
@@ -318,12 +265,12 @@ void build_stacks(ProfileModel& model, const Replay& replay,
     }
     auto it = raw.find(u.id);
     const std::vector<const SymbolizedFrame*> frames =
-        trimmed(it == raw.end() ? kNone : it->second, symbolizer);
+        trimmed_stack(it == raw.end() ? kNone : it->second, symbolizer);
     std::vector<uint64_t> key;
     for (const SymbolizedFrame* f : frames) key.push_back(f->address);
     auto [pos, fresh] = index.try_emplace(key, model.stacks.size());
     if (fresh) {
-      model.stacks.push_back(expand(frames));
+      model.stacks.push_back(profile_stack(frames));
       model_bytes += stack_bytes(model.stacks.back());
     }
     ProfileStack& s = model.stacks[pos->second];

@@ -68,7 +68,8 @@ enum Profile {
   kDefaultSampleType = 14,
 };
 enum ValueType { kType = 1, kUnit = 2 };
-enum Sample { kLocationId = 1, kValue = 2 };
+enum Sample { kLocationId = 1, kValue = 2, kLabel = 3 };
+enum Label { kLabelKey = 1, kLabelStr = 2 };
 enum Mapping {
   kMappingId = 1, kMemoryStart = 2, kMemoryLimit = 3, kFileOffset = 4, kFilename = 5,
   kBuildId = 6, kHasFunctions = 7, kHasFilenames = 8, kHasLineNumbers = 9, kHasInlineFrames = 10,
@@ -81,16 +82,15 @@ enum Function { kFuncId = 1, kName = 2, kSystemName = 3, kFuncFilename = 4 };
 // Builds the tables of a Profile message: strings, functions, locations, mappings.
 class PprofBuilder {
  public:
-  explicit PprofBuilder(const ProfileModel& model) : model_(model) {
+  explicit PprofBuilder(const std::vector<ModuleInfo>& modules) : modules_(modules) {
     strings_.push_back("");
     string_ids_[""] = 0;
-    for (size_t i = 0; i < model.modules.size(); ++i) {
+    for (size_t i = 0; i < modules.size(); ++i) {
       by_start_.push_back(i);
-      module_ids_.emplace(model.modules[i].path, i + 1);
+      module_ids_.emplace(modules[i].path, i + 1);
     }
-    std::sort(by_start_.begin(), by_start_.end(), [&](size_t a, size_t b) {
-      return model.modules[a].start < model.modules[b].start;
-    });
+    std::sort(by_start_.begin(), by_start_.end(),
+              [&](size_t a, size_t b) { return modules[a].start < modules[b].start; });
   }
 
   int64_t str(const std::string& s) {
@@ -101,9 +101,8 @@ class PprofBuilder {
 
   // Location ids of a stack, leaf first. A location is one address: its inlined frames and the
   // frame containing them, innermost first, as profile.proto's Location.line wants.
-  std::vector<uint64_t> locations(const ProfileStack& stack) {
+  std::vector<uint64_t> locations(const std::vector<ProfileFrame>& frames) {
     std::vector<uint64_t> ids;
-    const auto& frames = stack.frames;
     for (size_t begin = 0; begin < frames.size();) {
       size_t end = begin + 1;
       while (end < frames.size() && frames[end - 1].inlined &&
@@ -116,8 +115,8 @@ class PprofBuilder {
   }
 
   void write_tables(ProtoWriter& profile) const {
-    for (size_t i = 0; i < model_.modules.size(); ++i) {
-      const ModuleInfo& m = model_.modules[i];
+    for (size_t i = 0; i < modules_.size(); ++i) {
+      const ModuleInfo& m = modules_[i];
       ProtoWriter w;
       w.uint(pb::kMappingId, i + 1);
       w.uint(pb::kMemoryStart, m.start);
@@ -139,7 +138,7 @@ class PprofBuilder {
 
   // Interns module strings before the tables are written.
   void intern_modules() {
-    for (const ModuleInfo& m : model_.modules) {
+    for (const ModuleInfo& m : modules_) {
       str(m.path);
       str(m.build_id);
     }
@@ -164,7 +163,7 @@ class PprofBuilder {
   }
 
   uint64_t mapping(const ProfileFrame& f) const {
-    const auto& mods = model_.modules;
+    const auto& mods = modules_;
     auto it = std::upper_bound(by_start_.begin(), by_start_.end(), f.address,
                                [&](uint64_t a, size_t i) { return a < mods[i].start; });
     if (f.address != 0 && it != by_start_.begin()) {
@@ -200,7 +199,7 @@ class PprofBuilder {
     return id;
   }
 
-  const ProfileModel& model_;
+  const std::vector<ModuleInfo>& modules_;
   std::vector<std::string> strings_;
   std::unordered_map<std::string, int64_t> string_ids_;
   std::vector<size_t> by_start_;  // module indices by start address
@@ -227,83 +226,102 @@ int64_t nanos(double seconds) {
 
 }  // namespace
 
+std::string folded_stack(const std::vector<ProfileFrame>& frames) {
+  std::string line;
+  for (auto f = frames.rbegin(); f != frames.rend(); ++f) {
+    if (!line.empty()) line += ';';
+    line += folded_name(f->function);
+  }
+  return line.empty() ? "[unknown]" : line;
+}
+
 void write_folded(const ProfileModel& model, std::ostream& out, bool by_count) {
   std::map<std::string, uint64_t> lines;
   for (const ProfileStack& stack : model.stacks) {
     const uint64_t value = by_count ? stack.count : stack.bytes;
-    if (value == 0) continue;
-    std::string line;
-    for (auto f = stack.frames.rbegin(); f != stack.frames.rend(); ++f) {
-      if (!line.empty()) line += ';';
-      line += folded_name(f->function);
-    }
-    if (line.empty()) line = "[unknown]";
-    lines[line] += value;
+    if (value != 0) lines[folded_stack(stack.frames)] += value;
   }
   for (const auto& [line, value] : lines) out << line << ' ' << value << '\n';
 }
 
-std::string encode_pprof(const ProfileModel& model) {
-  PprofBuilder b(model);
-  const bool inuse = model.view == ProfileView::kLeaks;
-  const int64_t objects = b.str(inuse ? "inuse_objects" : "alloc_objects");
-  const int64_t count = b.str("count");
-  const int64_t space = b.str(inuse ? "inuse_space" : "alloc_space");
-  const int64_t bytes = b.str("bytes");
-  const int64_t space_type = b.str("space");
-
+std::string encode_pprof(const PprofDocument& doc) {
+  PprofBuilder b(doc.modules);
   ProtoWriter profile;
-  for (auto [type, unit] : {std::pair{objects, count}, std::pair{space, bytes}}) {
+  for (const auto& [type, unit] : doc.sample_types) {
     ProtoWriter vt;
-    vt.sint64(pb::kType, type);
-    vt.sint64(pb::kUnit, unit);
+    vt.sint64(pb::kType, b.str(type));
+    vt.sint64(pb::kUnit, b.str(unit));
     profile.message(pb::kSampleType, vt);
   }
-  for (const ProfileStack& stack : model.stacks) {
+  std::vector<ProtoWriter> labels;
+  for (const auto& [key, value] : doc.labels) {
+    ProtoWriter l;
+    l.sint64(pb::kLabelKey, b.str(key));
+    l.sint64(pb::kLabelStr, b.str(value));
+    labels.push_back(std::move(l));
+  }
+  for (const PprofSample& sample : doc.samples) {
     ProtoWriter s;
-    s.packed(pb::kLocationId, b.locations(stack));
+    s.packed(pb::kLocationId, b.locations(*sample.frames));
     // Packed even when zero: a sample has one value per sample type.
     ProtoWriter values;
-    values.varint(stack.count);
-    values.varint(stack.bytes);
+    for (int64_t v : sample.values) values.varint(static_cast<uint64_t>(v));
     s.bytes(pb::kValue, values.data());
+    for (const ProtoWriter& l : labels) s.message(pb::kLabel, l);
     profile.message(pb::kSample, s);
   }
-
-  std::vector<int64_t> comments = {b.str("rsrmem capture " + model.id),
-                                   b.str(std::string("view: ") + view_title(model.view))};
-  if (!model.service.empty()) comments.push_back(b.str("service: " + model.service));
-  if (!model.program.empty()) comments.push_back(b.str("program: " + model.program));
-  if (model.pid != 0) comments.push_back(b.str("pid: " + std::to_string(model.pid)));
-  if (model.truncated)
-    comments.push_back(b.str("truncated: the capture ended early (" + model.end_reason + ")"));
-  if (model.dropped_events != 0)
-    comments.push_back(b.str("dropped events: " + std::to_string(model.dropped_events)));
+  std::vector<uint64_t> comments;
+  for (const std::string& c : doc.comments) comments.push_back(static_cast<uint64_t>(b.str(c)));
+  const int64_t space = b.str("space");
+  const int64_t bytes = b.str("bytes");
+  const int64_t default_type = b.str(doc.default_sample_type);
   b.intern_modules();
 
   b.write_tables(profile);
-  profile.sint64(pb::kTimeNanos, nanos(model.start_time));
-  profile.sint64(pb::kDurationNanos, nanos(model.duration_s));
+  profile.sint64(pb::kTimeNanos, nanos(doc.time_s));
+  profile.sint64(pb::kDurationNanos, nanos(doc.duration_s));
   ProtoWriter period_type;
-  period_type.sint64(pb::kType, space_type);
+  period_type.sint64(pb::kType, space);
   period_type.sint64(pb::kUnit, bytes);
   profile.message(pb::kPeriodType, period_type);
-  // Captures record every allocation: nothing is scaled.
-  profile.sint64(pb::kPeriod, 1);
-  std::vector<uint64_t> comment_ids(comments.begin(), comments.end());
-  profile.packed(pb::kComment, comment_ids);
-  profile.sint64(pb::kDefaultSampleType, space);
+  profile.sint64(pb::kPeriod, doc.period);
+  profile.packed(pb::kComment, comments);
+  profile.sint64(pb::kDefaultSampleType, default_type);
   return profile.data();
 }
 
-void write_pprof(const ProfileModel& model, std::ostream& out) {
-  const std::string raw = encode_pprof(model);
+std::string encode_pprof(const ProfileModel& model) {
+  const bool inuse = model.view == ProfileView::kLeaks;
+  PprofDocument doc(model.modules);
+  const std::string space = inuse ? "inuse_space" : "alloc_space";
+  doc.sample_types = {{inuse ? "inuse_objects" : "alloc_objects", "count"}, {space, "bytes"}};
+  doc.default_sample_type = space;
+  for (const ProfileStack& stack : model.stacks)
+    doc.samples.push_back({&stack.frames, {static_cast<int64_t>(stack.count),
+                                           static_cast<int64_t>(stack.bytes)}});
+  doc.comments = {"rsrmem capture " + model.id, std::string("view: ") + view_title(model.view)};
+  if (!model.service.empty()) doc.comments.push_back("service: " + model.service);
+  if (!model.program.empty()) doc.comments.push_back("program: " + model.program);
+  if (model.pid != 0) doc.comments.push_back("pid: " + std::to_string(model.pid));
+  if (model.truncated)
+    doc.comments.push_back("truncated: the capture ended early (" + model.end_reason + ")");
+  if (model.dropped_events != 0)
+    doc.comments.push_back("dropped events: " + std::to_string(model.dropped_events));
+  doc.time_s = model.start_time;
+  doc.duration_s = model.duration_s;
+  // Captures record every allocation: nothing is scaled.
+  doc.period = 1;
+  return encode_pprof(doc);
+}
+
+std::string gzip(const std::string& raw) {
   z_stream z{};
   // 15 + 16: a gzip header and trailer rather than zlib's.
   if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
     throw std::runtime_error("zlib: deflateInit2 failed");
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(raw.data()));
   z.avail_in = static_cast<uInt>(raw.size());
+  std::string out;
   char chunk[64 * 1024];
   int rc = Z_OK;
   do {
@@ -314,9 +332,15 @@ void write_pprof(const ProfileModel& model, std::ostream& out) {
       deflateEnd(&z);
       throw std::runtime_error("zlib: deflate failed");
     }
-    out.write(chunk, static_cast<std::streamsize>(sizeof chunk - z.avail_out));
+    out.append(chunk, sizeof chunk - z.avail_out);
   } while (rc != Z_STREAM_END);
   deflateEnd(&z);
+  return out;
+}
+
+void write_pprof(const ProfileModel& model, std::ostream& out) {
+  const std::string packed = gzip(encode_pprof(model));
+  out.write(packed.data(), static_cast<std::streamsize>(packed.size()));
 }
 
 }  // namespace rsr::ctl

@@ -12,6 +12,8 @@
 
 #include <ostream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "profile_model.h"
 
@@ -22,6 +24,8 @@ namespace rsr::ctl {
 // are left out. In names ';' becomes ':' and line breaks become spaces; an empty stack is
 // "[unknown]".
 void write_folded(const ProfileModel& model, std::ostream& out, bool by_count = false);
+// One stack as a folded line's stack part ("root;caller;...;leaf").
+std::string folded_stack(const std::vector<ProfileFrame>& frames);
 
 // The uncompressed profile.proto message.
 std::string encode_pprof(const ProfileModel& model);
@@ -29,5 +33,30 @@ std::string encode_pprof(const ProfileModel& model);
 // encode_pprof(), gzipped, as pprof reads it. Throws std::runtime_error if zlib fails; the
 // caller checks the stream.
 void write_pprof(const ProfileModel& model, std::ostream& out);
+
+// One stack of a profile.proto message with one value per sample type.
+struct PprofSample {
+  const std::vector<ProfileFrame>* frames;  // innermost first, as in ProfileStack
+  std::vector<int64_t> values;
+};
+
+// What a profile.proto message holds beyond its samples. The period type is always
+// space/bytes: every profile rsrmem writes is a memory profile.
+struct PprofDocument {
+  explicit PprofDocument(const std::vector<ModuleInfo>& m) : modules(m) {}
+  const std::vector<ModuleInfo>& modules;
+  std::vector<std::pair<std::string, std::string>> sample_types;  // {type, unit}
+  std::string default_sample_type;
+  std::vector<PprofSample> samples;
+  std::vector<std::pair<std::string, std::string>> labels;  // string labels of every sample
+  std::vector<std::string> comments;
+  double time_s = 0;      // unix seconds
+  double duration_s = 0;
+  int64_t period = 1;     // bytes between samples (1: every allocation)
+};
+std::string encode_pprof(const PprofDocument& doc);
+
+// RFC 1952 gzip of `raw`. Throws std::runtime_error if zlib fails.
+std::string gzip(const std::string& raw);
 
 }  // namespace rsr::ctl

@@ -12,9 +12,19 @@
 #include <vector>
 
 #include "client.h"
+#include "profile_model.h"
 #include "symbolizer.h"
 
 namespace rsr::ctl {
+
+// A stack of return addresses symbolized, with the frames of librsrmem and of the allocation API
+// (malloc, operator new, ...) dropped from the top: frame #0 is the allocation's caller.
+std::vector<const SymbolizedFrame*> trimmed_stack(const std::vector<uint64_t>& addresses,
+                                                  Symbolizer& symbolizer);
+
+// A symbolized stack as reports draw it: inlined calls expanded into frames of their own, and
+// the index of the first frame of the service's own code (first_user_frame below).
+ProfileStack profile_stack(const std::vector<const SymbolizedFrame*>& frames);
 
 // "0x7f12..." (or a JSON number) -> the address; anything else -> 0.
 uint64_t parse_address(const Json& v);
