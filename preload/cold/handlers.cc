@@ -436,6 +436,53 @@ void handle_summary(int64_t top, Writer& w) {
   write_modules(w);
 }
 
+// Every call site with its four estimates (the sampler's unbiased sums, rounded), for a heap
+// profile. Stacks share most of their frames, so the addresses travel once, in "addresses", and
+// a site's "frames" are indices into it.
+void handle_heap_profile(Writer& w) {
+  common_fields(w);
+  w.field("time_ms", now_ms()).field("uptime_s", uptime_s());
+  write_sampling(w);
+  const hot::Tables& t = hot::g_tables;
+  Vector<uint32_t> sites;
+  Vector<uintptr_t> addresses;
+  hot::each_site([&](uint32_t i) {
+    const hot::Site& s = t.sites[i];
+    if (!s.ready.load(std::memory_order_acquire)) return;
+    sites.push_back(i);
+    const uintptr_t* frames = t.pool + s.frames_at;
+    addresses.insert(addresses.end(), frames, frames + s.depth);
+  });
+  std::sort(addresses.begin(), addresses.end());
+  addresses.erase(std::unique(addresses.begin(), addresses.end()), addresses.end());
+  const auto figures = [&w](const SiteFigures& f) {
+    w.field("live_bytes", f.live_bytes).field("live_blocks", f.live_blocks)
+        .field("alloc_bytes", f.alloc_bytes).field("alloc_blocks", f.alloc_blocks)
+        .field("samples", f.samples);
+  };
+  w.key("sites").begin_array();
+  for (uint32_t i : sites) {
+    const SiteFigures f = read_site(i, 0);
+    w.begin_object().field("id", static_cast<uint64_t>(i));
+    figures(f);
+    w.key("frames").begin_array();
+    const hot::Site& s = t.sites[i];
+    const uintptr_t* frames = t.pool + s.frames_at;
+    for (uint32_t k = 0; k < s.depth; ++k)
+      w.value(static_cast<uint64_t>(std::lower_bound(addresses.begin(), addresses.end(), frames[k]) -
+                                    addresses.begin()));
+    w.end_array().end_object();
+  }
+  w.end_array();
+  w.key("unattributed").begin_object();
+  figures(read_site(hot::kNoSite, 0));
+  w.end_object();
+  w.key("addresses").begin_array();
+  for (uintptr_t a : addresses) hex_address(w, a);
+  w.end_array();
+  write_modules(w);
+}
+
 void handle_update_metrics(Writer& w) {
   common_fields(w);
   // Snapshot and publication first, so the tick does not take them a moment earlier.
@@ -476,6 +523,8 @@ proto::Kind handle_request(std::string_view req, String& out) {
     int64_t top = 20;
     if (!int_argument(req, "top", 0, 1000, &top)) return refuse(out, "bad argument: \"top\" must be an integer from 0 to 1000");
     handle_summary(top, w);
+  } else if (std::strcmp(cmd, "heap_profile") == 0) {
+    handle_heap_profile(w);
   } else if (std::strcmp(cmd, "metrics") == 0) {
     if (!g_cold.config.prometheus_metrics_enabled)
       return refuse(out, "metrics are disabled (RSR_PROMETHEUS_METRICS_ENABLED=false)");

@@ -48,7 +48,8 @@ size_t g_pending_reply_bytes = 0;
 
 // Commands an RSR_ALLOWED_UIDS peer may send: they read, and change nothing a later reader
 // would see (update_metrics resets the growth baseline; profiling writes files as the service).
-constexpr const char* kQueries[] = {"hello", "status", "health", "summary", "metrics", "check_leaks"};
+constexpr const char* kQueries[] = {"hello", "status", "health", "summary", "heap_profile", "metrics",
+                                     "check_leaks"};
 
 // A bounded buffer on the stack for refusals: they never touch the private heap.
 struct StackBuffer {
@@ -141,7 +142,7 @@ void answer(Peer& p, int64_t now_ms) {
   if (!p.full_access && (!json::json_string(json::json_get(body, "cmd"), cmd, sizeof cmd) || !may_query_only(cmd))) {
     char msg[256];
     snprintf(msg, sizeof msg,
-             "permission denied: uid %u (RSR_ALLOWED_UIDS) may only query (hello, status, health, summary, metrics, "
+             "permission denied: uid %u (RSR_ALLOWED_UIDS) may only query (hello, status, health, summary, heap_profile, metrics, "
              "check_leaks), not \"%s\"",
              p.uid, cmd);
     refuse(p, msg);

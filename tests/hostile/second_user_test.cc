@@ -174,6 +174,8 @@ TEST_F(SecondUser, AllowedExporterQueriesOthersAreRefused) {
   EXPECT_EQ(health.code, 0) << health.out << health.err;
   const CtlRun leaks = ctl(exporter_, {mon_gid_}, {"--pid", pid, "--format", "json", "check-leaks"});
   EXPECT_LE(leaks.code, 1) << leaks.out << leaks.err;
+  const CtlRun heap = ctl(exporter_, {mon_gid_}, {"--pid", pid, "heap-profile", "--format", "folded"});
+  EXPECT_EQ(heap.code, 0) << heap.out << heap.err;
 
   // It may only query.
   for (const std::vector<std::string>& args :
