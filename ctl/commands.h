@@ -81,6 +81,23 @@ struct PushOptions {
 // SIGTERM (then 0), reporting failures as they happen.
 int cmd_push(const GlobalOptions& g, const PushOptions& options, Io io);
 
+// ---- Heap profiles from the always-on sampler (commands_heap.cc; heap_profile.h) ----
+
+struct HeapProfileOptions {
+  std::string output;           // -o: a file (one process) or a directory (--all); "-": stdout
+  std::string format = "pprof";  // "pprof" or "folded"
+  std::string kind = "inuse";    // "inuse" or "alloc": the default sample type / folded value
+};
+// Writes each targeted process's heap profile now; one file per process with --all (named
+// <job>.<pid>.heap.pb.gz, or .allocs / .folded). Says what it wrote on stderr.
+int cmd_heap_profile(const GlobalOptions& g, const HeapProfileOptions& options, Io io);
+
+// Writes a report to `path` (commands_reports.cc). A name given with -o (`given`) is the
+// operator's: opened as asked. A name made up beside other files must be, or become, a regular
+// file: not a symlink planted there, nor a FIFO that would block the report.
+void write_file(const std::string& path, bool given,
+                const std::function<void(std::ostream&)>& write);
+
 // ---- Profiling captures (commands_profiling.cc; capture_reader.h reads the files) ----
 
 // --duration as start-profiling takes it: minutes ("10", "0.5"), or with a unit ("30s", "2m",

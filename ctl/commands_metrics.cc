@@ -1,11 +1,16 @@
 // The Prometheus family: `metrics` (the text exposition on stdout), `serve` (an HTTP /metrics
-// exporter that queries the targets at each scrape) and `push` (to a Pushgateway, once or
-// repeatedly). The families themselves come from metrics_exposition.h.
+// exporter that queries the targets at each scrape, and their heap profiles under /debug/pprof/)
+// and `push` (to a Pushgateway, once or repeatedly). The families themselves come from
+// metrics_exposition.h.
+//
+// serve runs civetweb itself (the server prometheus-cpp's Exposer wraps): the Exposer answers
+// only the URIs of registered collectables, and /debug/pprof/ needs handlers of its own.
+#include <CivetServer.h>
 #include <arpa/inet.h>
 #include <prometheus/collectable.h>
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/family.h>
+#include <prometheus/text_serializer.h>
 #include <signal.h>
 
 #include <map>
@@ -17,6 +22,7 @@
 #include "errors.h"
 #include "metrics_exposition.h"
 #include "metrics_push.h"
+#include "pprof_http.h"
 #include "site_stacks.h"
 
 namespace rsr::ctl {
@@ -157,6 +163,77 @@ class ScrapeCollectable : public prometheus::Collectable {
   mutable std::set<std::string> reported_;
 };
 
+// Runs `fn` on a thread of its own with the default stack: civetweb's worker threads run on
+// small stacks, too small for reading DWARF. Nothing `fn` throws reaches civetweb.
+HttpReply on_own_stack(const std::function<HttpReply()>& fn) {
+  HttpReply reply;
+  std::thread worker([&] {
+    try {
+      reply = fn();
+    } catch (const std::exception& e) {
+      reply = HttpReply{500, "text/plain; charset=utf-8", std::string(e.what()) + "\n", ""};
+    }
+  });
+  worker.join();
+  return reply;
+}
+
+void send(mg_connection* conn, const HttpReply& r) {
+  const char* reason = r.status == 200   ? "OK"
+                       : r.status == 400 ? "Bad Request"
+                       : r.status == 404 ? "Not Found"
+                       : r.status == 503 ? "Service Unavailable"
+                                         : "Internal Server Error";
+  std::string head = "HTTP/1.1 " + std::to_string(r.status) + " " + reason +
+                     "\r\nContent-Type: " + r.content_type +
+                     "\r\nContent-Length: " + std::to_string(r.body.size()) +
+                     "\r\nCache-Control: no-store\r\nConnection: close\r\n";
+  if (!r.disposition.empty()) head += "Content-Disposition: " + r.disposition + "\r\n";
+  head += "\r\n";
+  mg_write(conn, head.data(), head.size());
+  mg_write(conn, r.body.data(), r.body.size());
+}
+
+class MetricsHandler : public CivetHandler {
+ public:
+  explicit MetricsHandler(std::shared_ptr<prometheus::Collectable> collectable)
+      : collectable_(std::move(collectable)) {}
+  bool handleGet(CivetServer*, mg_connection* conn) override {
+    // Collect() runs its own thread for the scrape; serializing needs no large stack.
+    HttpReply r;
+    try {
+      r.body = prometheus::TextSerializer().Serialize(collectable_->Collect());
+      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    } catch (const std::exception& e) {
+      r = HttpReply{500, "text/plain; charset=utf-8", std::string(e.what()) + "\n", ""};
+    }
+    send(conn, r);
+    return true;
+  }
+
+ private:
+  std::shared_ptr<prometheus::Collectable> collectable_;
+};
+
+class PprofHandler : public CivetHandler {
+ public:
+  explicit PprofHandler(const GlobalOptions& g) : pages_(g) {}
+  bool handleGet(CivetServer*, mg_connection* conn) override {
+    const mg_request_info* info = mg_get_request_info(conn);
+    const std::string path = info && info->local_uri ? info->local_uri : "/debug/pprof/";
+    std::map<std::string, std::string> query;
+    for (const char* name : {"pid", "seconds", "debug", "gc"}) {
+      std::string value;
+      if (CivetServer::getParam(conn, name, value)) query[name] = value;
+    }
+    send(conn, on_own_stack([&] { return pages_.get(path, query); }));
+    return true;
+  }
+
+ private:
+  PprofPages pages_;
+};
+
 // Pushes every answering process once; returns the exit code (failures are on io.err).
 int push_round(const GlobalOptions& g, const PushOptions& options, const GatewayAddress& gateway,
                Io io) {
@@ -220,20 +297,27 @@ int cmd_metrics(const GlobalOptions& g, Io io) {
 int cmd_serve(const GlobalOptions& g, const ServeOptions& options, Io io) {
   const std::string address = civetweb_listen_address(options.listen);
   const StopSignals signals;  // before the server's threads start
-  std::unique_ptr<prometheus::Exposer> exposer;
+  // Four workers: a delta profile (?seconds=N) holds one for its span.
+  const std::vector<std::string> civet_options = {"listening_ports", address, "num_threads", "4"};
+  std::unique_ptr<CivetServer> server;
   try {
-    exposer = std::make_unique<prometheus::Exposer>(address, 2);
+    server = std::make_unique<CivetServer>(civet_options);
   } catch (const std::exception& e) {
     throw CtlError(kExitUsage, "cannot listen on " + options.listen + ": " + e.what());
   }
-  const auto collectable = std::make_shared<ScrapeCollectable>(g, io.err);
-  exposer->RegisterCollectable(collectable);
-  const std::vector<int> ports = exposer->GetListeningPorts();
+  MetricsHandler metrics(std::make_shared<ScrapeCollectable>(g, io.err));
+  PprofHandler pprof(g);
+  server->addHandler("/metrics", metrics);
+  server->addHandler("/debug/pprof", pprof);
+  const std::vector<int> ports = server->getListeningPorts();
   const std::string host = address.substr(0, address.rfind(':'));
-  io.err << "rsrmemctl: serving http://" << host << ":"
-         << (ports.empty() ? address.substr(address.rfind(':') + 1) : std::to_string(ports[0]))
-         << "/metrics" << std::endl;
+  const std::string base =
+      "http://" + host + ":" +
+      (ports.empty() ? address.substr(address.rfind(':') + 1) : std::to_string(ports[0]));
+  io.err << "rsrmemctl: serving " << base << "/metrics and " << base << "/debug/pprof/"
+         << std::endl;
   signals.wait();
+  server->close();
   return kExitOk;
 }
 

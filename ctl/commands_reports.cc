@@ -305,6 +305,13 @@ std::string replace_suffix(const std::string& path, const std::string& suffix) {
   return path + suffix;
 }
 
+// Default output names keep the views apart: FILE.html, FILE-leaks.html, FILE-temporary.html.
+std::string view_suffix(ProfileView view) {
+  return view == ProfileView::kAll ? std::string() : std::string("-") + view_name(view);
+}
+
+}  // namespace
+
 // Writes a report to `path`. A name given with -o is the operator's: opened as asked. A name
 // made up beside the capture (which may sit in a shared directory) must be, or become, a
 // regular file: not a symlink planted there, nor a FIFO that would block the report.
@@ -326,13 +333,6 @@ void write_file(const std::string& path, bool given,
   f.flush();
   if (!f) throw CtlError(kExitNegative, "error writing " + path + ": " + std::strerror(errno));
 }
-
-// Default output names keep the views apart: FILE.html, FILE-leaks.html, FILE-temporary.html.
-std::string view_suffix(ProfileView view) {
-  return view == ProfileView::kAll ? std::string() : std::string("-") + view_name(view);
-}
-
-}  // namespace
 
 int cmd_profile_summary(const GlobalOptions& g, const ReportOptions& options, Io io) {
   const ProfileModel m = load(options, io);

@@ -48,6 +48,13 @@ constexpr const char* kServeHelp =
     "(0.0.0.0:9464 for every interface). Runs until SIGINT or SIGTERM, then exits 0; a bad\n"
     "--listen, or one that cannot be bound, exits 2.\n";
 
+constexpr const char* kHeapProfileHelp =
+    "The profile of what the always-on sampler knows (no capture, no restart): every call site\n"
+    "with alloc_objects, alloc_space (since start), inuse_objects and inuse_space (live now),\n"
+    "unbiased estimates from allocations sampled every RSR_SAMPLE_INTERVAL_BYTES on average\n"
+    "(exact with RSR_MEMORY_DETAILED_TRACKING=true). Read it with `go tool pprof FILE`, Pyroscope\n"
+    "or speedscope. The process is never stopped: it only reads its counters.\n";
+
 constexpr const char* kPushHelp =
     "Each process is its own group, job=J (default: its service name) and\n"
     "instance=<hostname>:<pid>, and each push replaces that group's metrics (HTTP PUT).\n"
@@ -167,6 +174,22 @@ int dispatch(int argc, const char* const* argv) {
                    "Frames shown per call site in text output; 0 for all (default 8)")
       ->type_name("N")
       ->check(CLI::Range(0, 1024).description(""));
+  CLI::App* heap = app.add_subcommand(
+      "heap-profile", "Write the sampled heap profile now (pprof or folded stacks)");
+  HeapProfileOptions heap_options;
+  heap->add_option("-o,--output", heap_options.output,
+                   "File to write (default: JOB.PID.heap.pb.gz here, folded to stdout; - for "
+                   "stdout); with --all a directory (default: here)")
+      ->type_name("OUT");
+  heap->add_option("--format", heap_options.format, "pprof (default) or folded")
+      ->type_name("pprof|folded")
+      ->check(CLI::IsMember({"pprof", "folded"}).description(""));
+  heap->add_option("--kind", heap_options.kind,
+                   "inuse (default: what is live now) or alloc (everything allocated since "
+                   "start): pprof's default sample type, folded's value")
+      ->type_name("inuse|alloc")
+      ->check(CLI::IsMember({"inuse", "alloc"}).description(""));
+  heap->footer(kHeapProfileHelp);
   CLI::App* update = app.add_subcommand("update-metrics", "Refresh every gauge now");
   CLI::App* metrics = app.add_subcommand(
       "metrics", "Print the Prometheus text exposition of the targeted processes");
@@ -345,14 +368,15 @@ int dispatch(int argc, const char* const* argv) {
 
   // Commands that query processes and then end are bounded by --timeout, the work on their
   // replies included (watchdog.h).
-  for (CLI::App* sub : {list, status, health, summary, update, leaks, metrics, start_profiling,
-                        stop_profiling})
+  for (CLI::App* sub : {list, status, health, summary, heap, update, leaks, metrics,
+                        start_profiling, stop_profiling})
     if (sub->parsed()) watchdog::arm(g.timeout);
 
   if (list->parsed()) return cmd_list(g, io);
   if (status->parsed()) return cmd_status(g, io);
   if (health->parsed()) return cmd_health(g, verbose, io);
   if (summary->parsed()) return cmd_memory_summary(g, summary_options, io);
+  if (heap->parsed()) return cmd_heap_profile(g, heap_options, io);
   if (update->parsed()) return cmd_update_metrics(g, io);
   if (leaks->parsed()) return cmd_check_leaks(g, leak_options, io);
   if (metrics->parsed()) return cmd_metrics(g, io);

@@ -1,0 +1,59 @@
+// A process's sampled heap profile: what the always-on sampler knows about every call site (the
+// `heap_profile` request, common/protocol.md), symbolized, as pprof's profile.proto or folded
+// stacks. `rsrmemctl heap-profile`, `serve`'s /debug/pprof/heap and /debug/pprof/allocs and the
+// Pyroscope push all write it the same way.
+//
+// The values are the sampler's estimates (preload/hot/sampler.h): allocations are sampled by
+// bytes, an allocation of s bytes with probability 1 - exp(-s/T) for the mean interval T, and
+// each sample stands for 1/p of its bytes and blocks, so the sums are unbiased. Like Go's heap
+// profile, a profile holds the four sample types alloc_objects/count, alloc_space/bytes,
+// inuse_objects/count and inuse_space/bytes; the kind only chooses the default one.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "client.h"
+#include "profile_model.h"
+#include "symbolizer.h"
+
+namespace rsr::ctl {
+
+enum class HeapKind { kInuse, kAlloc };
+
+struct HeapSite {
+  uint64_t id = 0;  // the process's site number; stable for the process's life
+  ProfileStack stack;
+  int64_t alloc_objects = 0, alloc_space = 0;  // since start (a delta: over the span)
+  int64_t inuse_objects = 0, inuse_space = 0;  // now (a delta: their change over the span)
+};
+
+struct HeapProfile {
+  int64_t pid = 0;
+  std::string service, program, job;
+  double time_s = 0;      // unix seconds of the reading (a delta: of its end)
+  double duration_s = 0;  // since the process started (a delta: the span)
+  std::string mode;       // "sampled" or "detailed"
+  uint64_t interval_bytes = 0;  // mean sampling interval; 0 in detailed mode (every allocation)
+  bool delta = false;
+  std::vector<ModuleInfo> modules;
+  std::vector<HeapSite> sites;  // by id; the last may be the unattributed bucket
+};
+
+// The `heap_profile` reply read and symbolized. Throws CtlError (kExitFailure) on a reply that
+// does not have the request's shape.
+HeapProfile read_heap_profile(const Json& reply, Symbolizer& symbolizer);
+
+// What changed from `base` to `now` (the same process, read later): allocations over the span
+// and the change of what is in use. Sites whose four values did not move are left out.
+HeapProfile heap_delta(const HeapProfile& base, const HeapProfile& now);
+
+// The uncompressed profile.proto message; gzip() it for a file (report_export.h).
+std::string encode_heap_pprof(const HeapProfile& profile, HeapKind kind);
+
+// "root;...;leaf BYTES" lines, the kind's space (in use or allocated); sites at 0 are left out.
+void write_heap_folded(const HeapProfile& profile, HeapKind kind, std::ostream& out);
+
+}  // namespace rsr::ctl

@@ -1,0 +1,283 @@
+// heap-profile and serve's /debug/pprof/ end to end: tests/ctl/heap_target.cc under the real
+// librsrmem.so, the real rsrmemctl, and Go's own pprof (Debian's golang-go) reading what they
+// write, from a file and over HTTP. Paths come from the environment (tests/ctl/meson.build):
+// RSRMEMCTL, RSR_PRELOAD_LIB, RSR_HEAP_TARGET.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <malloc.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
+#include <thread>
+
+#include "http_loopback.h"
+#include "subprocess.h"
+
+namespace {
+
+using ::testing::ContainsRegex;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using rsrtest::Result;
+
+constexpr const char* kGo = "/usr/bin/go";
+// What heap_target.cc allocates.
+constexpr int kHeld = 2048;
+constexpr size_t kHeldSize = 16384;
+constexpr int kChurned = 20000;
+constexpr size_t kChurnSize = 4000;
+constexpr int kLater = 1024;
+constexpr uint64_t kInterval = 65536;  // RSR_SAMPLE_INTERVAL_BYTES of the sampled runs
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0;
+}
+
+bool wait_for(const std::string& path, int ms = 10000) {
+  for (int i = 0; i < ms / 20 && !exists(path); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  return exists(path);
+}
+
+// glibc's usable size for a request (the library counts usable sizes); the same in this process.
+size_t usable(size_t request) {
+  void* p = std::malloc(request);
+  const size_t n = malloc_usable_size(p);
+  std::free(p);
+  return n;
+}
+
+// The flat value of `function` in `pprof -top` (with -unit=B for bytes), or -1 when it is not
+// listed.
+int64_t flat(const std::string& top, const std::string& function) {
+  std::istringstream lines(top);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.size() < function.size() ||
+        line.compare(line.size() - function.size(), function.size(), function) != 0)
+      continue;
+    std::istringstream row(line);
+    std::string flat;
+    row >> flat;
+    if (!flat.empty() && flat.find_first_not_of("0123456789B") == std::string::npos)
+      return std::atoll(flat.c_str());
+  }
+  return -1;
+}
+
+// The first function of `pprof -top`'s table.
+std::string top_function(const std::string& top) {
+  std::istringstream lines(top);
+  bool table = false;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("flat%") != std::string::npos) {
+      table = true;
+      continue;
+    }
+    if (table) return line.substr(line.rfind(' ') + 1);
+  }
+  return "";
+}
+
+class HeapProfileE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(access(kGo, X_OK), 0) << kGo << " is not installed (Debian golang-go; scripts/bootstrap installs it)";
+    char tmpl[] = "/tmp/rsrctl-heap-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    if (serve_.pid > 0) {
+      kill(serve_.pid, SIGTERM);
+      rsrtest::finish(serve_);
+    }
+    for (rsrtest::Child& c : targets_) {
+      kill(c.pid, SIGKILL);
+      rsrtest::finish(c);
+    }
+    std::system(("rm -rf '" + dir_ + "'").c_str());
+  }
+
+  // Starts heap_target under the preload; returns its pid once it holds its blocks.
+  pid_t start(bool detailed, const std::string& name = "heapsvc") {
+    const std::string marks = dir_ + "/" + name + std::to_string(targets_.size());
+    mkdir(marks.c_str(), 0755);
+    rsrtest::EnvOverrides env = {{"LD_PRELOAD", lib_},
+                                 {"RSR_SOCKET_DIR", dir_ + "/sock"},
+                                 {"RSR_SERVICE_NAME", name}};
+    if (detailed)
+      env["RSR_MEMORY_DETAILED_TRACKING"] = "true";
+    else
+      env["RSR_SAMPLE_INTERVAL_BYTES"] = std::to_string(kInterval);
+    targets_.push_back(rsrtest::spawn({program_, marks}, env));
+    const pid_t pid = targets_.back().pid;
+    if (!wait_for(marks + "/ready") || !wait_for(dir_ + "/sock/" + std::to_string(pid) + ".sock"))
+      return -1;
+    later_marks_.push_back(marks + "/later");
+    return pid;
+  }
+
+  Result ctl(std::vector<std::string> args) {
+    args.insert(args.begin(), ctl_);
+    return rsrtest::run(args, {{"RSR_SOCKET_DIR", dir_ + "/sock"}});
+  }
+
+  // `go tool pprof ARGS SOURCE` (a file or a URL); fails the test unless pprof succeeds.
+  std::string pprof(const std::vector<std::string>& args, const std::string& source) {
+    std::vector<std::string> argv = {kGo, "tool", "pprof"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back(source);
+    const Result r = rsrtest::run(argv, {{"PPROF_TMPDIR", dir_}, {"HOME", dir_}});
+    EXPECT_EQ(r.code, 0) << r.err;
+    return r.out;
+  }
+
+  // `rsrmemctl serve --all` on a free loopback port; returns the port once it answers.
+  int serve() {
+    const int port = rsrtest::free_loopback_port();
+    serve_ = rsrtest::spawn({ctl_, "--all", "serve", "--listen", "127.0.0.1:" + std::to_string(port)},
+                            {{"RSR_SOCKET_DIR", dir_ + "/sock"}});
+    for (int i = 0; i < 250; ++i) {
+      if (rsrtest::http_get(port, "/debug/pprof/").status == 200) return port;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -1;
+  }
+
+  std::string ctl_ = rsrtest::env_or_die("RSRMEMCTL");
+  std::string lib_ = rsrtest::env_or_die("RSR_PRELOAD_LIB");
+  std::string program_ = rsrtest::env_or_die("RSR_HEAP_TARGET");
+  std::string dir_;
+  std::vector<rsrtest::Child> targets_;
+  std::vector<std::string> later_marks_;
+  rsrtest::Child serve_;
+};
+
+TEST_F(HeapProfileE2eTest, SampledProfileNamesTheHoldersWithinTheSamplersError) {
+  const pid_t pid = start(/*detailed=*/false);
+  ASSERT_GT(pid, 0);
+  const std::string file = dir_ + "/heap.pb.gz";
+  const Result r = ctl({"--pid", std::to_string(pid), "heap-profile", "-o", file});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("Wrote the heap profile of " + std::to_string(pid)));
+
+  // What is live: hold_sessions' blocks, estimated from samples. The estimate of S bytes in
+  // blocks far below the interval T has a standard deviation of about sqrt(S * T).
+  const std::string inuse = pprof({"-top", "-unit=B", "-sample_index=inuse_space"}, file);
+  EXPECT_THAT(inuse, HasSubstr("Type: inuse_space"));
+  EXPECT_EQ(top_function(inuse), "hold_sessions()") << inuse;
+  const double held = static_cast<double>(kHeld * usable(kHeldSize));
+  const double sd = std::sqrt(held * kInterval);
+  EXPECT_NEAR(static_cast<double>(flat(inuse, "hold_sessions()")), held, 4 * sd) << inuse;
+  EXPECT_THAT(inuse, Not(HasSubstr("churn_buffers()"))) << "freed blocks are not in use";
+
+  // Everything allocated since start: churn_buffers too.
+  const std::string alloc = pprof({"-top", "-unit=B", "-sample_index=alloc_space"}, file);
+  const double churned = static_cast<double>(kChurned * usable(kChurnSize));
+  EXPECT_EQ(top_function(alloc), "churn_buffers()") << alloc;
+  EXPECT_NEAR(static_cast<double>(flat(alloc, "churn_buffers()")), churned,
+              4 * std::sqrt(churned * kInterval))
+      << alloc;
+  // The sampling is stated in the profile.
+  EXPECT_THAT(alloc, HasSubstr("mean interval 65536 bytes"));
+}
+
+TEST_F(HeapProfileE2eTest, DetailedProfileIsExactWithStacksAndLabels) {
+  const pid_t pid = start(/*detailed=*/true);
+  ASSERT_GT(pid, 0);
+  const std::string file = dir_ + "/heap.pb.gz";
+  ASSERT_EQ(ctl({"--pid", std::to_string(pid), "heap-profile", "-o", file}).code, 0);
+  const std::string inuse = pprof({"-top", "-unit=B", "-sample_index=inuse_space"}, file);
+  EXPECT_EQ(flat(inuse, "hold_sessions()"), static_cast<int64_t>(kHeld * usable(kHeldSize)))
+      << inuse;
+  const std::string objects = pprof({"-top", "-sample_index=alloc_objects"}, file);
+  EXPECT_EQ(flat(objects, "churn_buffers()"), kChurned) << objects;
+  EXPECT_EQ(flat(objects, "hold_sessions()"), kHeld) << objects;
+  const std::string traces = pprof({"-traces", "-sample_index=inuse_space"}, file);
+  EXPECT_THAT(traces, HasSubstr("hold_sessions()"));
+  EXPECT_THAT(traces, HasSubstr("main"));
+  EXPECT_THAT(traces, ContainsRegex("service: +heapsvc"));
+  EXPECT_THAT(traces, ContainsRegex("pid: +" + std::to_string(pid)));
+  EXPECT_THAT(traces, ContainsRegex("job: +heapsvc"));
+}
+
+TEST_F(HeapProfileE2eTest, FoldedGoesToStdout) {
+  const pid_t pid = start(/*detailed=*/true);
+  ASSERT_GT(pid, 0);
+  const Result r =
+      ctl({"--pid", std::to_string(pid), "heap-profile", "--format", "folded", "--kind", "alloc"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(";main;churn_buffers() " + std::to_string(kChurned * usable(kChurnSize)) + "\n"));
+  EXPECT_THAT(r.err, HasSubstr("Wrote the heap profile")) << "what was written is said on stderr";
+}
+
+TEST_F(HeapProfileE2eTest, AllWritesOneFilePerProcess) {
+  const pid_t a = start(/*detailed=*/false, "alpha");
+  const pid_t b = start(/*detailed=*/false, "beta");
+  ASSERT_GT(a, 0);
+  ASSERT_GT(b, 0);
+  const std::string out = dir_ + "/profiles";
+  mkdir(out.c_str(), 0755);
+  const Result r = ctl({"--all", "heap-profile", "-o", out});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const auto& [job, pid] : {std::pair{"alpha", a}, std::pair{"beta", b}}) {
+    const std::string file = out + "/" + job + "." + std::to_string(pid) + ".heap.pb.gz";
+    ASSERT_TRUE(exists(file)) << r.out;
+    EXPECT_EQ(top_function(pprof({"-top"}, file)), "hold_sessions()");
+  }
+  EXPECT_EQ(ctl({"--all", "heap-profile", "-o", "-"}).code, 2) << "--all cannot write one stdout";
+}
+
+TEST_F(HeapProfileE2eTest, ServeAnswersGoPprofOverHttp) {
+  const pid_t pid = start(/*detailed=*/true);
+  ASSERT_GT(pid, 0);
+  const int port = serve();
+  ASSERT_GT(port, 0);
+  const std::string base = "http://127.0.0.1:" + std::to_string(port);
+  const std::string index = rsrtest::http_get(port, "/debug/pprof/").body;
+  EXPECT_THAT(index, HasSubstr("heap?pid=" + std::to_string(pid)));
+  EXPECT_THAT(index, HasSubstr("heapsvc"));
+
+  const std::string heap = base + "/debug/pprof/heap?pid=" + std::to_string(pid);
+  const std::string top = pprof({"-top", "-unit=B"}, heap);
+  EXPECT_THAT(top, HasSubstr("Type: inuse_space"));
+  EXPECT_EQ(flat(top, "hold_sessions()"), static_cast<int64_t>(kHeld * usable(kHeldSize))) << top;
+  EXPECT_THAT(pprof({"-traces"}, heap), HasSubstr("hold_sessions()"));
+  EXPECT_THAT(pprof({"-top"}, base + "/debug/pprof/allocs?pid=" + std::to_string(pid)),
+              HasSubstr("Type: alloc_space"));
+  // One process served: the pid may be left out.
+  EXPECT_EQ(rsrtest::http_get(port, "/debug/pprof/heap?debug=1").status, 200);
+
+  EXPECT_EQ(rsrtest::http_get(port, "/debug/pprof/heap?pid=1").status, 404);
+  EXPECT_EQ(rsrtest::http_get(port, "/debug/pprof/heap?seconds=0").status, 400);
+  EXPECT_EQ(rsrtest::http_get(port, "/debug/pprof/goroutine").status, 404);
+  EXPECT_EQ(rsrtest::http_get(port, "/metrics").status, 200) << "metrics stay served";
+}
+
+TEST_F(HeapProfileE2eTest, SecondsGivesTheDeltaOverTheSpan) {
+  const pid_t pid = start(/*detailed=*/true);
+  ASSERT_GT(pid, 0);
+  const int port = serve();
+  ASSERT_GT(port, 0);
+  // The later phase runs inside the 3-second span; everything before it is left out.
+  std::thread later([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    kill(pid, SIGUSR1);
+  });
+  const rsrtest::HttpReply r =
+      rsrtest::http_get(port, "/debug/pprof/heap?debug=1&seconds=3&pid=" + std::to_string(pid));
+  later.join();
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_TRUE(wait_for(later_marks_.back()));
+  EXPECT_THAT(r.body, HasSubstr(";main;later_phase() " + std::to_string(kLater * usable(kHeldSize)) + "\n"));
+  EXPECT_THAT(r.body, Not(HasSubstr("hold_sessions()")));
+  EXPECT_THAT(r.body, Not(HasSubstr("churn_buffers()")));
+}
+
+}  // namespace
