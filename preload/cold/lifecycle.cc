@@ -263,9 +263,9 @@ bool finish_start(bool with_unwinder) {
   if (with_unwinder) unwinder_load();
   try {
     refresh_modules();
-    refresh_sites();
-  } catch (...) {  // out of private heap: the map fills in on the next refresh, the snapshot too
+  } catch (...) {  // out of private heap: the map fills in on the next refresh
   }
+  metrics_start();
   try {
     leaks_init();
   } catch (...) {  // out of private heap: leak detection stays off

@@ -41,10 +41,9 @@ int first_slot(const hot::ApiName* table, int named, int i) {
   return i;
 }
 
-void write_site_list(Writer& w, const char* key, const Vector<SiteFigures>* sites) {
+void write_site_list(Writer& w, const char* key, const Vector<SiteFigures>& sites) {
   w.key(key).begin_array();
-  if (sites)
-    for (const SiteFigures& f : *sites) write_site(w, f);
+  for (const SiteFigures& f : sites) write_site(w, f);
   w.end_array();
 }
 
@@ -163,16 +162,30 @@ void write_scopes(Writer& w) {
 
 }  // namespace
 
-uint64_t refresh_sites() {
-  const int64_t now = now_ms();
+namespace {
+
+// The top sites by live bytes and by growth since each site's baseline, read now.
+void take_snapshot(Snapshot& snap, int64_t now) {
   const double window_s = static_cast<double>(now - g_cold.growth_baseline_ms) / 1000.0;
-  if (!g_snapshot) g_snapshot = heap_new<Snapshot>();
   Vector<uint32_t> by_live, by_growth;
   top_sites(static_cast<size_t>(g_cold.config.metrics_top_sites), by_live, by_growth);
-  g_snapshot->live.clear();
-  for (uint32_t i : by_live) g_snapshot->live.push_back(read_site(i, window_s));
-  g_snapshot->growth.clear();
-  for (uint32_t i : by_growth) g_snapshot->growth.push_back(read_site(i, window_s));
+  snap.live.clear();
+  for (uint32_t i : by_live) snap.live.push_back(read_site(i, window_s));
+  snap.growth.clear();
+  for (uint32_t i : by_growth) snap.growth.push_back(read_site(i, window_s));
+}
+
+}  // namespace
+
+void metrics_start() {
+  g_cold.growth_baseline_ms = g_cold.start_ms;
+  g_cold.last_baseline_mono_ms = monotonic_ms();
+}
+
+uint64_t refresh_sites() {
+  const int64_t now = now_ms();
+  if (!g_snapshot) g_snapshot = heap_new<Snapshot>();
+  take_snapshot(*g_snapshot, now);
 
   g_cold.growth_baseline_ms = now;
   g_cold.last_baseline_mono_ms = monotonic_ms();
@@ -230,11 +243,22 @@ void write_metrics(Writer& w) {
   write_heap(w, totals);
   write_sampling(w);
   write_tracker(w);
+  // Until the first update interval has passed there is no snapshot: every request reads the
+  // sites as they are, with growth since start, so a new service's per-site gauges are there
+  // from the first scrape.
+  Snapshot early;
+  const Snapshot* snap = g_snapshot;
+  int64_t updated_ms = g_cold.growth_baseline_ms;
+  if (!snap) {
+    updated_ms = now_ms();
+    take_snapshot(early, updated_ms);
+    snap = &early;
+  }
   w.field("update_interval_s", c.memory_metrics_update_interval)
-      .field("updated_at", g_cold.growth_baseline_ms / 1000)
+      .field("updated_at", updated_ms / 1000)
       .field("top_sites", c.metrics_top_sites);
-  write_site_list(w, "top_live", g_snapshot ? &g_snapshot->live : nullptr);
-  write_site_list(w, "top_growth", g_snapshot ? &g_snapshot->growth : nullptr);
+  write_site_list(w, "top_live", snap->live);
+  write_site_list(w, "top_growth", snap->growth);
   write_modules(w);
   write_leaks(w);
   write_stack_depth(w);

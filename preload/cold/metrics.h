@@ -17,6 +17,9 @@ namespace rsr::cold {
 
 // Takes the site snapshot and resets every site's growth baseline. Returns the sites seen.
 uint64_t refresh_sites();
+// At start-up: the growth baseline is the process's start and the first snapshot is one update
+// interval away; until then `metrics` reads the sites at each request.
+void metrics_start();
 // Copies the live cache counters into the published ones.
 void publish_caches();
 // The same at start-up, when nothing is recorded yet: an empty publication, stamped now (without

@@ -280,4 +280,19 @@ TEST_F(HeapProfileE2eTest, SecondsGivesTheDeltaOverTheSpan) {
   EXPECT_THAT(r.body, Not(HasSubstr("churn_buffers()")));
 }
 
+// The per-site gauges of `metrics` follow the sites from the first scrape, without waiting for
+// RSR_MEMORY_METRICS_UPDATE_INTERVAL (5 minutes by default) or update-metrics.
+TEST_F(HeapProfileE2eTest, PerSiteGaugesFromTheFirstScrape) {
+  const pid_t pid = start(/*detailed=*/true);
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(ctl({"--pid", std::to_string(pid), "status"}).code, 0);  // the library is up
+  kill(pid, SIGUSR1);
+  ASSERT_TRUE(wait_for(later_marks_.back()));
+  const Result r = ctl({"--pid", std::to_string(pid), "metrics"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, ContainsRegex("rsr_model_instance_count\\{[^}]*site=\"later_phase \\(heap_target.cc:[0-9]+\\)\"\\} 1024"))
+      << r.out;
+  EXPECT_THAT(r.out, ContainsRegex("rsr_object_growth_rate\\{[^}]*site=\"later_phase "));
+}
+
 }  // namespace
