@@ -59,8 +59,9 @@ int cmd_heap_profile(const GlobalOptions& g, const HeapProfileOptions& options, 
     const Json reply = client.request(Json{{"cmd", "heap_profile"}});
     const auto pid = static_cast<pid_t>(num(reply, "pid", target.pid));
     set_allocator_wrappers(str(reply, "allocator_wrappers"));
-    Symbolizer symbolizer(modules_of(reply), pid > 0 ? std::optional<pid_t>(pid) : std::nullopt);
-    const HeapProfile profile = read_heap_profile(reply, symbolizer);
+    const HeapProfile profile = read_heap_profile(
+        reply, std::make_shared<Symbolizer>(modules_of(reply), pid > 0 ? std::optional<pid_t>(pid)
+                                                                        : std::nullopt));
     auto write = [&](std::ostream& out) {
       if (options.format == "folded") {
         write_heap_folded(profile, kind, out);

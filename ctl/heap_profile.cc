@@ -30,7 +30,7 @@ bool moved(const HeapSite& s) {
 
 }  // namespace
 
-HeapProfile read_heap_profile(const Json& reply, Symbolizer& symbolizer) {
+HeapProfile read_heap_profile(const Json& reply, std::shared_ptr<Symbolizer> symbolizer) {
   const Json& sites = member(reply, "sites");
   const Json& addresses = member(reply, "addresses");
   if (!sites.is_array() || !addresses.is_array())
@@ -63,7 +63,7 @@ HeapProfile read_heap_profile(const Json& reply, Symbolizer& symbolizer) {
     }
     HeapSite s;
     s.id = static_cast<uint64_t>(integer(site, "id"));
-    s.stack = profile_stack(trimmed_stack(stack, symbolizer));
+    s.frames = trimmed_stack(stack, *symbolizer);
     read_values(site, s);
     p.sites.push_back(std::move(s));
   }
@@ -71,9 +71,15 @@ HeapProfile read_heap_profile(const Json& reply, Symbolizer& symbolizer) {
             [](const HeapSite& a, const HeapSite& b) { return a.id < b.id; });
   HeapSite beyond;
   beyond.id = UINT64_MAX;
-  beyond.stack.frames.push_back({0, "[call sites beyond RSR_MAX_SITES]", "", 0, "", false});
   read_values(member(reply, "unattributed"), beyond);
-  if (moved(beyond)) p.sites.push_back(std::move(beyond));
+  if (moved(beyond)) {
+    auto frame = std::make_shared<SymbolizedFrame>();
+    frame->function = "[call sites beyond RSR_MAX_SITES]";
+    beyond.frames.push_back(frame.get());
+    p.beyond = std::move(frame);
+    p.sites.push_back(std::move(beyond));
+  }
+  p.symbolizer = std::move(symbolizer);
   return p;
 }
 
@@ -105,8 +111,9 @@ std::string encode_heap_pprof(const HeapProfile& p, HeapKind kind) {
                       {"inuse_space", "bytes"}};
   doc.default_sample_type = kind == HeapKind::kInuse ? "inuse_space" : "alloc_space";
   for (const HeapSite& s : p.sites)
-    doc.samples.push_back(
-        {&s.stack.frames, {s.alloc_objects, s.alloc_space, s.inuse_objects, s.inuse_space}});
+    doc.samples.push_back({nullptr,
+                           {s.alloc_objects, s.alloc_space, s.inuse_objects, s.inuse_space},
+                           &s.frames});
   doc.labels = {{"job", p.job}, {"service", p.service}, {"pid", std::to_string(p.pid)}};
   const bool detailed = p.interval_bytes == 0;
   doc.comments.push_back(std::string("rsrmem heap profile") + (p.delta ? " (delta)" : "") +
@@ -131,7 +138,7 @@ void write_heap_folded(const HeapProfile& p, HeapKind kind, std::ostream& out) {
   std::map<std::string, int64_t> lines;
   for (const HeapSite& s : p.sites) {
     const int64_t value = kind == HeapKind::kInuse ? s.inuse_space : s.alloc_space;
-    if (value != 0) lines[folded_stack(s.stack.frames)] += value;
+    if (value != 0) lines[folded_stack(s.frames)] += value;
   }
   for (const auto& [line, value] : lines)
     if (value != 0) out << line << ' ' << value << '\n';

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -25,7 +26,9 @@ enum class HeapKind { kInuse, kAlloc };
 
 struct HeapSite {
   uint64_t id = 0;  // the process's site number; stable for the process's life
-  ProfileStack stack;
+  // Innermost first, the allocation API and the library's frames dropped; the frames belong to
+  // the profile's symbolizer (one per distinct address).
+  std::vector<const SymbolizedFrame*> frames;
   int64_t alloc_objects = 0, alloc_space = 0;  // since start (a delta: over the span)
   int64_t inuse_objects = 0, inuse_space = 0;  // now (a delta: their change over the span)
 };
@@ -40,11 +43,15 @@ struct HeapProfile {
   bool delta = false;
   std::vector<ModuleInfo> modules;
   std::vector<HeapSite> sites;  // by id; the last may be the unattributed bucket
+  // What the frames point into: kept alive by every copy of the profile.
+  std::shared_ptr<Symbolizer> symbolizer;
+  std::shared_ptr<const SymbolizedFrame> beyond;  // the unattributed bucket's frame
 };
 
-// The `heap_profile` reply read and symbolized. Throws CtlError (kExitFailure) on a reply that
-// does not have the request's shape.
-HeapProfile read_heap_profile(const Json& reply, Symbolizer& symbolizer);
+// The `heap_profile` reply read and symbolized. Throws CtlError (kExitConnection) on a reply that
+// does not have the request's shape. Symbolizing reads the symbolizer's cache (one lookup per
+// distinct address): a symbolizer kept for a process makes its next profiles cheap.
+HeapProfile read_heap_profile(const Json& reply, std::shared_ptr<Symbolizer> symbolizer);
 
 // What changed from `base` to `now` (the same process, read later): allocations over the span
 // and the change of what is in use. Sites whose four values did not move are left out.

@@ -13,7 +13,7 @@ namespace rsr::ctl {
 
 struct PprofPages::Cached {
   std::string modules;  // the module map the symbolizer was made for, as JSON text
-  std::unique_ptr<Symbolizer> symbolizer;
+  std::shared_ptr<Symbolizer> symbolizer;
 };
 
 namespace {
@@ -165,11 +165,11 @@ HeapProfile PprofPages::read(const Target& target) {
     if (!cached || cached->modules != modules) {
       cached = std::make_unique<Cached>();
       cached->modules = modules;
-      cached->symbolizer = std::make_unique<Symbolizer>(
+      cached->symbolizer = std::make_shared<Symbolizer>(
           modules_of(reply), pid > 0 ? std::optional<pid_t>(pid) : std::nullopt);
     }
     set_allocator_wrappers(str(reply, "allocator_wrappers"));
-    profile = read_heap_profile(reply, *cached->symbolizer);
+    profile = read_heap_profile(reply, cached->symbolizer);
     return Outcome{};
   });
   for (const TargetResult& r : results)

@@ -114,6 +114,18 @@ class PprofBuilder {
     return ids;
   }
 
+  // The same for a stack of symbolized frames (each address's location made once).
+  std::vector<uint64_t> locations(const std::vector<const SymbolizedFrame*>& frames) {
+    std::vector<uint64_t> ids;
+    ids.reserve(frames.size());
+    for (const SymbolizedFrame* f : frames) {
+      auto [it, added] = symbolized_ids_.emplace(f, 0);
+      if (added) it->second = location(*f);
+      ids.push_back(it->second);
+    }
+    return ids;
+  }
+
   void write_tables(ProtoWriter& profile) const {
     for (size_t i = 0; i < modules_.size(); ++i) {
       const ModuleInfo& m = modules_[i];
@@ -145,9 +157,9 @@ class PprofBuilder {
   }
 
  private:
-  uint64_t function(const ProfileFrame& f) {
-    const std::string name = f.function.empty() ? "[unknown]" : f.function;
-    const std::string key = name + '\0' + f.file;
+  uint64_t function(const std::string& function, const std::string& file) {
+    const std::string name = function.empty() ? "[unknown]" : function;
+    const std::string key = name + '\0' + file;
     auto it = function_ids_.find(key);
     if (it != function_ids_.end()) return it->second;
     const uint64_t id = functions_.size() + 1;
@@ -156,38 +168,40 @@ class PprofBuilder {
     w.sint64(pb::kName, str(name));
     // Only demangled names travel in a capture's model.
     w.sint64(pb::kSystemName, str(name));
-    w.sint64(pb::kFuncFilename, str(f.file));
+    w.sint64(pb::kFuncFilename, str(file));
     functions_.push_back(std::move(w));
     function_ids_.emplace(key, id);
     return id;
   }
 
-  uint64_t mapping(const ProfileFrame& f) const {
+  uint64_t mapping(uint64_t address, const std::string& module) const {
     const auto& mods = modules_;
-    auto it = std::upper_bound(by_start_.begin(), by_start_.end(), f.address,
+    auto it = std::upper_bound(by_start_.begin(), by_start_.end(), address,
                                [&](uint64_t a, size_t i) { return a < mods[i].start; });
-    if (f.address != 0 && it != by_start_.begin()) {
+    if (address != 0 && it != by_start_.begin()) {
       const size_t i = *std::prev(it);
-      if (f.address < mods[i].end) return i + 1;
+      if (address < mods[i].end) return i + 1;
     }
-    auto named = module_ids_.find(f.module);
-    return f.module.empty() || named == module_ids_.end() ? 0 : named->second;
+    auto named = module_ids_.find(module);
+    return module.empty() || named == module_ids_.end() ? 0 : named->second;
   }
 
-  uint64_t location(const std::vector<ProfileFrame>& frames, size_t begin, size_t end) {
+  // One location per symbolized frame: its inlined calls, innermost first, then its function.
+  uint64_t location(const SymbolizedFrame& f) {
     std::vector<std::pair<uint64_t, int>> lines;
-    std::string key = std::to_string(frames[begin].address);
-    for (size_t i = begin; i < end; ++i) {
-      lines.emplace_back(function(frames[i]), frames[i].line);
-      key += ':' + std::to_string(lines.back().first) + '.' + std::to_string(frames[i].line);
-    }
-    auto it = location_ids_.find(key);
-    if (it != location_ids_.end()) return it->second;
+    for (const InlinedFrame& in : f.inlined)
+      lines.emplace_back(function(in.function, in.file), in.line);
+    lines.emplace_back(function(f.display_name(), f.file), f.line);
+    return add_location(f.address, mapping(f.address, f.module), lines);
+  }
+
+  uint64_t add_location(uint64_t address, uint64_t mapping_id,
+                        const std::vector<std::pair<uint64_t, int>>& lines) {
     const uint64_t id = locations_.size() + 1;
     ProtoWriter w;
     w.uint(pb::kLocId, id);
-    w.uint(pb::kLocMappingId, mapping(frames[end - 1]));
-    w.uint(pb::kAddress, frames[begin].address);
+    w.uint(pb::kLocMappingId, mapping_id);
+    w.uint(pb::kAddress, address);
     for (const auto& [function_id, line] : lines) {
       ProtoWriter l;
       l.uint(pb::kFunctionId, function_id);
@@ -195,6 +209,20 @@ class PprofBuilder {
       w.message(pb::kLine, l);
     }
     locations_.push_back(std::move(w));
+    return id;
+  }
+
+  uint64_t location(const std::vector<ProfileFrame>& frames, size_t begin, size_t end) {
+    std::vector<std::pair<uint64_t, int>> lines;
+    std::string key = std::to_string(frames[begin].address);
+    for (size_t i = begin; i < end; ++i) {
+      lines.emplace_back(function(frames[i].function, frames[i].file), frames[i].line);
+      key += ':' + std::to_string(lines.back().first) + '.' + std::to_string(frames[i].line);
+    }
+    auto it = location_ids_.find(key);
+    if (it != location_ids_.end()) return it->second;
+    const uint64_t id = add_location(frames[begin].address,
+                                     mapping(frames[end - 1].address, frames[end - 1].module), lines);
     location_ids_.emplace(std::move(key), id);
     return id;
   }
@@ -206,6 +234,7 @@ class PprofBuilder {
   std::unordered_map<std::string, uint64_t> module_ids_;
   std::vector<ProtoWriter> functions_, locations_;
   std::unordered_map<std::string, uint64_t> function_ids_, location_ids_;
+  std::unordered_map<const SymbolizedFrame*, uint64_t> symbolized_ids_;
 };
 
 const char* view_title(ProfileView view) {
@@ -225,6 +254,17 @@ int64_t nanos(double seconds) {
 }
 
 }  // namespace
+
+std::string folded_stack(const std::vector<const SymbolizedFrame*>& frames) {
+  std::string line;
+  for (auto f = frames.rbegin(); f != frames.rend(); ++f) {
+    if (!line.empty()) line += ';';
+    line += folded_name((*f)->display_name());
+    for (auto in = (*f)->inlined.rbegin(); in != (*f)->inlined.rend(); ++in)
+      line += ';' + folded_name(in->function);
+  }
+  return line.empty() ? "[unknown]" : line;
+}
 
 std::string folded_stack(const std::vector<ProfileFrame>& frames) {
   std::string line;
@@ -262,7 +302,8 @@ std::string encode_pprof(const PprofDocument& doc) {
   }
   for (const PprofSample& sample : doc.samples) {
     ProtoWriter s;
-    s.packed(pb::kLocationId, b.locations(*sample.frames));
+    s.packed(pb::kLocationId, sample.frames ? b.locations(*sample.frames)
+                                            : b.locations(*sample.symbolized));
     // Packed even when zero: a sample has one value per sample type.
     ProtoWriter values;
     for (int64_t v : sample.values) values.varint(static_cast<uint64_t>(v));
@@ -317,7 +358,8 @@ std::string encode_pprof(const ProfileModel& model) {
 std::string gzip(const std::string& raw) {
   z_stream z{};
   // 15 + 16: a gzip header and trailer rather than zlib's.
-  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+  // The fastest level, as Go's runtime/pprof writes its profiles.
+  if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
     throw std::runtime_error("zlib: deflateInit2 failed");
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(raw.data()));
   z.avail_in = static_cast<uInt>(raw.size());

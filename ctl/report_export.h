@@ -26,6 +26,8 @@ namespace rsr::ctl {
 void write_folded(const ProfileModel& model, std::ostream& out, bool by_count = false);
 // One stack as a folded line's stack part ("root;caller;...;leaf").
 std::string folded_stack(const std::vector<ProfileFrame>& frames);
+// The same for symbolized frames, innermost first (inlined calls as frames of their own).
+std::string folded_stack(const std::vector<const SymbolizedFrame*>& frames);
 
 // The uncompressed profile.proto message.
 std::string encode_pprof(const ProfileModel& model);
@@ -34,10 +36,12 @@ std::string encode_pprof(const ProfileModel& model);
 // caller checks the stream.
 void write_pprof(const ProfileModel& model, std::ostream& out);
 
-// One stack of a profile.proto message with one value per sample type.
+// One stack of a profile.proto message with one value per sample type: report frames, or (when
+// `frames` is null) symbolized frames, whose locations are made once per frame.
 struct PprofSample {
   const std::vector<ProfileFrame>* frames;  // innermost first, as in ProfileStack
   std::vector<int64_t> values;
+  const std::vector<const SymbolizedFrame*>* symbolized = nullptr;  // innermost first
 };
 
 // What a profile.proto message holds beyond its samples. The period type is always
