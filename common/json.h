@@ -7,6 +7,7 @@
 //   preload gives it a buffer on its private heap, rsrmemctl a std::string.
 #pragma once
 
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -66,15 +67,17 @@ class JsonWriter {
   JsonWriter& value(unsigned v) { return value(static_cast<uint64_t>(v)); }
   JsonWriter& value(long long v) { return value(static_cast<int64_t>(v)); }
   JsonWriter& value(unsigned long long v) { return value(static_cast<uint64_t>(v)); }
+  // std::to_chars: no locale, no allocation, several times faster than snprintf (replies list
+  // thousands of numbers).
   JsonWriter& value(int64_t v) {
     char buf[24];
-    int n = snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
-    return raw(std::string_view(buf, static_cast<size_t>(n)));
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    return raw(std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
   }
   JsonWriter& value(uint64_t v) {
     char buf[24];
-    int n = snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(v));
-    return raw(std::string_view(buf, static_cast<size_t>(n)));
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    return raw(std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
   }
   JsonWriter& value(double v) {
     if (v != v || v > 1e300 || v < -1e300) return null();  // JSON has no NaN or infinity

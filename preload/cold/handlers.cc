@@ -28,9 +28,9 @@ namespace {
 constexpr const char* kVersion = "0.1.0";
 
 void hex_address(Writer& w, uintptr_t a) {
-  char buf[24];
-  snprintf(buf, sizeof buf, "0x%lx", static_cast<unsigned long>(a));
-  w.value(buf);
+  char buf[24] = "0x";
+  const auto r = std::to_chars(buf + 2, buf + sizeof buf, a, 16);
+  w.value(std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
 }
 
 }  // namespace
