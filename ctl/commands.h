@@ -72,13 +72,15 @@ std::string civetweb_listen_address(const std::string& listen);
 int cmd_serve(const GlobalOptions& g, const ServeOptions& options, Io io);
 
 struct PushOptions {
-  std::string gateway;     // http://host:port
+  std::string gateway;     // Pushgateway, http://host:port; empty: no metrics pushed
   std::string job;         // empty: each process's service name
   double interval_s = 0;   // 0: push once
+  std::string pyroscope;   // Pyroscope, http://host:port; empty: no heap profiles pushed
 };
-// Pushes each targeted process as its own group (metrics_push.h). Once: the exit code of the
-// worst failure (4 when the gateway could not be reached or refused). Repeatedly: until SIGINT or
-// SIGTERM (then 0), reporting failures as they happen.
+// Pushes each targeted process's metrics as its own group (metrics_push.h) and/or its heap
+// profile to Pyroscope (pyroscope_push.h). Once: the exit code of the worst failure (4 when a
+// service could not be reached or refused). Repeatedly: until SIGINT or SIGTERM (then 0),
+// reporting failures as they happen.
 int cmd_push(const GlobalOptions& g, const PushOptions& options, Io io);
 
 // ---- Heap profiles from the always-on sampler (commands_heap.cc; heap_profile.h) ----

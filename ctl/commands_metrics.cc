@@ -23,6 +23,7 @@
 #include "metrics_exposition.h"
 #include "metrics_push.h"
 #include "pprof_http.h"
+#include "pyroscope_push.h"
 #include "site_stacks.h"
 
 namespace rsr::ctl {
@@ -322,15 +323,27 @@ int cmd_serve(const GlobalOptions& g, const ServeOptions& options, Io io) {
 }
 
 int cmd_push(const GlobalOptions& g, const PushOptions& options, Io io) {
-  const GatewayAddress gateway = parse_gateway_url(options.gateway);
+  if (options.gateway.empty() && options.pyroscope.empty())
+    throw CtlError(kExitUsage, "push needs --gateway URL (metrics), --pyroscope URL (heap "
+                               "profiles), or both");
+  std::optional<GatewayAddress> gateway;
+  if (!options.gateway.empty()) gateway = parse_gateway_url(options.gateway);
   if (!options.job.empty()) encoded_job(options.job);  // refuse a bad --job before pushing
-  if (options.interval_s <= 0) return push_round(g, options, gateway, io);
+  std::optional<PyroscopePusher> profiles;
+  if (!options.pyroscope.empty()) profiles.emplace(parse_pyroscope_url(options.pyroscope), g);
+  auto round = [&] {
+    int code = kExitOk;
+    if (gateway) code = push_round(g, options, *gateway, io);
+    if (profiles) code = std::max(code, profiles->push_round(io));
+    return code;
+  };
+  if (options.interval_s <= 0) return round();
 
   const StopSignals signals;
   const auto interval = std::chrono::milliseconds(static_cast<long long>(options.interval_s * 1000));
   do {
     try {
-      push_round(g, options, gateway, io);
+      round();
     } catch (const CtlError& e) {
       io.err << "rsrmemctl: " << e.what() << std::endl;
     }

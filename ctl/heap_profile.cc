@@ -83,9 +83,13 @@ HeapProfile read_heap_profile(const Json& reply, std::shared_ptr<Symbolizer> sym
   return p;
 }
 
-HeapProfile heap_delta(const HeapProfile& base, const HeapProfile& now) {
+namespace {
+
+// `now` less `base`, site by site: the allocations, and with `inuse` what is in use too.
+HeapProfile minus(const HeapProfile& base, const HeapProfile& now, HeapProfile::Span span,
+                  bool inuse) {
   HeapProfile d = now;
-  d.delta = true;
+  d.span = span;
   d.duration_s = std::max(0.0, now.time_s - base.time_s);
   d.sites.clear();
   std::map<uint64_t, const HeapSite*> before;
@@ -95,12 +99,24 @@ HeapProfile heap_delta(const HeapProfile& base, const HeapProfile& now) {
     if (auto it = before.find(s.id); it != before.end()) {
       c.alloc_objects -= it->second->alloc_objects;
       c.alloc_space -= it->second->alloc_space;
-      c.inuse_objects -= it->second->inuse_objects;
-      c.inuse_space -= it->second->inuse_space;
+      if (inuse) {
+        c.inuse_objects -= it->second->inuse_objects;
+        c.inuse_space -= it->second->inuse_space;
+      }
     }
     if (moved(c)) d.sites.push_back(std::move(c));
   }
   return d;
+}
+
+}  // namespace
+
+HeapProfile heap_delta(const HeapProfile& base, const HeapProfile& now) {
+  return minus(base, now, HeapProfile::Span::kDelta, /*inuse=*/true);
+}
+
+HeapProfile allocations_since(const HeapProfile& base, const HeapProfile& now) {
+  return minus(base, now, HeapProfile::Span::kAllocationsSince, /*inuse=*/false);
 }
 
 std::string encode_heap_pprof(const HeapProfile& p, HeapKind kind) {
@@ -116,7 +132,8 @@ std::string encode_heap_pprof(const HeapProfile& p, HeapKind kind) {
                            &s.frames});
   doc.labels = {{"job", p.job}, {"service", p.service}, {"pid", std::to_string(p.pid)}};
   const bool detailed = p.interval_bytes == 0;
-  doc.comments.push_back(std::string("rsrmem heap profile") + (p.delta ? " (delta)" : "") +
+  const bool delta = p.span == HeapProfile::Span::kDelta;
+  doc.comments.push_back(std::string("rsrmem heap profile") + (delta ? " (delta)" : "") +
                          " of " + p.program + " (pid " + std::to_string(p.pid) + ")");
   doc.comments.push_back(
       detailed ? std::string("sampling: every allocation (RSR_MEMORY_DETAILED_TRACKING): exact")
@@ -125,9 +142,18 @@ std::string encode_heap_pprof(const HeapProfile& p, HeapKind kind) {
                      " bytes (RSR_SAMPLE_INTERVAL_BYTES); an allocation of s bytes is sampled "
                      "with probability 1-exp(-s/interval) and counts 1/p: values are unbiased "
                      "estimates");
-  doc.comments.push_back(p.delta ? "alloc_*: allocations over the profile's duration; inuse_*: "
-                                   "their change over it"
-                                 : "alloc_*: since the process started; inuse_*: live now");
+  switch (p.span) {
+    case HeapProfile::Span::kNow:
+      doc.comments.push_back("alloc_*: since the process started; inuse_*: live now");
+      break;
+    case HeapProfile::Span::kDelta:
+      doc.comments.push_back("alloc_*: allocations over the profile's duration; inuse_*: their "
+                             "change over it");
+      break;
+    case HeapProfile::Span::kAllocationsSince:
+      doc.comments.push_back("alloc_*: allocations over the profile's duration; inuse_*: live now");
+      break;
+  }
   doc.time_s = p.time_s;
   doc.duration_s = p.duration_s;
   doc.period = detailed ? 1 : static_cast<int64_t>(p.interval_bytes);

@@ -37,10 +37,12 @@ struct HeapProfile {
   int64_t pid = 0;
   std::string service, program, job;
   double time_s = 0;      // unix seconds of the reading (a delta: of its end)
-  double duration_s = 0;  // since the process started (a delta: the span)
+  double duration_s = 0;  // since the process started (otherwise: the span)
   std::string mode;       // "sampled" or "detailed"
   uint64_t interval_bytes = 0;  // mean sampling interval; 0 in detailed mode (every allocation)
-  bool delta = false;
+  // What the values cover: since start and now (kNow), changes over `duration_s` (kDelta), or
+  // allocations over `duration_s` and what is in use now (kAllocationsSince).
+  enum class Span { kNow, kDelta, kAllocationsSince } span = Span::kNow;
   std::vector<ModuleInfo> modules;
   std::vector<HeapSite> sites;  // by id; the last may be the unattributed bucket
   // What the frames point into: kept alive by every copy of the profile.
@@ -56,6 +58,10 @@ HeapProfile read_heap_profile(const Json& reply, std::shared_ptr<Symbolizer> sym
 // What changed from `base` to `now` (the same process, read later): allocations over the span
 // and the change of what is in use. Sites whose four values did not move are left out.
 HeapProfile heap_delta(const HeapProfile& base, const HeapProfile& now);
+
+// `now` with its allocations counted since `base` (what is in use stays as it is now), as a
+// continuous-profiling store wants successive pushes. Sites with nothing to show are left out.
+HeapProfile allocations_since(const HeapProfile& base, const HeapProfile& now);
 
 // The uncompressed profile.proto message; gzip() it for a file (report_export.h).
 std::string encode_heap_pprof(const HeapProfile& profile, HeapKind kind);

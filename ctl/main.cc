@@ -56,9 +56,12 @@ constexpr const char* kHeapProfileHelp =
     "or speedscope. The process is never stopped: it only reads its counters.\n";
 
 constexpr const char* kPushHelp =
-    "Each process is its own group, job=J (default: its service name) and\n"
+    "--gateway: each process is its own group, job=J (default: its service name) and\n"
     "instance=<hostname>:<pid>, and each push replaces that group's metrics (HTTP PUT).\n"
-    "Once: exit 0 when every push succeeded, 4 when the gateway could not be reached or refused.\n"
+    "--pyroscope: each process's heap profile goes to POST /ingest (format=pprof) as\n"
+    "JOB{hostname=...,pid=...}: allocations since the previous push, what is in use now; a\n"
+    "failed push is covered by the next one.\n"
+    "Once: exit 0 when every push succeeded, 4 when a service could not be reached or refused.\n"
     "With --interval: failures are reported and retried; exits 0 on SIGINT or SIGTERM.\n";
 
 constexpr const char* kStartProfilingHelp =
@@ -147,14 +150,18 @@ int dispatch(int argc, const char* const* argv) {
                   "Push the command's metrics to this Pushgateway while it runs, and once more "
                   "with its exit status after it exits")
       ->type_name("URL");
+  std::string run_pyroscope;
+  run->add_option("--pyroscope", run_pyroscope,
+                  "Push the command's heap profile to this Grafana Pyroscope while it runs")
+      ->type_name("URL");
   run->add_option("--push-interval", push_interval_s,
                   "Seconds between pushes (default: RSR_MEMORY_METRICS_UPDATE_INTERVAL as the "
                   "command sees it, else 10)")
       ->type_name("SECONDS")
       ->check(CLI::Range(0.1, 86400.0).description(""));
   run->footer(
-      "Usage: rsrmemctl run [--env-file F] [--push-gateway URL [--push-interval S]] -- CMD "
-      "ARGS...");
+      "Usage: rsrmemctl run [--env-file F] [--push-gateway URL] [--pyroscope URL] "
+      "[--push-interval S] -- CMD ARGS...");
 
   CLI::App* list =
       app.add_subcommand("list", "Monitored processes: pid, uptime, heap, RSS, command");
@@ -203,11 +210,15 @@ int dispatch(int argc, const char* const* argv) {
       ->type_name("ADDR");
   serve->footer(kServeHelp);
   CLI::App* push = app.add_subcommand("push", "Push the targeted processes' metrics to a "
-                                              "Prometheus Pushgateway, once or repeatedly");
+                                              "Pushgateway and/or their heap profiles to "
+                                              "Pyroscope, once or repeatedly");
   PushOptions push_options;
-  push->add_option("--gateway", push_options.gateway, "Pushgateway URL, e.g. http://host:9091")
-      ->type_name("URL")
-      ->required();
+  push->add_option("--gateway", push_options.gateway,
+                   "Pushgateway URL for the metrics, e.g. http://host:9091")
+      ->type_name("URL");
+  push->add_option("--pyroscope", push_options.pyroscope,
+                   "Grafana Pyroscope URL for the heap profiles, e.g. http://host:4040")
+      ->type_name("URL");
   push->add_option("--job", push_options.job,
                    "Job name of the grouping key (default: each process's service name)")
       ->type_name("J");
@@ -326,9 +337,9 @@ int dispatch(int argc, const char* const* argv) {
   if (run->parsed()) {
     if (*pid_opt || *socket_opt || *all_opt)
       return usage_error("run launches a new process; --pid, --socket and --all do not apply");
-    if (push_interval_s > 0 && push_gateway.empty())
-      return usage_error("--push-interval needs --push-gateway URL");
-    RunOptions options{env_file, run->remaining(), push_gateway, push_interval_s};
+    if (push_interval_s > 0 && push_gateway.empty() && run_pyroscope.empty())
+      return usage_error("--push-interval needs --push-gateway URL or --pyroscope URL");
+    RunOptions options{env_file, run->remaining(), push_gateway, run_pyroscope, push_interval_s};
     if (!options.command.empty() && !split.command.empty())
       return usage_error("give the command once, after '--'");
     if (options.command.empty()) options.command = split.command;

@@ -24,14 +24,18 @@ bool all_digits(const std::string& s) {
   return true;
 }
 
-CtlError bad_url(const std::string& url, const std::string& why) {
-  return CtlError(kExitUsage, "bad Pushgateway URL '" + url + "': " + why +
-                                  " (expected http://HOST:PORT, e.g. http://127.0.0.1:9091)");
-}
-
 }  // namespace
 
 GatewayAddress parse_gateway_url(const std::string& url) {
+  return parse_http_url(url, "Pushgateway", "http://127.0.0.1:9091");
+}
+
+GatewayAddress parse_http_url(const std::string& url, const std::string& what,
+                              const std::string& example) {
+  const auto bad_url = [&](const std::string& u, const std::string& why) {
+    return CtlError(kExitUsage, "bad " + what + " URL '" + u + "': " + why +
+                                    " (expected http://HOST:PORT, e.g. " + example + ")");
+  };
   const size_t scheme_end = url.find("://");
   if (scheme_end == std::string::npos) throw bad_url(url, "no http:// or https:// scheme");
   std::string scheme = url.substr(0, scheme_end);

@@ -38,6 +38,9 @@ struct GatewayAddress {
 // Throws CtlError (kExitUsage) naming what is wrong: a scheme other than http/https, no host,
 // a bad port, a query or fragment.
 GatewayAddress parse_gateway_url(const std::string& url);
+// The same checks for any HTTP service (`what` and `example` name it in the errors).
+GatewayAddress parse_http_url(const std::string& url, const std::string& what,
+                              const std::string& example);
 
 // "my svc" -> "my%20svc": every byte but letters, digits and "-._~:" percent-encoded.
 std::string percent_encode(const std::string& value);

@@ -17,6 +17,7 @@
 #include "errors.h"
 #include "format.h"
 #include "metrics_push.h"
+#include "pyroscope_push.h"
 
 #ifndef RSR_LIBDIR
 #define RSR_LIBDIR "lib"
@@ -127,8 +128,9 @@ int run_command(const RunOptions& options) {
   }
   setenv("LD_PRELOAD", prepend_ld_preload(lib, std::getenv("LD_PRELOAD")).c_str(), 1);
 
-  std::optional<GatewayAddress> gateway;
+  std::optional<GatewayAddress> gateway, pyroscope;
   if (!options.push_gateway.empty()) gateway = parse_gateway_url(options.push_gateway);
+  if (!options.pyroscope.empty()) pyroscope = parse_pyroscope_url(options.pyroscope);
 
   std::vector<char*> argv;
   for (const std::string& a : options.command) argv.push_back(const_cast<char*>(a.c_str()));
@@ -180,17 +182,19 @@ int run_command(const RunOptions& options) {
   }
 
   std::cerr << "rsrmemctl: monitoring pid " << child << std::endl;
+  const auto env = [](const char* n) { return std::getenv(n); };
+  const auto interval = std::chrono::milliseconds(static_cast<long long>(
+      (options.push_interval_s > 0 ? options.push_interval_s : default_push_interval_s(env)) *
+      1000));
+  const std::string socket = default_socket_dir() + "/" + std::to_string(child) + ".sock";
   std::optional<RunPusher> pusher;
   if (gateway) {
-    const auto env = [](const char* n) { return std::getenv(n); };
-    const double interval_s =
-        options.push_interval_s > 0 ? options.push_interval_s : default_push_interval_s(env);
     const char* service = std::getenv("RSR_SERVICE_NAME");
-    pusher.emplace(RunPusher::Settings{
-        *gateway, std::chrono::milliseconds(static_cast<long long>(interval_s * 1000)),
-        default_socket_dir() + "/" + std::to_string(child) + ".sock", child,
-        service && *service ? service : base_name(options.command[0])});
+    pusher.emplace(RunPusher::Settings{*gateway, interval, socket, child,
+                                       service && *service ? service : base_name(options.command[0])});
   }
+  std::optional<RunProfilePusher> profiles;
+  if (pyroscope) profiles.emplace(*pyroscope, socket, interval, std::chrono::milliseconds(5000));
   for (;;) {
     const pid_t r = waitpid(child, &status, 0);
     if (r == child) break;
@@ -201,6 +205,7 @@ int run_command(const RunOptions& options) {
   int code = 1;
   if (WIFEXITED(status)) code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) code = 128 + WTERMSIG(status);
+  profiles.reset();
   if (pusher) std::move(*pusher).finish(code);
   return code;
 }

@@ -20,7 +20,8 @@ namespace rsr::ctl {
 struct RunOptions {
   std::string env_file;              // empty: none
   std::vector<std::string> command;  // program and arguments, looked up in PATH
-  std::string push_gateway;          // empty: no pushes
+  std::string push_gateway;          // empty: no metrics pushed
+  std::string pyroscope;             // empty: no heap profiles pushed
   // Seconds between pushes; 0: RSR_MEMORY_METRICS_UPDATE_INTERVAL as the command sees it (after
   // the env file), else 10.
   double push_interval_s = 0;

@@ -12,6 +12,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
@@ -82,6 +85,26 @@ std::string top_function(const std::string& top) {
     if (table) return line.substr(line.rfind(' ') + 1);
   }
   return "";
+}
+
+// The parts of a multipart/form-data body by their form names.
+std::map<std::string, std::string> form_parts(const std::string& content_type, const std::string& body) {
+  std::map<std::string, std::string> parts;
+  const size_t at = content_type.find("boundary=");
+  if (at == std::string::npos) return parts;
+  const std::string delimiter = "--" + content_type.substr(at + 9);
+  for (size_t from = body.find(delimiter); from != std::string::npos;) {
+    const size_t head = from + delimiter.size() + 2;  // past the delimiter's CRLF
+    const size_t next = body.find("\r\n" + delimiter, head);
+    if (next == std::string::npos) break;
+    const std::string part = body.substr(head, next - head);
+    const size_t split = part.find("\r\n\r\n");
+    const size_t name = part.find("name=\"");
+    if (split != std::string::npos && name != std::string::npos && name < split)
+      parts[part.substr(name + 6, part.find('"', name + 6) - name - 6)] = part.substr(split + 4);
+    from = next + 2;
+  }
+  return parts;
 }
 
 class HeapProfileE2eTest : public ::testing::Test {
@@ -293,6 +316,90 @@ TEST_F(HeapProfileE2eTest, PerSiteGaugesFromTheFirstScrape) {
   EXPECT_THAT(r.out, ContainsRegex("rsr_model_instance_count\\{[^}]*site=\"later_phase \\(heap_target.cc:[0-9]+\\)\"\\} 1024"))
       << r.out;
   EXPECT_THAT(r.out, ContainsRegex("rsr_object_growth_rate\\{[^}]*site=\"later_phase "));
+}
+
+TEST_F(HeapProfileE2eTest, PushSendsProfilesToPyroscopesIngestApi) {
+  const pid_t pid = start(/*detailed=*/true);
+  ASSERT_GT(pid, 0);
+  rsrtest::RecordingHttp pyroscope;
+  const std::string target = std::to_string(pid);
+  Result r = ctl({"--pid", target, "push", "--pyroscope", pyroscope.url()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  // One push: the allocations since the process started, and what is in use.
+  const std::vector<rsrtest::RecordingHttp::Request> first = pyroscope.requests();
+  ASSERT_EQ(first.size(), 1u);
+  const rsrtest::RecordingHttp::Request& q = first[0];
+  EXPECT_EQ(q.method, "POST");
+  EXPECT_THAT(q.path, ::testing::StartsWith("/ingest?name=heapsvc%7Bhostname%3D"));
+  EXPECT_THAT(q.path, HasSubstr("%2Cpid%3D" + target + "%7D"));
+  EXPECT_THAT(q.path, HasSubstr("&format=pprof"));
+  EXPECT_THAT(q.path, ContainsRegex("&from=[0-9]+&until=[0-9]+"));
+  EXPECT_THAT(q.content_type, ::testing::StartsWith("multipart/form-data; boundary="));
+  std::map<std::string, std::string> parts = form_parts(q.content_type, q.body);
+  ASSERT_EQ(parts.count("profile"), 1u) << q.body.substr(0, 300);
+  ASSERT_EQ(parts.count("sample_type_config"), 1u);
+  const nlohmann::json config = nlohmann::json::parse(parts["sample_type_config"]);
+  EXPECT_EQ(config["inuse_space"]["aggregation"], "average");
+  EXPECT_EQ(config["alloc_space"]["aggregation"], "sum");
+  EXPECT_EQ(config["alloc_objects"]["units"], "objects");
+  EXPECT_EQ(config["inuse_space"]["sampled"], false);
+  const std::string file = dir_ + "/pushed.pb.gz";
+  std::ofstream(file, std::ios::binary) << parts["profile"];
+  EXPECT_EQ(flat(pprof({"-top", "-unit=B", "-sample_index=inuse_space"}, file), "hold_sessions()"),
+            static_cast<int64_t>(kHeld * usable(kHeldSize)));
+  EXPECT_EQ(flat(pprof({"-top", "-unit=B", "-sample_index=alloc_space"}, file), "churn_buffers()"),
+            static_cast<int64_t>(kChurned * usable(kChurnSize)));
+
+  // Repeated pushes: each sends the allocations since the one before, and what is in use now.
+  rsrtest::RecordingHttp repeated;
+  rsrtest::Child pusher = rsrtest::spawn(
+      {ctl_, "--pid", target, "push", "--pyroscope", repeated.url(), "--interval", "0.5"},
+      {{"RSR_SOCKET_DIR", dir_ + "/sock"}});
+  for (int i = 0; i < 250 && repeated.requests().size() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(pusher.pid, SIGTERM);
+  EXPECT_EQ(rsrtest::finish(pusher).code, 0);
+  const std::vector<rsrtest::RecordingHttp::Request> pushes = repeated.requests();
+  ASSERT_GE(pushes.size(), 2u);
+  parts = form_parts(pushes[1].content_type, pushes[1].body);
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << parts["profile"];
+  const std::string allocs = pprof({"-top", "-unit=B", "-sample_index=alloc_space"}, file);
+  EXPECT_THAT(allocs, Not(HasSubstr("churn_buffers()"))) << "allocated before the previous push";
+  EXPECT_EQ(flat(pprof({"-top", "-unit=B", "-sample_index=inuse_space"}, file), "hold_sessions()"),
+            static_cast<int64_t>(kHeld * usable(kHeldSize)))
+      << "what is in use is sent whole";
+}
+
+TEST_F(HeapProfileE2eTest, RefusedPushSaysWhy) {
+  const pid_t pid = start(/*detailed=*/false);
+  ASSERT_GT(pid, 0);
+  rsrtest::RecordingHttp refusing(503);
+  const Result r = ctl({"--pid", std::to_string(pid), "push", "--pyroscope", refusing.url()});
+  EXPECT_EQ(r.code, 4);
+  EXPECT_THAT(r.err, HasSubstr("refused the profile"));
+  EXPECT_THAT(r.err, HasSubstr("HTTP status 503"));
+  EXPECT_EQ(ctl({"--pid", std::to_string(pid), "push"}).code, 2) << "nothing to push to";
+  EXPECT_EQ(ctl({"--pid", std::to_string(pid), "push", "--pyroscope", "ftp://x"}).code, 2);
+}
+
+TEST_F(HeapProfileE2eTest, RunPushesTheLaunchedProcesssProfiles) {
+  rsrtest::RecordingHttp pyroscope;
+  const std::string marks = dir_ + "/run";
+  mkdir(marks.c_str(), 0755);
+  rsrtest::Child run = rsrtest::spawn(
+      {ctl_, "run", "--pyroscope", pyroscope.url(), "--push-interval", "0.3", "--", program_, marks},
+      {{"RSR_SOCKET_DIR", dir_ + "/sock"}, {"RSR_SERVICE_NAME", "launched"}});
+  for (int i = 0; i < 500 && pyroscope.requests().size() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(run.pid, SIGTERM);  // forwarded to the command, which ends; then run ends
+  const Result r = rsrtest::finish(run);
+  EXPECT_EQ(r.code, 128 + SIGTERM) << r.err;
+  const std::vector<rsrtest::RecordingHttp::Request> pushes = pyroscope.requests();
+  ASSERT_GE(pushes.size(), 2u) << r.err;
+  EXPECT_THAT(pushes[0].path, ::testing::StartsWith("/ingest?name=launched%7B"));
+  const std::string file = dir_ + "/run.pb.gz";
+  std::ofstream(file, std::ios::binary) << form_parts(pushes[0].content_type, pushes[0].body)["profile"];
+  EXPECT_EQ(top_function(pprof({"-top"}, file)), "hold_sessions()");
 }
 
 }  // namespace

@@ -553,7 +553,7 @@ TEST(Pushgateway, ARefusalOrNoGatewayIsExitFour) {
 TEST_F(MetricsCommandTest, PushSendsEachProcessAsItsGroup) {
   rsrtest::RecordingHttp http;
   rsrtest::FakeServer server(socket_for(getpid()), answer(metrics_reply(getpid())));
-  PushOptions push{http.url(), "", 0};
+  PushOptions push{http.url(), "", 0, ""};
   EXPECT_EQ(cmd_push(options(TargetMode::kPid), push, io_), kExitOk) << err_.str();
   const auto requests = http.requests();
   ASSERT_EQ(requests.size(), 1u);

@@ -1,0 +1,195 @@
+#include "pyroscope_push.h"
+
+#include <curl/curl.h>
+
+#include <cctype>
+#include <cmath>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include "errors.h"
+#include "metrics_exposition.h"
+#include "report_export.h"
+#include "site_stacks.h"
+
+namespace rsr::ctl {
+namespace {
+
+// A name or label value as Pyroscope takes it: letters, digits and "-._:" kept.
+std::string pyroscope_safe(const std::string& s) {
+  std::string out = s.empty() ? std::string("unknown") : s;
+  for (char& c : out)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && std::string("-._:").find(c) == std::string::npos)
+      c = '_';
+  return out;
+}
+
+size_t collect_body(char* data, size_t size, size_t n, void* out) {
+  std::string& s = *static_cast<std::string*>(out);
+  if (s.size() < 4096) s.append(data, std::min<size_t>(size * n, 4096 - s.size()));
+  return size * n;
+}
+
+struct CurlFree {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+  void operator()(curl_mime* m) const { curl_mime_free(m); }
+};
+
+}  // namespace
+
+GatewayAddress parse_pyroscope_url(const std::string& url) {
+  return parse_http_url(url, "Pyroscope", "http://127.0.0.1:4040");
+}
+
+std::string pyroscope_name(const HeapProfile& p, const std::string& hostname) {
+  return pyroscope_safe(p.job) + "{hostname=" + pyroscope_safe(hostname) +
+         ",pid=" + std::to_string(p.pid) + "}";
+}
+
+std::string pyroscope_sample_type_config() {
+  Json config = Json::object();
+  for (const auto& [type, units, aggregation] :
+       {std::tuple{"alloc_objects", "objects", "sum"}, std::tuple{"alloc_space", "bytes", "sum"},
+        std::tuple{"inuse_objects", "objects", "average"},
+        std::tuple{"inuse_space", "bytes", "average"}}) {
+    // The values are estimates already scaled by the sampler: Pyroscope must not scale them.
+    config[type] = Json{{"units", units}, {"aggregation", aggregation},
+                        {"display-name", type}, {"sampled", false}};
+  }
+  return config.dump();
+}
+
+void pyroscope_ingest(const GatewayAddress& address, const std::string& name, double from_s,
+                      double until_s, const std::string& profile_gz,
+                      std::chrono::milliseconds timeout) {
+  std::unique_ptr<CURL, CurlFree> curl(curl_easy_init());
+  if (!curl) throw CtlError(kExitConnection, "curl could not start");
+  char* escaped = curl_easy_escape(curl.get(), name.c_str(), static_cast<int>(name.size()));
+  const std::string url = address.host + ":" + address.port + "/ingest?name=" + escaped +
+                          "&from=" + std::to_string(static_cast<long long>(std::floor(from_s))) +
+                          "&until=" + std::to_string(static_cast<long long>(std::ceil(until_s))) +
+                          "&format=pprof&spyName=rsrmem";
+  curl_free(escaped);
+  std::unique_ptr<curl_mime, CurlFree> form(curl_mime_init(curl.get()));
+  curl_mimepart* part = curl_mime_addpart(form.get());
+  curl_mime_name(part, "profile");
+  curl_mime_filename(part, "profile.pb.gz");
+  curl_mime_type(part, "application/octet-stream");
+  curl_mime_data(part, profile_gz.data(), profile_gz.size());
+  const std::string config = pyroscope_sample_type_config();
+  part = curl_mime_addpart(form.get());
+  curl_mime_name(part, "sample_type_config");
+  curl_mime_filename(part, "sample_type_config.json");
+  curl_mime_type(part, "application/json");
+  curl_mime_data(part, config.data(), config.size());
+
+  std::string answer;
+  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl.get(), CURLOPT_MIMEPOST, form.get());
+  curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, collect_body);
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &answer);
+  const CURLcode rc = curl_easy_perform(curl.get());
+  if (rc != CURLE_OK)
+    throw CtlError(kExitConnection, "could not push to Pyroscope at " + address.url + " (" + name +
+                                        "): " + curl_easy_strerror(rc));
+  long status = 0;
+  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
+  if (status < 200 || status >= 300) {
+    while (!answer.empty() && std::isspace(static_cast<unsigned char>(answer.back()))) answer.pop_back();
+    throw CtlError(kExitConnection, "Pyroscope at " + address.url + " refused the profile of " +
+                                        name + ": HTTP status " + std::to_string(status) +
+                                        (answer.empty() ? "" : ": " + answer.substr(0, 300)));
+  }
+}
+
+PyroscopePusher::PyroscopePusher(GatewayAddress address, GlobalOptions g)
+    : address_(std::move(address)), g_(std::move(g)), hostname_(local_hostname()) {}
+
+int PyroscopePusher::push_round(Io io) {
+  std::map<pid_t, HeapProfile> now;
+  std::map<pid_t, Symbolizers::mapped_type> kept;
+  const std::vector<TargetResult> results = collect(g_, [&](const Target& target, const Client& client) {
+    const Json reply = client.request(Json{{"cmd", "heap_profile"}});
+    const auto pid = static_cast<pid_t>(num(reply, "pid", target.pid));
+    set_allocator_wrappers(str(reply, "allocator_wrappers"));
+    // A process's symbolizer serves its next readings while its module map is the same.
+    auto [modules, symbolizer] = symbolizers_[pid];
+    if (!symbolizer || modules != member(reply, "modules").dump()) {
+      modules = member(reply, "modules").dump();
+      symbolizer = std::make_shared<Symbolizer>(modules_of(reply), pid > 0 ? std::optional<pid_t>(pid)
+                                                                           : std::nullopt);
+    }
+    kept[pid] = {modules, symbolizer};
+    now[pid] = read_heap_profile(reply, symbolizer);
+    return Outcome{};
+  });
+  symbolizers_ = std::move(kept);
+  int code = report_failures(g_, io, results);
+  for (auto& [pid, profile] : now) {
+    auto last = last_.find(pid);
+    // Allocations since the previous push (since the start for the first); in use: now.
+    HeapProfile sent = last == last_.end() ? profile : allocations_since(last->second, profile);
+    const std::string name = pyroscope_name(profile, hostname_);
+    try {
+      pyroscope_ingest(address_, name, sent.time_s - sent.duration_s, sent.time_s,
+                       gzip(encode_heap_pprof(sent, HeapKind::kInuse)), g_.timeout);
+      last_[pid] = std::move(profile);
+      io.out << "Pushed the heap profile of pid " << pid << " to " << address_.url << " as "
+             << name << std::endl;
+    } catch (const CtlError& e) {
+      io.err << "rsrmemctl: " << e.what() << std::endl;
+      code = std::max<int>(code, e.code());
+    }
+  }
+  // Processes that are gone are forgotten.
+  for (auto it = last_.begin(); it != last_.end();)
+    it = now.count(it->first) || pid_alive(it->first) ? std::next(it) : last_.erase(it);
+  return code;
+}
+
+RunProfilePusher::RunProfilePusher(GatewayAddress address, std::string socket,
+                                   std::chrono::milliseconds interval,
+                                   std::chrono::milliseconds timeout)
+    : interval_(interval) {
+  GlobalOptions g;
+  g.target.mode = TargetMode::kSocket;
+  g.target.socket = std::move(socket);
+  g.timeout = timeout;
+  thread_ = std::thread([this, address = std::move(address), g] { loop(address, g); });
+}
+
+RunProfilePusher::~RunProfilePusher() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void RunProfilePusher::loop(GatewayAddress address, GlobalOptions g) {
+  constexpr std::chrono::milliseconds kFirstAnswerRetry{250};
+  PyroscopePusher pusher(std::move(address), std::move(g));
+  bool answered = false;
+  std::string last_report;
+  for (;;) {
+    std::ostringstream out, err;
+    try {
+      pusher.push_round(Io{out, err});
+      answered = true;
+    } catch (const CtlError& e) {
+      // Until the process has set up its socket, not finding it is expected.
+      if (answered || e.code() != kExitNotFound) err << "rsrmemctl: " << e.what() << '\n';
+    }
+    if (!err.str().empty() && err.str() != last_report) std::cerr << err.str() << std::flush;
+    last_report = err.str();
+    std::unique_lock<std::mutex> lock(mu_);
+    if (wake_.wait_for(lock, answered ? interval_ : kFirstAnswerRetry, [this] { return stopping_; }))
+      return;
+  }
+}
+
+}  // namespace rsr::ctl
