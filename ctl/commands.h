@@ -83,6 +83,15 @@ struct PushOptions {
 // reporting failures as they happen.
 int cmd_push(const GlobalOptions& g, const PushOptions& options, Io io);
 
+// ---- Live view (commands_top.cc) ----
+
+struct TopOptions {
+  double interval_s = 2;  // seconds between refreshes
+};
+// Refreshes in place until q, SIGINT or SIGTERM (exit 0); one plain frame when stdout or stdin
+// is not a terminal.
+int cmd_top(const GlobalOptions& g, const TopOptions& options, Io io);
+
 // ---- Heap profiles from the always-on sampler (commands_heap.cc; heap_profile.h) ----
 
 struct HeapProfileOptions {

@@ -197,6 +197,15 @@ int dispatch(int argc, const char* const* argv) {
       ->type_name("inuse|alloc")
       ->check(CLI::IsMember({"inuse", "alloc"}).description(""));
   heap->footer(kHeapProfileHelp);
+  CLI::App* top = app.add_subcommand(
+      "top", "Live view: RSS, heap, rates, leak indicators and the top call sites, refreshed");
+  TopOptions top_options;
+  top->add_option("--interval", top_options.interval_s, "Seconds between refreshes (default 2)")
+      ->type_name("S")
+      ->check(CLI::Range(0.2, 3600.0).description(""));
+  top->footer(
+      "Keys: q quit, p pause, l / g / a sort by live bytes / growth / allocated bytes, r refresh "
+      "now.\nWhen stdout is not a terminal, prints one frame and exits.");
   CLI::App* update = app.add_subcommand("update-metrics", "Refresh every gauge now");
   CLI::App* metrics = app.add_subcommand(
       "metrics", "Print the Prometheus text exposition of the targeted processes");
@@ -388,6 +397,7 @@ int dispatch(int argc, const char* const* argv) {
   if (health->parsed()) return cmd_health(g, verbose, io);
   if (summary->parsed()) return cmd_memory_summary(g, summary_options, io);
   if (heap->parsed()) return cmd_heap_profile(g, heap_options, io);
+  if (top->parsed()) return cmd_top(g, top_options, io);
   if (update->parsed()) return cmd_update_metrics(g, io);
   if (leaks->parsed()) return cmd_check_leaks(g, leak_options, io);
   if (metrics->parsed()) return cmd_metrics(g, io);

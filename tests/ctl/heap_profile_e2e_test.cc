@@ -402,4 +402,56 @@ TEST_F(HeapProfileE2eTest, RunPushesTheLaunchedProcesssProfiles) {
   EXPECT_EQ(top_function(pprof({"-top"}, file)), "hold_sessions()");
 }
 
+TEST_F(HeapProfileE2eTest, TopRunsInATerminalAndTakesKeys) {
+  const std::string tmux = "/usr/bin/tmux";
+  ASSERT_EQ(access(tmux.c_str(), X_OK), 0) << "tmux is not installed (scripts/bootstrap installs it)";
+  const pid_t pid = start(/*detailed=*/false);
+  ASSERT_GT(pid, 0);
+  // A tmux server of the test's own, in its directory.
+  const std::string server = dir_ + "/tmux.sock";
+  auto tmux_run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {tmux, "-S", server});
+    return rsrtest::run(args);
+  };
+  auto screen = [&] { return tmux_run({"capture-pane", "-p", "-t", "top"}).out; };
+  auto wait_screen = [&](const std::string& text) {
+    for (int i = 0; i < 250; ++i) {
+      if (screen().find(text) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  };
+  const Result started = tmux_run(
+      {"new-session", "-d", "-s", "top", "-x", "150", "-y", "40",
+       "env RSR_SOCKET_DIR='" + dir_ + "/sock' '" + ctl_ + "' --pid " + std::to_string(pid) +
+           " top --interval 0.3"});
+  ASSERT_EQ(started.code, 0) << started.err;
+  EXPECT_TRUE(wait_screen("hold_sessions (heap_target.cc:")) << screen();
+  EXPECT_THAT(screen(), HasSubstr(std::to_string(pid) + " (heapsvc)"));
+  EXPECT_THAT(screen(), HasSubstr("sorted by live bytes"));
+  EXPECT_THAT(screen(), HasSubstr("leaks none found"));
+
+  // The later phase shows up in place; g sorts by growth, p pauses.
+  kill(pid, SIGUSR1);
+  EXPECT_TRUE(wait_screen("later_phase (heap_target.cc:")) << screen();
+  tmux_run({"send-keys", "-t", "top", "g"});
+  EXPECT_TRUE(wait_screen("sorted by growth")) << screen();
+  tmux_run({"send-keys", "-t", "top", "p"});
+  EXPECT_TRUE(wait_screen("[paused]")) << screen();
+  tmux_run({"send-keys", "-t", "top", "q"});
+  bool ended = false;
+  for (int i = 0; i < 250 && !ended; ++i) {
+    ended = tmux_run({"has-session", "-t", "top"}).code != 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(ended) << "q quits";
+  tmux_run({"kill-server"});
+
+  // Not a terminal: one plain frame.
+  const Result plain = ctl({"--pid", std::to_string(pid), "top"});
+  EXPECT_EQ(plain.code, 0) << plain.err;
+  EXPECT_THAT(plain.out, HasSubstr("later_phase (heap_target.cc:"));
+  EXPECT_THAT(plain.out, Not(HasSubstr("\x1b[")));
+}
+
 }  // namespace
