@@ -454,4 +454,54 @@ TEST_F(HeapProfileE2eTest, TopRunsInATerminalAndTakesKeys) {
   EXPECT_THAT(plain.out, Not(HasSubstr("\x1b[")));
 }
 
+// speedscope (npm; scripts/bootstrap unpacks it into the user's cache) opens a heap profile in
+// Debian's headless Chromium, served over loopback HTTP as speedscope loads profiles by URL.
+TEST_F(HeapProfileE2eTest, SpeedscopeOpensTheProfile) {
+  const char* cache = std::getenv("XDG_CACHE_HOME");
+  const char* home = std::getenv("HOME");
+  const std::string speedscope =
+      (cache && *cache ? std::string(cache) : std::string(home ? home : "/root") + "/.cache") +
+      "/rsrmem/speedscope-1.25.0/package/dist/release";
+  ASSERT_TRUE(exists(speedscope + "/index.html")) << speedscope << ": run scripts/bootstrap";
+  const std::string chromium = "/usr/bin/chromium";
+  ASSERT_EQ(access(chromium.c_str(), X_OK), 0) << "chromium is not installed (scripts/bootstrap installs it)";
+  const pid_t pid = start(/*detailed=*/false);
+  ASSERT_GT(pid, 0);
+  const std::string www = dir_ + "/www";
+  mkdir(www.c_str(), 0755);
+  ASSERT_EQ(symlink(speedscope.c_str(), (www + "/speedscope").c_str()), 0);
+  ASSERT_EQ(ctl({"--pid", std::to_string(pid), "heap-profile", "-o", www + "/heap.pb.gz"}).code, 0);
+
+  const int port = rsrtest::free_loopback_port();
+  rsrtest::Child http = rsrtest::spawn({"/usr/bin/python3", "-m", "http.server", std::to_string(port),
+                                        "--bind", "127.0.0.1", "--directory", www});
+  for (int i = 0; i < 250 && rsrtest::http_get(port, "/heap.pb.gz").status != 200; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const std::string base = "http://127.0.0.1:" + std::to_string(port);
+  auto open = [&](const std::string& profile, const std::string& title) {
+    // Bounded: a page that waits on a dialog never ends its virtual time.
+    return rsrtest::run({"/usr/bin/timeout", "60", chromium, "--headless=new", "--no-sandbox",
+                         "--disable-gpu",
+                         "--disable-dev-shm-usage", "--user-data-dir=" + dir_ + "/chromium-" + title,
+                         "--no-first-run", "--virtual-time-budget=8000", "--enable-logging=stderr",
+                         "--v=0", "--dump-dom",
+                         base + "/speedscope/index.html#profileURL=" + base + "/" + profile +
+                             "&title=" + title},
+                        {{"HOME", dir_}});
+  };
+  const Result good = open("heap.pb.gz", "rsrmem-heap");
+  kill(http.pid, SIGTERM);
+  rsrtest::finish(http);
+
+  EXPECT_EQ(good.code, 0) << good.err;
+  EXPECT_THAT(good.err, HasSubstr("Importing as protobuf encoded pprof file")) << good.err;
+  // The views are offered once a profile is loaded (not on the page's import screen).
+  EXPECT_THAT(good.out, HasSubstr("Left Heavy"));
+  EXPECT_THAT(good.out, HasSubstr("rsrmem-heap"));
+  std::istringstream log(good.err);
+  for (std::string line; std::getline(log, line);)
+    EXPECT_TRUE(line.find("ERROR:CONSOLE") == std::string::npos && line.find("Uncaught") == std::string::npos)
+        << line;
+}
+
 }  // namespace
