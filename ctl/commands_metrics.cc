@@ -119,7 +119,7 @@ class ScrapeCollectable : public prometheus::Collectable {
       }
     }
     Exposition exposition;
-    std::map<pid_t, CachedSymbolizer> kept;
+    std::set<pid_t> answered;
     for (const TargetResult& r : results) {
       if (r.state != TargetResult::State::kOk) {
         if (r.state == TargetResult::State::kFailed) errors_.Increment();
@@ -127,19 +127,10 @@ class ScrapeCollectable : public prometheus::Collectable {
         continue;
       }
       const Json& reply = r.outcome.json;
-      const auto pid = static_cast<pid_t>(num(reply, "pid", r.target.pid));
-      const std::string modules = member(reply, "modules").dump();
-      auto cached = symbolizers_.find(pid);
-      if (cached == symbolizers_.end() || cached->second.modules != modules) {
-        CachedSymbolizer fresh{modules, std::make_unique<Symbolizer>(
-                                            modules_of(reply), pid > 0 ? std::optional<pid_t>(pid)
-                                                                       : std::nullopt)};
-        cached = symbolizers_.insert_or_assign(pid, std::move(fresh)).first;
-      }
-      exposition.add(reply, *cached->second.symbolizer);
-      kept[pid] = std::move(cached->second);
+      answered.insert(static_cast<pid_t>(num(reply, "pid", r.target.pid)));
+      exposition.add(reply, *symbolizers_.get(reply, r.target.pid));
     }
-    symbolizers_ = std::move(kept);
+    symbolizers_.keep_only(answered);
     // Each problem once while it lasts, not at every scrape.
     for (const std::string& m : messages)
       if (!reported_.count(m)) log_ << "rsrmemctl: " << m << std::endl;
@@ -150,17 +141,12 @@ class ScrapeCollectable : public prometheus::Collectable {
     return out;
   }
 
-  struct CachedSymbolizer {
-    std::string modules;
-    std::unique_ptr<Symbolizer> symbolizer;
-  };
-
   const GlobalOptions g_;
   std::ostream& log_;
   mutable std::mutex mu_;
   prometheus::Family<prometheus::Counter> errors_family_;
   prometheus::Counter& errors_;
-  mutable std::map<pid_t, CachedSymbolizer> symbolizers_;
+  mutable ProcessSymbolizers symbolizers_;
   mutable std::set<std::string> reported_;
 };
 

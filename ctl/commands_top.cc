@@ -78,8 +78,7 @@ struct Process {
   Json leaks;  // the last check_leaks reply (null: none yet, or refused)
   std::string leak_error;
   std::deque<double> rss, heap;
-  std::string modules;
-  std::unique_ptr<Symbolizer> symbolizer;
+  std::shared_ptr<Symbolizer> symbolizer;
   std::map<uint64_t, std::string> names;  // site id -> the frame that names it
 };
 
@@ -97,11 +96,9 @@ class Top {
       const auto pid = static_cast<pid_t>(num(summary, "pid", target.pid));
       Process& p = procs_[pid];
       seen.insert(pid);
-      const std::string modules = member(summary, "modules").dump();
-      if (!p.symbolizer || p.modules != modules) {
-        p.modules = modules;
-        p.symbolizer = std::make_unique<Symbolizer>(
-            modules_of(summary), pid > 0 ? std::optional<pid_t>(pid) : std::nullopt);
+      std::shared_ptr<Symbolizer> symbolizer = symbolizers_.get(summary, target.pid);
+      if (symbolizer != p.symbolizer) {  // a new module map: the names are made again
+        p.symbolizer = std::move(symbolizer);
         p.names.clear();
       }
       set_allocator_wrappers(str(summary, "allocator_wrappers"));
@@ -130,6 +127,7 @@ class Top {
       if (r.state != TargetResult::State::kOk) problems_.push_back(r.message);
     for (auto it = procs_.begin(); it != procs_.end();)
       it = seen.count(it->first) ? std::next(it) : procs_.erase(it);
+    symbolizers_.keep_only(seen);
   }
 
   std::vector<std::string> render(size_t width, size_t height, bool live) const {
@@ -234,6 +232,7 @@ class Top {
   }
 
   const GlobalOptions g_;
+  ProcessSymbolizers symbolizers_;
   std::map<pid_t, Process> procs_;
   std::vector<std::string> problems_;
   SortBy sort_ = SortBy::kLive;

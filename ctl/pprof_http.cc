@@ -11,11 +11,6 @@
 
 namespace rsr::ctl {
 
-struct PprofPages::Cached {
-  std::string modules;  // the module map the symbolizer was made for, as JSON text
-  std::shared_ptr<Symbolizer> symbolizer;
-};
-
 namespace {
 
 HttpReply text(int status, const std::string& body) {
@@ -158,27 +153,21 @@ HeapProfile PprofPages::read(const Target& target) {
   HeapProfile profile;
   const std::vector<TargetResult> results = collect(one, [&](const Target&, const Client& client) {
     const Json reply = client.request(Json{{"cmd", "heap_profile"}});
-    const auto pid = static_cast<pid_t>(num(reply, "pid", target.pid));
-    const std::string modules = member(reply, "modules").dump();
     std::lock_guard<std::mutex> lock(mu_);
-    std::unique_ptr<Cached>& cached = symbolizers_[pid];
-    if (!cached || cached->modules != modules) {
-      cached = std::make_unique<Cached>();
-      cached->modules = modules;
-      cached->symbolizer = std::make_shared<Symbolizer>(
-          modules_of(reply), pid > 0 ? std::optional<pid_t>(pid) : std::nullopt);
-    }
     set_allocator_wrappers(str(reply, "allocator_wrappers"));
-    profile = read_heap_profile(reply, cached->symbolizer);
+    profile = read_heap_profile(reply, symbolizers_.get(reply, target.pid));
     return Outcome{};
   });
   for (const TargetResult& r : results)
     if (r.state != TargetResult::State::kOk)
       throw CtlError(r.state == TargetResult::State::kGone ? kExitNotFound : kExitConnection,
                      r.message);
+  // Processes that are gone are forgotten.
+  std::set<pid_t> alive;
+  for (const Target& t : resolve_targets(g_.target))
+    if (t.pid > 0 && pid_alive(t.pid)) alive.insert(t.pid);
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto it = symbolizers_.begin(); it != symbolizers_.end();)
-    it = it->first > 0 && !pid_alive(it->first) ? symbolizers_.erase(it) : std::next(it);
+  symbolizers_.keep_only(alive);
   return profile;
 }
 

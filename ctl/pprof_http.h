@@ -22,6 +22,7 @@
 
 #include "commands.h"
 #include "heap_profile.h"
+#include "site_stacks.h"
 
 namespace rsr::ctl {
 
@@ -44,10 +45,9 @@ class PprofPages {
   HttpReply profile(HeapKind kind, const std::map<std::string, std::string>& query);
   HeapProfile read(const Target& target);
 
-  struct Cached;
   const GlobalOptions g_;
-  std::mutex mu_;  // symbolizers_
-  std::map<pid_t, std::unique_ptr<Cached>> symbolizers_;
+  std::mutex mu_;  // symbolizers_, and the symbolizers' caches
+  ProcessSymbolizers symbolizers_;
 };
 
 }  // namespace rsr::ctl

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <sstream>
 
 #include "errors.h"
@@ -110,23 +111,16 @@ PyroscopePusher::PyroscopePusher(GatewayAddress address, GlobalOptions g)
 
 int PyroscopePusher::push_round(Io io) {
   std::map<pid_t, HeapProfile> now;
-  std::map<pid_t, Symbolizers::mapped_type> kept;
+  std::set<pid_t> answered;
   const std::vector<TargetResult> results = collect(g_, [&](const Target& target, const Client& client) {
     const Json reply = client.request(Json{{"cmd", "heap_profile"}});
     const auto pid = static_cast<pid_t>(num(reply, "pid", target.pid));
     set_allocator_wrappers(str(reply, "allocator_wrappers"));
-    // A process's symbolizer serves its next readings while its module map is the same.
-    auto [modules, symbolizer] = symbolizers_[pid];
-    if (!symbolizer || modules != member(reply, "modules").dump()) {
-      modules = member(reply, "modules").dump();
-      symbolizer = std::make_shared<Symbolizer>(modules_of(reply), pid > 0 ? std::optional<pid_t>(pid)
-                                                                           : std::nullopt);
-    }
-    kept[pid] = {modules, symbolizer};
-    now[pid] = read_heap_profile(reply, symbolizer);
+    now[pid] = read_heap_profile(reply, symbolizers_.get(reply, target.pid));
+    answered.insert(pid);
     return Outcome{};
   });
-  symbolizers_ = std::move(kept);
+  symbolizers_.keep_only(answered);
   int code = report_failures(g_, io, results);
   for (auto& [pid, profile] : now) {
     auto last = last_.find(pid);

@@ -28,6 +28,7 @@
 #include "commands.h"
 #include "heap_profile.h"
 #include "metrics_push.h"
+#include "site_stacks.h"
 
 namespace rsr::ctl {
 
@@ -60,8 +61,7 @@ class PyroscopePusher {
   GlobalOptions g_;
   std::string hostname_;
   std::map<pid_t, HeapProfile> last_;  // the last reading pushed, per process
-  using Symbolizers = std::map<pid_t, std::pair<std::string, std::shared_ptr<Symbolizer>>>;
-  Symbolizers symbolizers_;  // per process: its module map (JSON text) and symbolizer
+  ProcessSymbolizers symbolizers_;
 };
 
 // `rsrmemctl run --pyroscope URL`: pushes the launched process's heap profile every `interval`

@@ -36,6 +36,23 @@ bool is_allocator_frame(const SymbolizedFrame& f) {
 
 }  // namespace
 
+std::shared_ptr<Symbolizer> ProcessSymbolizers::get(const Json& reply, pid_t pid) {
+  pid = static_cast<pid_t>(num(reply, "pid", pid));
+  std::string modules = member(reply, "modules").dump();
+  Kept& kept = by_pid_[pid];
+  if (!kept.symbolizer || kept.modules != modules) {
+    kept.symbolizer = std::make_shared<Symbolizer>(
+        modules_of(reply), pid > 0 ? std::optional<pid_t>(pid) : std::nullopt);
+    kept.modules = std::move(modules);
+  }
+  return kept.symbolizer;
+}
+
+void ProcessSymbolizers::keep_only(const std::set<pid_t>& pids) {
+  for (auto it = by_pid_.begin(); it != by_pid_.end();)
+    it = pids.count(it->first) ? std::next(it) : by_pid_.erase(it);
+}
+
 uint64_t parse_address(const Json& v) {
   if (v.is_number_unsigned()) return v.get<uint64_t>();
   if (!v.is_string()) return 0;

@@ -7,7 +7,10 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <ostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -25,6 +28,25 @@ std::vector<const SymbolizedFrame*> trimmed_stack(const std::vector<uint64_t>& a
 // A symbolized stack as reports draw it: inlined calls expanded into frames of their own, and
 // the index of the first frame of the service's own code (first_user_frame below).
 ProfileStack profile_stack(const std::vector<const SymbolizedFrame*>& frames);
+
+// Each process's symbolizer, kept while the process's module map stays the same, so that the
+// commands that ask again and again (serve, push, top) read each module's debug information once.
+// Not thread-safe.
+class ProcessSymbolizers {
+ public:
+  // The symbolizer for the reply's process (its "pid", else `pid`) and module map: the one kept
+  // when the map is the same as last time, else a new one.
+  std::shared_ptr<Symbolizer> get(const Json& reply, pid_t pid);
+  // Forgets every process but those in `pids` (the ones a round over the processes answered).
+  void keep_only(const std::set<pid_t>& pids);
+
+ private:
+  struct Kept {
+    std::string modules;  // the module map, as JSON text
+    std::shared_ptr<Symbolizer> symbolizer;
+  };
+  std::map<pid_t, Kept> by_pid_;
+};
 
 // "0x7f12..." (or a JSON number) -> the address; anything else -> 0.
 uint64_t parse_address(const Json& v);
