@@ -50,10 +50,12 @@ int cmd_heap_profile(const GlobalOptions& g, const HeapProfileOptions& options, 
                                "directory, not stdout");
   if (all && !options.output.empty()) {
     struct stat st {};
-    if (stat(options.output.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-      throw CtlError(kExitNotFound, "heap-profile --all: -o " + options.output +
-                                        " is not a directory (" +
-                                        (errno ? std::strerror(errno) : "not a directory") + ")");
+    if (stat(options.output.c_str(), &st) != 0)
+      throw CtlError(kExitNotFound, "heap-profile --all: -o " + options.output + ": " +
+                                        std::strerror(errno) + " (a directory is expected)");
+    if (!S_ISDIR(st.st_mode))
+      throw CtlError(kExitUsage, "heap-profile --all writes one file per process: -o " +
+                                     options.output + " is not a directory");
   }
   auto one = [&](const Target& target, const Client& client) {
     const Json reply = client.request(Json{{"cmd", "heap_profile"}});

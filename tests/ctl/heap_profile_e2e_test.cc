@@ -255,6 +255,10 @@ TEST_F(HeapProfileE2eTest, AllWritesOneFilePerProcess) {
     EXPECT_EQ(top_function(pprof({"-top"}, file)), "hold_sessions()");
   }
   EXPECT_EQ(ctl({"--all", "heap-profile", "-o", "-"}).code, 2) << "--all cannot write one stdout";
+  EXPECT_EQ(ctl({"--all", "heap-profile", "-o", dir_ + "/none"}).code, 3);
+  const Result file = ctl({"--all", "heap-profile", "-o", out + "/alpha." + std::to_string(a) + ".heap.pb.gz"});
+  EXPECT_EQ(file.code, 2);
+  EXPECT_THAT(file.err, HasSubstr("is not a directory"));
 }
 
 TEST_F(HeapProfileE2eTest, ServeAnswersGoPprofOverHttp) {
