@@ -46,7 +46,10 @@ constexpr const char* kServeHelp =
     "processes that start or exit are followed); a process that cannot be queried is left out\n"
     "and counted in rsr_exporter_scrape_errors_total. Listens on loopback unless told otherwise\n"
     "(0.0.0.0:9464 for every interface). Runs until SIGINT or SIGTERM, then exits 0; a bad\n"
-    "--listen, or one that cannot be bound, exits 2.\n";
+    "--listen, or one that cannot be bound, exits 2.\n"
+    "/debug/pprof/ lists the processes; /debug/pprof/heap?pid=PID and /debug/pprof/allocs?pid=PID\n"
+    "answer their heap profiles as Go's do (seconds=N: the delta over N seconds; debug=1: folded\n"
+    "text), for go tool pprof, Alloy's pyroscope.scrape and Parca.\n";
 
 constexpr const char* kHeapProfileHelp =
     "The profile of what the always-on sampler knows (no capture, no restart): every call site\n"
@@ -211,7 +214,8 @@ int dispatch(int argc, const char* const* argv) {
       "metrics", "Print the Prometheus text exposition of the targeted processes");
   metrics->footer(kMetricsHelp);
   CLI::App* serve =
-      app.add_subcommand("serve", "HTTP /metrics exporter for the targeted processes");
+      app.add_subcommand("serve", "HTTP exporter: /metrics and /debug/pprof/ heap profiles of the "
+                                  "targeted processes");
   ServeOptions serve_options;
   serve
       ->add_option("--listen", serve_options.listen,
