@@ -13,6 +13,7 @@
 #include <prometheus/text_serializer.h>
 #include <signal.h>
 
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -213,12 +214,31 @@ class PprofHandler : public CivetHandler {
       std::string value;
       if (CivetServer::getParam(conn, name, value)) query[name] = value;
     }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++active_;
+    }
     send(conn, on_own_stack([&] { return pages_.get(path, query); }));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      --active_;
+    }
+    idle_.notify_all();
     return true;
+  }
+  // Ends the deltas being waited for and lets their answers out (civetweb writes nothing once
+  // it is stopping), waiting at most `limit`.
+  void stop(std::chrono::milliseconds limit) {
+    pages_.stop();
+    std::unique_lock<std::mutex> lock(mu_);
+    idle_.wait_for(lock, limit, [this] { return active_ == 0; });
   }
 
  private:
   PprofPages pages_;
+  std::mutex mu_;
+  std::condition_variable idle_;
+  int active_ = 0;  // requests being answered
 };
 
 // Pushes every answering process once; returns the exit code (failures are on io.err).
@@ -286,14 +306,15 @@ int cmd_serve(const GlobalOptions& g, const ServeOptions& options, Io io) {
   const StopSignals signals;  // before the server's threads start
   // Four workers: a delta profile (?seconds=N) holds one for its span.
   const std::vector<std::string> civet_options = {"listening_ports", address, "num_threads", "4"};
+  // The handlers outlive the server, whose destructor stops its threads.
+  MetricsHandler metrics(std::make_shared<ScrapeCollectable>(g, io.err));
+  PprofHandler pprof(g);
   std::unique_ptr<CivetServer> server;
   try {
     server = std::make_unique<CivetServer>(civet_options);
   } catch (const std::exception& e) {
     throw CtlError(kExitUsage, "cannot listen on " + options.listen + ": " + e.what());
   }
-  MetricsHandler metrics(std::make_shared<ScrapeCollectable>(g, io.err));
-  PprofHandler pprof(g);
   server->addHandler("/metrics", metrics);
   server->addHandler("/debug/pprof", pprof);
   const std::vector<int> ports = server->getListeningPorts();
@@ -304,6 +325,7 @@ int cmd_serve(const GlobalOptions& g, const ServeOptions& options, Io io) {
   io.err << "rsrmemctl: serving " << base << "/metrics and " << base << "/debug/pprof/"
          << std::endl;
   signals.wait();
+  pprof.stop(std::chrono::seconds(3));  // deltas being waited for end now, with a 503
   server->close();
   return kExitOk;
 }

@@ -64,11 +64,24 @@ HttpReply PprofPages::get(const std::string& path, const std::map<std::string, s
                        "' here: rsrmemctl serves heap and allocs (see /debug/pprof/)");
 }
 
+void PprofPages::stop() {
+  {
+    std::lock_guard<std::mutex> lock(wait_mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+}
+
 HttpReply PprofPages::index() {
-  const std::vector<TargetResult> results =
-      collect(g_, [](const Target&, const Client& client) {
-        return Outcome{kExitOk, client.request("hello"), ""};
-      });
+  std::vector<TargetResult> results;
+  try {
+    results = collect(g_, [](const Target&, const Client& client) {
+      return Outcome{kExitOk, client.request("hello"), ""};
+    });
+  } catch (const CtlError& e) {
+    // --all with no process is an empty table, not an error.
+    if (!(g_.target.mode == TargetMode::kAll && e.code() == kExitNotFound)) throw;
+  }
   std::ostringstream page;
   page << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>/debug/pprof/</title>"
           "</head>\n<body>\n<h1>/debug/pprof/</h1>\n<p>Heap profiles of the processes under "
@@ -77,15 +90,21 @@ HttpReply PprofPages::index() {
           "<table>\n<tr><th>pid</th><th>service</th><th>program</th><th>up</th><th>mode</th>"
           "<th>profiles</th></tr>\n";
   for (const TargetResult& r : results) {
-    if (r.state != TargetResult::State::kOk) continue;
+    if (r.state != TargetResult::State::kOk) {
+      if (r.state == TargetResult::State::kFailed)
+        page << "<tr><td>" << r.target.pid << "</td><td colspan=\"5\">"
+             << html_escape(r.message) << "</td></tr>\n";
+      continue;
+    }
     const Json& hello = r.outcome.json;
     const std::string pid = std::to_string(static_cast<long long>(num(hello, "pid", r.target.pid)));
     page << "<tr><td>" << pid << "</td><td>" << html_escape(str(hello, "service")) << "</td><td>"
          << html_escape(str(hello, "program")) << "</td><td>"
          << html_escape(human_duration(num(hello, "uptime_s"))) << "</td><td>"
-         << html_escape(str(hello, "mode")) << "</td><td><a href=\"heap?pid=" << pid
-         << "\">heap</a> <a href=\"allocs?pid=" << pid << "\">allocs</a> <a href=\"heap?pid="
-         << pid << "&amp;debug=1\">heap (folded)</a></td></tr>\n";
+         << html_escape(str(hello, "mode")) << "</td><td><a href=\"/debug/pprof/heap?pid=" << pid
+         << "\">heap</a> <a href=\"/debug/pprof/allocs?pid=" << pid
+         << "\">allocs</a> <a href=\"/debug/pprof/heap?pid=" << pid
+         << "&amp;debug=1\">heap (folded)</a></td></tr>\n";
   }
   page << "</table>\n<p>With Go's pprof: <code>go tool pprof "
           "http://HOST:PORT/debug/pprof/heap?pid=PID</code></p>\n</body></html>\n";
@@ -128,10 +147,32 @@ HttpReply PprofPages::profile(HeapKind kind, const std::map<std::string, std::st
     chosen = alive.front();
   }
 
-  HeapProfile profile = read(*chosen);
-  if (seconds > 0) {
-    std::this_thread::sleep_for(std::chrono::seconds(seconds));
-    profile = heap_delta(profile, read(*chosen));
+  HeapProfile profile;
+  if (seconds == 0) {
+    profile = read(*chosen);
+  } else {
+    {
+      std::lock_guard<std::mutex> lock(wait_mu_);
+      if (stopping_) throw CtlError(kExitConnection, "the server is stopping");
+      if (deltas_ >= kMaxDeltas)
+        throw CtlError(kExitConnection, std::to_string(kMaxDeltas) +
+                                            " delta profiles are being taken: try again when "
+                                            "one ends");
+      ++deltas_;
+    }
+    struct Release {
+      PprofPages* pages;
+      ~Release() {
+        std::lock_guard<std::mutex> lock(pages->wait_mu_);
+        --pages->deltas_;
+      }
+    } release{this};
+    const HeapProfile base = read(*chosen);
+    std::unique_lock<std::mutex> lock(wait_mu_);
+    if (wake_.wait_for(lock, std::chrono::seconds(seconds), [this] { return stopping_; }))
+      throw CtlError(kExitConnection, "the server is stopping");
+    lock.unlock();
+    profile = heap_delta(base, read(*chosen));
   }
   HttpReply reply;
   if (folded) {
@@ -154,7 +195,6 @@ HeapProfile PprofPages::read(const Target& target) {
   const std::vector<TargetResult> results = collect(one, [&](const Target&, const Client& client) {
     const Json reply = client.request(Json{{"cmd", "heap_profile"}});
     std::lock_guard<std::mutex> lock(mu_);
-    set_allocator_wrappers(str(reply, "allocator_wrappers"));
     profile = read_heap_profile(reply, symbolizers_.get(reply, target.pid));
     return Outcome{};
   });
@@ -162,12 +202,8 @@ HeapProfile PprofPages::read(const Target& target) {
     if (r.state != TargetResult::State::kOk)
       throw CtlError(r.state == TargetResult::State::kGone ? kExitNotFound : kExitConnection,
                      r.message);
-  // Processes that are gone are forgotten.
-  std::set<pid_t> alive;
-  for (const Target& t : resolve_targets(g_.target))
-    if (t.pid > 0 && pid_alive(t.pid)) alive.insert(t.pid);
   std::lock_guard<std::mutex> lock(mu_);
-  symbolizers_.keep_only(alive);
+  symbolizers_.forget_gone();
   return profile;
 }
 

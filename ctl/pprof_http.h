@@ -15,6 +15,7 @@
 
 #include <sys/types.h>
 
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -39,6 +40,8 @@ class PprofPages {
   ~PprofPages();
   // `path` below /debug/pprof (e.g. "/debug/pprof/heap"), `query` the request's parameters.
   HttpReply get(const std::string& path, const std::map<std::string, std::string>& query);
+  // Ends the deltas being waited for (503) and refuses new ones: the server is stopping.
+  void stop();
 
  private:
   HttpReply index();
@@ -48,6 +51,13 @@ class PprofPages {
   const GlobalOptions g_;
   std::mutex mu_;  // symbolizers_, and the symbolizers' caches
   ProcessSymbolizers symbolizers_;
+  // Deltas hold a server thread for their span: at most kMaxDeltas at once, so that /metrics
+  // and plain profiles keep threads to run on; stop() wakes them.
+  static constexpr int kMaxDeltas = 2;
+  std::mutex wait_mu_;
+  std::condition_variable wake_;
+  int deltas_ = 0;
+  bool stopping_ = false;
 };
 
 }  // namespace rsr::ctl

@@ -456,6 +456,11 @@ TEST_F(HeapProfileE2eTest, TopRunsInATerminalAndTakesKeys) {
   EXPECT_EQ(plain.code, 0) << plain.err;
   EXPECT_THAT(plain.out, HasSubstr("later_phase (heap_target.cc:"));
   EXPECT_THAT(plain.out, Not(HasSubstr("\x1b[")));
+  // No process to show is said, not an exit: the view waits for one.
+  mkdir((dir_ + "/empty").c_str(), 0700);
+  const Result none = rsrtest::run({ctl_, "--all", "top"}, {{"RSR_SOCKET_DIR", dir_ + "/empty"}});
+  EXPECT_EQ(none.code, 0) << none.err;
+  EXPECT_THAT(none.out, HasSubstr("no monitored processes"));
 }
 
 // speedscope (npm; scripts/bootstrap unpacks it into the user's cache) opens a heap profile in
@@ -506,6 +511,37 @@ TEST_F(HeapProfileE2eTest, SpeedscopeOpensTheProfile) {
   for (std::string line; std::getline(log, line);)
     EXPECT_TRUE(line.find("ERROR:CONSOLE") == std::string::npos && line.find("Uncaught") == std::string::npos)
         << line;
+}
+
+// Deltas hold a server thread for their span: at most two at once, /metrics keeps answering, and
+// SIGTERM ends them (503) instead of waiting out their span.
+TEST_F(HeapProfileE2eTest, ServeBoundsDeltasAndStopsDuringThem) {
+  const pid_t pid = start(/*detailed=*/false);
+  ASSERT_GT(pid, 0);
+  const int port = serve();
+  ASSERT_GT(port, 0);
+  const std::string delta = "/debug/pprof/allocs?seconds=3600&pid=" + std::to_string(pid);
+  rsrtest::HttpReply first, second;
+  std::thread a([&] { first = rsrtest::http_get(port, delta); });
+  std::thread b([&] { second = rsrtest::http_get(port, delta); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  const rsrtest::HttpReply third = rsrtest::http_get(port, delta);
+  EXPECT_EQ(third.status, 503);
+  EXPECT_THAT(third.body, HasSubstr("delta profiles are being taken"));
+  EXPECT_EQ(rsrtest::http_get(port, "/metrics").status, 200) << "scrapes keep a thread";
+  EXPECT_EQ(rsrtest::http_get(port, "/debug/pprof/heap?pid=" + std::to_string(pid)).status, 200);
+
+  const auto stop_at = std::chrono::steady_clock::now();
+  kill(serve_.pid, SIGTERM);
+  const Result served = rsrtest::finish(serve_);
+  serve_.pid = -1;
+  a.join();
+  b.join();
+  EXPECT_EQ(served.code, 0) << served.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - stop_at, std::chrono::seconds(10));
+  EXPECT_EQ(first.status, 503);
+  EXPECT_THAT(first.body, HasSubstr("stopping"));
+  EXPECT_EQ(second.status, 503);
 }
 
 }  // namespace
