@@ -60,7 +60,6 @@ int cmd_heap_profile(const GlobalOptions& g, const HeapProfileOptions& options, 
   auto one = [&](const Target& target, const Client& client) {
     const Json reply = client.request(Json{{"cmd", "heap_profile"}});
     const auto pid = static_cast<pid_t>(num(reply, "pid", target.pid));
-    set_allocator_wrappers(str(reply, "allocator_wrappers"));
     const HeapProfile profile = read_heap_profile(
         reply, std::make_shared<Symbolizer>(modules_of(reply), pid > 0 ? std::optional<pid_t>(pid)
                                                                         : std::nullopt));

@@ -61,6 +61,22 @@ std::string sparkline(const std::deque<double>& values, size_t width) {
   return out;
 }
 
+// Terminal columns of UTF-8 text (every character one column: the sparklines' blocks are).
+size_t columns(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+// The first `width` columns of `s`, never cutting a character in two.
+std::string cut(const std::string& s, size_t width) {
+  size_t n = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && n++ == width) return s.substr(0, i);
+  }
+  return s;
+}
+
 // A cell of `width` columns: cut, or padded on the left (numbers) or the right (text).
 std::string cell(const std::string& s, size_t width, bool right) {
   if (s.size() >= width) return s.substr(0, width);
@@ -91,7 +107,9 @@ class Top {
     problems_.clear();
     const bool check = tick_++ % kLeakEvery == 0;
     std::set<pid_t> seen;
-    const std::vector<TargetResult> results = collect(g_, [&](const Target& target, const Client& client) {
+    std::vector<TargetResult> results;
+    try {
+      results = collect(g_, [&](const Target& target, const Client& client) {
       Json summary = client.request(Json{{"cmd", "summary"}, {"top", kSitesAsked}});
       const auto pid = static_cast<pid_t>(num(summary, "pid", target.pid));
       Process& p = procs_[pid];
@@ -122,7 +140,11 @@ class Top {
         }
       }
       return Outcome{};
-    }, /*all_by_default=*/false);
+      });
+    } catch (const CtlError& e) {
+      // No process (yet, or any more), or several where one was meant: said, and tried again.
+      problems_.push_back(e.what());
+    }
     for (const TargetResult& r : results)
       if (r.state != TargetResult::State::kOk) problems_.push_back(r.message);
     for (auto it = procs_.begin(); it != procs_.end();)
@@ -192,7 +214,7 @@ class Top {
     }
     if (rows.empty()) out.push_back("  (no call site sampled yet)");
     for (std::string& line : out)
-      if (line.size() > width) line = line.substr(0, width);
+      if (columns(line) > width) line = cut(line, width);
     return out;
   }
 
@@ -293,8 +315,7 @@ int cmd_top(const GlobalOptions& g, const TopOptions& options, Io io) {
   }
   struct sigaction sa {};
   sa.sa_handler = on_stop;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaction(sig, &sa, nullptr);
   sa.sa_handler = on_resize;
   sigaction(SIGWINCH, &sa, nullptr);
   const Terminal terminal;
@@ -322,6 +343,7 @@ int cmd_top(const GlobalOptions& g, const TopOptions& options, Io io) {
     if (poll(&in, 1, static_cast<int>(std::max<long long>(0, wait.count()))) > 0) {
       char keys[16];
       const ssize_t n = read(STDIN_FILENO, keys, sizeof keys);
+      if (n == 0) return kExitOk;  // the terminal is gone
       for (ssize_t i = 0; i < n; ++i) {
         if (!top.key(keys[i])) return kExitOk;
         if (keys[i] == 'r' || keys[i] == 'R') next = std::chrono::steady_clock::now();

@@ -67,6 +67,7 @@ void pyroscope_ingest(const GatewayAddress& address, const std::string& name, do
   std::unique_ptr<CURL, CurlFree> curl(curl_easy_init());
   if (!curl) throw CtlError(kExitConnection, "curl could not start");
   char* escaped = curl_easy_escape(curl.get(), name.c_str(), static_cast<int>(name.size()));
+  if (!escaped) throw CtlError(kExitConnection, "curl could not encode the name " + name);
   const std::string url = address.host + ":" + address.port + "/ingest?name=" + escaped +
                           "&from=" + std::to_string(static_cast<long long>(std::floor(from_s))) +
                           "&until=" + std::to_string(static_cast<long long>(std::ceil(until_s))) +
@@ -115,7 +116,6 @@ int PyroscopePusher::push_round(Io io) {
   const std::vector<TargetResult> results = collect(g_, [&](const Target& target, const Client& client) {
     const Json reply = client.request(Json{{"cmd", "heap_profile"}});
     const auto pid = static_cast<pid_t>(num(reply, "pid", target.pid));
-    set_allocator_wrappers(str(reply, "allocator_wrappers"));
     now[pid] = read_heap_profile(reply, symbolizers_.get(reply, target.pid));
     answered.insert(pid);
     return Outcome{};
@@ -128,8 +128,14 @@ int PyroscopePusher::push_round(Io io) {
     HeapProfile sent = last == last_.end() ? profile : allocations_since(last->second, profile);
     const std::string name = pyroscope_name(profile, hostname_);
     try {
-      pyroscope_ingest(address_, name, sent.time_s - sent.duration_s, sent.time_s,
-                       gzip(encode_heap_pprof(sent, HeapKind::kInuse)), g_.timeout);
+      std::string profile_gz;
+      try {
+        profile_gz = gzip(encode_heap_pprof(sent, HeapKind::kInuse));
+      } catch (const std::runtime_error& e) {
+        throw CtlError(kExitNegative, std::string("encoding the profile: ") + e.what());
+      }
+      pyroscope_ingest(address_, name, sent.time_s - sent.duration_s, sent.time_s, profile_gz,
+                       g_.timeout);
       last_[pid] = std::move(profile);
       io.out << "Pushed the heap profile of pid " << pid << " to " << address_.url << " as "
              << name << std::endl;
@@ -177,6 +183,8 @@ void RunProfilePusher::loop(GatewayAddress address, GlobalOptions g) {
     } catch (const CtlError& e) {
       // Until the process has set up its socket, not finding it is expected.
       if (answered || e.code() != kExitNotFound) err << "rsrmemctl: " << e.what() << '\n';
+    } catch (const std::exception& e) {  // never out of the thread: that would end `run`
+      err << "rsrmemctl: pushing heap profiles: " << e.what() << '\n';
     }
     if (!err.str().empty() && err.str() != last_report) std::cerr << err.str() << std::flush;
     last_report = err.str();

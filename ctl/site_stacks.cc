@@ -48,6 +48,11 @@ std::shared_ptr<Symbolizer> ProcessSymbolizers::get(const Json& reply, pid_t pid
   return kept.symbolizer;
 }
 
+void ProcessSymbolizers::forget_gone() {
+  for (auto it = by_pid_.begin(); it != by_pid_.end();)
+    it = it->first > 0 && !pid_alive(it->first) ? by_pid_.erase(it) : std::next(it);
+}
+
 void ProcessSymbolizers::keep_only(const std::set<pid_t>& pids) {
   for (auto it = by_pid_.begin(); it != by_pid_.end();)
     it = pids.count(it->first) ? std::next(it) : by_pid_.erase(it);

@@ -39,6 +39,8 @@ class ProcessSymbolizers {
   std::shared_ptr<Symbolizer> get(const Json& reply, pid_t pid);
   // Forgets every process but those in `pids` (the ones a round over the processes answered).
   void keep_only(const std::set<pid_t>& pids);
+  // Forgets the processes that no longer exist.
+  void forget_gone();
 
  private:
   struct Kept {

@@ -26,6 +26,8 @@ namespace rsr::cold {
 namespace {
 
 constexpr const char* kVersion = "0.1.0";
+// rsrmemctl reads replies up to 64 MiB: a heap profile whose size could pass that is refused.
+constexpr uint64_t kMaxHeapProfileBytes = uint64_t{60} << 20;
 
 void hex_address(Writer& w, uintptr_t a) {
   char buf[24] = "0x";
@@ -524,6 +526,21 @@ proto::Kind handle_request(std::string_view req, String& out) {
     if (!int_argument(req, "top", 0, 1000, &top)) return refuse(out, "bad argument: \"top\" must be an integer from 0 to 1000");
     handle_summary(top, w);
   } else if (std::strcmp(cmd, "heap_profile") == 0) {
+    // A reply past what rsrmemctl reads (64 MiB) is refused before it is built: building it
+    // would hold the control mutex (a fork or dlclose in the program waits for it) for nothing.
+    const uint64_t frames = hot::g_tables.pool_used.load();
+    const uint64_t sites = hot::g_tables.site_count.load();
+    const uint64_t bound = frames * 28 + sites * 160 + 4096;
+    if (bound > kMaxHeapProfileBytes) {
+      char msg[256];
+      snprintf(msg, sizeof msg,
+               "heap profile too large: %llu call sites with %llu frames (up to %llu MiB; replies stop "
+               "at %llu MiB): lower RSR_MAX_SITES or RSR_STACK_DEPTH",
+               static_cast<unsigned long long>(sites), static_cast<unsigned long long>(frames),
+               static_cast<unsigned long long>(bound >> 20),
+               static_cast<unsigned long long>(kMaxHeapProfileBytes >> 20));
+      return refuse(out, msg);
+    }
     handle_heap_profile(w);
   } else if (std::strcmp(cmd, "metrics") == 0) {
     if (!g_cold.config.prometheus_metrics_enabled)
