@@ -116,6 +116,8 @@ class HeapProfileE2eTest : public ::testing::Test {
     dir_ = tmpl;
   }
   void TearDown() override {
+    if (exists(dir_ + "/tmux.sock"))  // top's terminal, when its test stopped half-way
+      rsrtest::run({"/usr/bin/tmux", "-S", dir_ + "/tmux.sock", "kill-server"});
     if (serve_.pid > 0) {
       kill(serve_.pid, SIGTERM);
       rsrtest::finish(serve_);
