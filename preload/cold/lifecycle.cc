@@ -18,6 +18,7 @@
 // Any failure leaves the service running with the library passing calls through, after one log
 // line.
 #include <dlfcn.h>
+#include <errno.h>  // program_invocation_short_name
 #include <pthread.h>
 #include <sys/auxv.h>
 #include <unistd.h>
@@ -109,13 +110,26 @@ void set_identity() {
   g_cold.start_mono_ms = monotonic_ms();
 }
 
+// The name the program was started as (glibc's program_invocation_short_name: argv[0]'s last
+// part), kept by the constructor before main() runs; a login shell's leading '-' dropped.
+void keep_invocation_name() {
+  const char* name = program_invocation_short_name;
+  if (!name) return;
+  if (*name == '-') ++name;
+  snprintf(g_cold.invoked_as, sizeof g_cold.invoked_as, "%s", name);
+}
+
 // The program's file and the service's name, read when the start-up finishes (a forked child
 // keeps its parent's): reading /proc/self/exe is a path walk through procfs that a process
-// exiting sooner need not pay for.
+// exiting sooner need not pay for. The service is RSR_SERVICE_NAME, else the name the program
+// was started as (a program started through a symbolic link, redis-server -> redis-check-rdb,
+// is the link's name), else the executable's file name.
 void name_program() {
   read_program(g_cold.program, sizeof g_cold.program);
   if (g_cold.config.service_name[0]) {
     snprintf(g_cold.service, sizeof g_cold.service, "%s", g_cold.config.service_name);
+  } else if (g_cold.invoked_as[0]) {
+    snprintf(g_cold.service, sizeof g_cold.service, "%s", g_cold.invoked_as);
   } else {
     const char* slash = strrchr(g_cold.program, '/');
     const char* name = slash ? slash + 1 : g_cold.program;
@@ -209,6 +223,7 @@ __attribute__((constructor)) void rsrmem_start() {
     return;
   }
   set_identity();
+  keep_invocation_name();
   begin_engine();
   if (hot::g_engine.mode.load() != hot::kActive) return;
   tracking_start();

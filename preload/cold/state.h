@@ -39,6 +39,9 @@ struct ColdState {
   char warnings[kMaxWarnings][320]{};
   char program[kPathMax]{};
   char service[kNameMax]{};
+  // The last part of argv[0] as the constructor found it (before main() can rewrite its title
+  // over argv, as nginx does): the name the program was started as.
+  char invoked_as[kNameMax]{};
   // XDG_RUNTIME_DIR as the constructor found it: the environment is read there only, before
   // main(); later the program may be rewriting it (bash leaves `environ` pointing to freed
   // arrays), and no thread of the library may read it then.

@@ -546,4 +546,23 @@ TEST_F(HeapProfileE2eTest, ServeBoundsDeltasAndStopsDuringThem) {
   EXPECT_EQ(second.status, 503);
 }
 
+// A program started through a symbolic link (redis-server -> redis-check-rdb) is named after the
+// link: the name it was started as, not its executable's.
+TEST_F(HeapProfileE2eTest, ServiceIsTheNameTheProgramWasStartedAs) {
+  const std::string link = dir_ + "/renamed-svc";
+  ASSERT_EQ(symlink(program_.c_str(), link.c_str()), 0);
+  const std::string marks = dir_ + "/renamed";
+  mkdir(marks.c_str(), 0755);
+  targets_.push_back(rsrtest::spawn({link, marks}, {{"LD_PRELOAD", lib_}, {"RSR_SOCKET_DIR", dir_ + "/sock"}}));
+  const pid_t pid = targets_.back().pid;
+  ASSERT_TRUE(wait_for(marks + "/ready"));
+  ASSERT_TRUE(wait_for(dir_ + "/sock/" + std::to_string(pid) + ".sock"));
+  const Result r = ctl({"--pid", std::to_string(pid), "--format", "json", "status"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json status = nlohmann::json::parse(r.out);
+  EXPECT_EQ(status["service"], "renamed-svc");
+  EXPECT_THAT(status["program"].get<std::string>(), HasSubstr("ctl-heap-target"))
+      << "the program is still the executable";
+}
+
 }  // namespace
