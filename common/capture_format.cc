@@ -110,47 +110,103 @@ bool RecordWriter::thread(uint64_t tid, std::string_view name) {
   return true;
 }
 
-bool RecordWriter::alloc(int64_t dt_ns, uint64_t tid, uint64_t address, uint64_t size, uint64_t stack_id) {
-  const uint64_t dt = zigzag(dt_ns);
-  const uint64_t thread = tid == last_tid_ ? 0 : tid;
-  const uint64_t delta = zigzag(static_cast<int64_t>(address - last_address_));
-  uint8_t* p = begin(Record::kAlloc, varint_size(dt) + varint_size(thread) + varint_size(delta) +
-                                         varint_size(size) + varint_size(stack_id));
+bool RecordWriter::fields(Record type, const uint64_t* values, size_t n) {
+  if (is_short(type)) {
+    if (n != 1 || 1 + varint_size(values[0]) > cap_ - size_) return false;
+    buf_[size_] = static_cast<uint8_t>(type);
+    size_ += 1 + put_varint(buf_ + size_ + 1, values[0]);
+    return true;
+  }
+  size_t len = 0;
+  for (size_t i = 0; i < n; ++i) len += varint_size(values[i]);
+  uint8_t* p = begin(type, len);
   if (!p) return false;
-  p += put_varint(p, dt);
-  p += put_varint(p, thread);
-  p += put_varint(p, delta);
-  p += put_varint(p, size);
-  put_varint(p, stack_id);
-  last_tid_ = tid;
-  last_address_ = address;
+  for (size_t i = 0; i < n; ++i) p += put_varint(p, values[i]);
   return true;
 }
 
-bool RecordWriter::free(int64_t dt_ns, uint64_t tid, uint64_t address) {
-  const uint64_t dt = zigzag(dt_ns);
-  const uint64_t thread = tid == last_tid_ ? 0 : tid;
-  const uint64_t delta = zigzag(static_cast<int64_t>(address - last_address_));
-  uint8_t* p = begin(Record::kFree, varint_size(dt) + varint_size(thread) + varint_size(delta));
-  if (!p) return false;
-  p += put_varint(p, dt);
-  p += put_varint(p, thread);
-  put_varint(p, delta);
-  last_tid_ = tid;
-  last_address_ = address;
+void EventEncoder::advance(RecordWriter& w, int64_t t_ns, uint64_t tid) {
+  const uint64_t tick = t_ns > 0 ? static_cast<uint64_t>(t_ns) / unit_ns_ : 0;
+  if (tick > tick_) {
+    const uint64_t delta = tick - tick_;
+    w.fields(Record::kTick, &delta, 1);
+    tick_ = tick;
+  }
+  if (tid != tid_) {
+    w.fields(Record::kSwitch, &tid, 1);
+    tid_ = tid;
+  }
+}
+
+uint64_t EventEncoder::pair(RecordWriter& w, uint64_t size, uint64_t stack) {
+  bool fresh = false;
+  uint64_t* id = infos_.insert(KeyPair{size, stack + 1}, pairs_ + 1, &fresh);
+  if (!id) return 0;
+  if (!fresh) return *id;
+  if (pairs_ + 1 >= counts_cap_) {
+    const uint64_t cap = counts_cap_ ? counts_cap_ * 2 : 1024;
+    auto* grown = static_cast<uint64_t*>(mem_.alloc(cap * sizeof(uint64_t)));
+    if (!grown) {
+      infos_.erase(KeyPair{size, stack + 1});
+      return 0;
+    }
+    std::memset(grown, 0, cap * sizeof(uint64_t));
+    if (counts_) std::memcpy(grown, counts_, counts_cap_ * sizeof(uint64_t));
+    mem_.release(counts_);
+    counts_ = grown;
+    counts_cap_ = cap;
+  }
+  const uint64_t info[2] = {size, stack};
+  w.fields(Record::kInfo, info, 2);
+  return ++pairs_;
+}
+
+void EventEncoder::write_free(RecordWriter& w, const Block& b) {
+  const uint64_t values[2] = {b.pair, counts_[b.pair] - b.number + 1};
+  if (values[1] == 1) w.fields(Record::kFreeLatest, values, 1);
+  else w.fields(Record::kFree, values, 2);
+  ++frees_;
+}
+
+bool EventEncoder::alloc(RecordWriter& w, int64_t t_ns, uint64_t tid, uint64_t address, uint64_t size,
+                         uint64_t stack) {
+  if (w.room() < kMaxEventBytes) return false;
+  advance(w, t_ns, tid);
+  if (Block* old = blocks_.find(address)) {  // its free was lost (events dropped): it is gone, say so
+    write_free(w, *old);
+    blocks_.erase(address);
+  }
+  const uint64_t id = pair(w, size, stack);
+  if (id == 0) {  // no memory for the pair: an INFO and ALLOC of their own, never freed
+    const uint64_t info[2] = {size, stack};
+    w.fields(Record::kInfo, info, 2);
+    const uint64_t own = ++pairs_;
+    w.fields(Record::kAlloc, &own, 1);
+    ++allocs_;
+    ++untracked_;
+    return true;
+  }
+  w.fields(Record::kAlloc, &id, 1);
+  ++allocs_;
+  const uint64_t number = ++counts_[id];
+  if (!blocks_.insert(address, Block{id, number})) ++untracked_;
   return true;
 }
 
-bool EventDecoder::decode(Record type, Fields& f, EventFields* out) {
-  uint64_t thread = 0, delta = 0;
-  EventFields e;
-  if (!f.s(&e.dt_ns) || !f.v(&thread) || !f.v(&delta)) return false;
-  if (type == Record::kAlloc && (!f.v(&e.size) || !f.v(&e.stack_id))) return false;
-  e.tid = thread != 0 ? thread : last_tid_;
-  e.address = last_address_ + static_cast<uint64_t>(unzigzag(delta));
-  last_tid_ = e.tid;
-  last_address_ = e.address;
-  *out = e;
+bool EventEncoder::free(RecordWriter& w, int64_t t_ns, uint64_t tid, uint64_t address) {
+  if (w.room() < kMaxEventBytes) return false;
+  Block b{};
+  if (!blocks_.erase(address, &b)) return true;
+  advance(w, t_ns, tid);
+  write_free(w, b);
+  return true;
+}
+
+bool EventEncoder::counters(RecordWriter& w, int64_t t_ns, uint64_t heap_bytes, uint64_t rss_bytes) {
+  if (w.room() < kMaxEventBytes) return false;
+  advance(w, t_ns, tid_);
+  const uint64_t values[2] = {heap_bytes, rss_bytes};
+  w.fields(Record::kCounters, values, 2);
   return true;
 }
 
@@ -185,6 +241,23 @@ bool RecordReader::next(Record* type, Fields* payload) {
   if (p_ == end_) return false;
   const uint8_t* p = p_;
   const uint8_t t = *p++;
+  if (is_short(static_cast<Record>(t))) {
+    const uint8_t* q = p;
+    uint64_t v = 0;
+    if (!get_varint(q, end_, &v)) {
+      // Cut short only when the stream ends inside it; otherwise the varint is malformed (11+
+      // bytes) and the record is still one of that many bytes.
+      if (end_ - p < 10) {
+        truncated_ = true;
+        return false;
+      }
+      q = p + 10;
+    }
+    *type = static_cast<Record>(t);
+    *payload = Fields(p, static_cast<size_t>(q - p));
+    p_ = q;
+    return true;
+  }
   uint64_t n = 0;
   if (!get_varint(p, end_, &n) || n > static_cast<uint64_t>(end_ - p)) {
     truncated_ = true;

@@ -7,10 +7,12 @@
 #include <cstdint>
 #include <string_view>
 
+#include "flat_map.h"
+
 namespace rsr::capture {
 
 inline constexpr char kMagic[8] = {'R', 'S', 'R', 'M', 'C', 'A', 'P', 'T'};
-inline constexpr uint16_t kVersion = 1;
+inline constexpr uint16_t kVersion = 2;
 inline constexpr uint16_t kCompressionZstd = 1;
 inline constexpr size_t kFileHeaderBytes = 16;
 
@@ -19,13 +21,21 @@ enum class Record : uint8_t {
   kModule = 2,
   kStack = 3,
   kThread = 4,
-  kAlloc = 5,
-  kFree = 6,
+  // 5 and 6 were version 1's ALLOC and FREE.
   kEnd = 7,
+  kInfo = 9,
+  kFree = 11,
+  kCounters = 13,
+  // Short records (types 0x80 and up): the type, then exactly one varint, no length.
+  kTick = 0x81,
+  kAlloc = 0x82,
+  kFreeLatest = 0x83,
+  kSwitch = 0x84,
 };
+inline constexpr bool is_short(Record type) { return static_cast<uint8_t>(type) >= 0x80; }
 
-// The largest encoded size of an ALLOC or FREE record, and of a STACK record of `frames` frames.
-inline constexpr size_t kMaxEventBytes = 2 + 5 * 10;
+// The most bytes one EventEncoder call appends (see there), and a STACK record of `frames` frames.
+inline constexpr size_t kMaxEventBytes = 5 * (2 + 2 * 10);
 constexpr size_t max_stack_bytes(size_t frames) { return 1 + 5 + 10 + 10 + 10 * frames; }
 
 void encode_file_header(uint8_t out[kFileHeaderBytes]);
@@ -33,9 +43,7 @@ void encode_file_header(uint8_t out[kFileHeaderBytes]);
 bool decode_file_header(const uint8_t* in, size_t n, uint16_t* version, uint16_t* compression);
 
 // Appends records to a caller-owned buffer. Each append returns false, and leaves the buffer as
-// it was, when the record does not fit. ALLOC and FREE records are encoded against the previous
-// event appended (its thread and address, see capture.md), across clear(): one writer writes one
-// record stream.
+// it was, when the record does not fit.
 class RecordWriter {
  public:
   RecordWriter(uint8_t* buf, size_t capacity) : buf_(buf), cap_(capacity) {}
@@ -44,8 +52,8 @@ class RecordWriter {
   bool module(uint64_t start, uint64_t end, uint64_t base, std::string_view path, std::string_view build_id);
   bool stack(uint64_t id, const uint64_t* frames, size_t n);
   bool thread(uint64_t tid, std::string_view name);
-  bool alloc(int64_t dt_ns, uint64_t tid, uint64_t address, uint64_t size, uint64_t stack_id);
-  bool free(int64_t dt_ns, uint64_t tid, uint64_t address);
+  // A record of `n` varint fields (INFO, FREE, COUNTERS), or a short record's one field.
+  bool fields(Record type, const uint64_t* values, size_t n);
 
   const uint8_t* data() const { return buf_; }
   size_t size() const { return size_; }
@@ -60,7 +68,67 @@ class RecordWriter {
   uint8_t* buf_;
   size_t cap_;
   size_t size_ = 0;
-  uint64_t last_tid_ = 0, last_address_ = 0;
+};
+
+// Turns a process's allocation events, given in time order, into the event records (capture.md):
+// a TICK when time reaches a new unit, a SWITCH when the thread changes, an INFO the first time
+// a (size, stack) pair is seen, then ALLOC with that pair's id; a FREE names its block by its
+// pair and by how many ALLOCs of that pair ago it was allocated (1: the pair's latest). It keeps
+// the blocks allocated so far and not freed (address -> pair, number among the pair's ALLOCs),
+// the pairs' ids and each pair's ALLOC count. A free of a block it does not hold (allocated
+// before the capture) writes nothing. Each call appends at most kMaxEventBytes and returns false,
+// changing nothing, when `w` has less room than that.
+class EventEncoder {
+ public:
+  EventEncoder(Memory m, uint64_t unit_ns) : mem_(m), blocks_(m), infos_(m), unit_ns_(unit_ns ? unit_ns : 1) {}
+  ~EventEncoder() { mem_.release(counts_); }
+  EventEncoder(const EventEncoder&) = delete;
+  EventEncoder& operator=(const EventEncoder&) = delete;
+  EventEncoder(EventEncoder&& o) noexcept
+      : mem_(o.mem_), blocks_(static_cast<decltype(blocks_)&&>(o.blocks_)), infos_(static_cast<decltype(infos_)&&>(o.infos_)),
+        counts_(o.counts_), counts_cap_(o.counts_cap_), unit_ns_(o.unit_ns_), tick_(o.tick_), tid_(o.tid_),
+        allocs_(o.allocs_), frees_(o.frees_), pairs_(o.pairs_), untracked_(o.untracked_) {
+    o.counts_ = nullptr;
+    o.counts_cap_ = 0;
+  }
+
+  // `t_ns`: nanoseconds since the capture's start; a time earlier than the previous event's is
+  // taken as that one's.
+  bool alloc(RecordWriter& w, int64_t t_ns, uint64_t tid, uint64_t address, uint64_t size, uint64_t stack);
+  bool free(RecordWriter& w, int64_t t_ns, uint64_t tid, uint64_t address);
+  // The process's heap and resident bytes at `t_ns` (COUNTERS).
+  bool counters(RecordWriter& w, int64_t t_ns, uint64_t heap_bytes, uint64_t rss_bytes);
+
+  uint64_t allocations() const { return allocs_; }
+  // ALLOC and FREE records written.
+  uint64_t events() const { return allocs_ + frees_; }
+  uint64_t live_blocks() const { return blocks_.size(); }
+  // Blocks allocated whose free cannot be written: memory for the block map ran out.
+  uint64_t untracked() const { return untracked_; }
+
+ private:
+  struct Block {
+    uint64_t pair, number;  // the pair's id, and which of its ALLOCs (from 1)
+  };
+
+  // TICK and SWITCH as needed before an event of `tid` at `t_ns`.
+  void advance(RecordWriter& w, int64_t t_ns, uint64_t tid);
+  // The pair's id, with its INFO record written when new; 0 when memory ran out.
+  uint64_t pair(RecordWriter& w, uint64_t size, uint64_t stack);
+  void write_free(RecordWriter& w, const Block& b);
+
+  Memory mem_;
+  FlatMap<uint64_t, Block, MixHash> blocks_;   // address -> block
+  FlatMap<KeyPair, uint64_t, KeyPairHash> infos_;  // (size, stack + 1) -> pair id
+  uint64_t* counts_ = nullptr;                 // ALLOCs per pair id
+  uint64_t counts_cap_ = 0;
+  uint64_t unit_ns_;
+  uint64_t tick_ = 0;       // time of the last TICK, in units
+  uint64_t tid_ = 0;        // thread of the last SWITCH
+  uint64_t allocs_ = 0;     // ALLOC records written
+  uint64_t frees_ = 0;      // FREE records written
+  uint64_t pairs_ = 0;      // INFO records written
+  uint64_t untracked_ = 0;
 };
 
 // Reads the fields of one payload in order. Every read returns false, and reads nothing more,
@@ -76,23 +144,6 @@ class Fields {
  private:
   const uint8_t* p_;
   const uint8_t* end_;
-};
-
-// An ALLOC or FREE record's fields, with its thread and address resolved.
-struct EventFields {
-  int64_t dt_ns = 0;
-  uint64_t tid = 0, address = 0;
-  uint64_t size = 0, stack_id = 0;  // ALLOC only
-};
-
-// Decodes the ALLOC and FREE records of one record stream, in order (each is relative to the
-// previous). False for a malformed payload, which leaves the state as it was.
-class EventDecoder {
- public:
-  bool decode(Record type, Fields& payload, EventFields* out);
-
- private:
-  uint64_t last_tid_ = 0, last_address_ = 0;
 };
 
 // Iterates the records of a decompressed record stream.

@@ -6,10 +6,10 @@
 //   frame's window at most 2^kMaxWindowLog bytes (the library's frames are at most 256 KiB).
 // - Decompressed bytes: at most 32 MiB + 64 times the file's size. Real captures compress 2 to
 //   10 times; a decompression bomb stops here, early.
-// - Memory held while reading (live blocks, frees not yet matched, events waiting in the reorder
-//   window, stacks, threads, modules): at most 64 MiB + 256 times the file's size, by the
-//   estimate below. A real capture needs under 100 bytes per byte of file even when everything
-//   it allocated stays live.
+// - Memory held while reading (live blocks, (size, stack) pairs, stacks, threads, modules): at
+//   most 64 MiB + 256 times the file's size, by the estimate below. An ALLOC record is a few
+//   bytes and a live block 24 (its map slot, at most four in three used), so a file whose every
+//   allocation stays live compresses far less than 256 times before it reaches the limit.
 // - What is left of that is shared by the symbolized stacks (a third, 64 MiB at least: the
 //   symbolizer's names and the report's frames, largest stacks first; the rest of the view
 //   becomes one stack marked as not symbolized) and the reports built from them (the other two
@@ -42,9 +42,6 @@ inline constexpr uint64_t kMemoryPerByte = 256;
 inline constexpr uint64_t kSymbolizedFloor = uint64_t{64} << 20;
 
 // Estimated bytes held per item, allocator and hash-table overhead included.
-inline constexpr uint64_t kLiveBlockCost = 80;
-inline constexpr uint64_t kOrphanCost = 48;
-inline constexpr uint64_t kQueuedEventCost = 112;  // the queue's vector may be half empty
 inline constexpr uint64_t kStackCost = 160;        // raw frames' vector, per-view totals
 inline constexpr uint64_t kFrameCost = 16;         // a raw address and its share of the slack
 inline constexpr uint64_t kThreadCost = 160;

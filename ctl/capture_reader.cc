@@ -126,22 +126,38 @@ class Decoder {
         replay_.name_thread(tid, name.substr(0, lim::kMaxNameBytes));
         return true;
       }
-      case cap::Record::kAlloc:
+      case cap::Record::kTick: {
+        uint64_t units = 0;
+        if (!f.v(&units)) return false;
+        replay_.tick(units);
+        return true;
+      }
+      case cap::Record::kSwitch: {
+        uint64_t tid = 0;
+        if (!f.v(&tid)) return false;
+        replay_.switch_thread(tid);
+        return true;
+      }
+      case cap::Record::kInfo: {
+        uint64_t size = 0, stack = 0;
+        return f.v(&size) && f.v(&stack) && replay_.info(size, stack);
+      }
+      case cap::Record::kAlloc: {
+        uint64_t info = 0;
+        return f.v(&info) && replay_.alloc(info);
+      }
       case cap::Record::kFree: {
-        cap::EventFields fields;
-        if (!events_.decode(type, f, &fields)) return false;
-        ReplayEvent e{};
-        e.alloc = type == cap::Record::kAlloc;
-        e.tid = fields.tid;
-        e.address = fields.address;
-        e.size = fields.size;
-        e.stack = fields.stack_id;
-        // Wraps rather than overflows: a hostile file's deltas may add up to anything.
-        time_ = static_cast<int64_t>(static_cast<uint64_t>(time_) +
-                                     static_cast<uint64_t>(fields.dt_ns));
-        e.time = time_;
-        e.seq = seq_++;
-        replay_.push(e);
+        uint64_t info = 0, distance = 0;
+        return f.v(&info) && f.v(&distance) && replay_.free(info, distance);
+      }
+      case cap::Record::kFreeLatest: {
+        uint64_t info = 0;
+        return f.v(&info) && replay_.free(info, 1);
+      }
+      case cap::Record::kCounters: {
+        uint64_t heap = 0, rss = 0;
+        if (!f.v(&heap) || !f.v(&rss)) return false;
+        replay_.counters(heap, rss);
         return true;
       }
     }
@@ -183,6 +199,7 @@ class Decoder {
     model_.pid = static_cast<int64_t>(num(j, "pid"));
     model_.start_time = num(j, "start_time");
     model_.requested_duration_s = num(j, "duration_s");
+    replay_.set_time_unit(static_cast<uint64_t>(num(j, "time_unit_ns")));
   }
 
   void end(const Json& j) {
@@ -204,9 +221,6 @@ class Decoder {
   bool saw_header_ = false;
   uint64_t malformed_ = 0, long_stacks_ = 0, ignored_modules_ = 0;
   double end_time_ = 0;
-  int64_t time_ = 0;
-  cap::EventDecoder events_;  // ALLOC and FREE are relative to the previous one
-  uint64_t seq_ = 0;
   std::unordered_map<uint64_t, std::vector<uint64_t>> stacks_;
   uint64_t frames_ = 0;  // held in stacks_
   std::unordered_set<std::string> module_keys_;
@@ -410,7 +424,6 @@ ProfileModel read_capture(const std::string& path, const CaptureReadOptions& opt
     damage = "the file ends inside a compressed frame (cut short)";
   drain();
   if (damage.empty() && !records.empty()) damage = "the file ends inside a record (cut short)";
-  replay.finish();
 
   if (!decoder.saw_header())
     throw CtlError(kExitUsage, path + ": no readable capture header record" +

@@ -1,9 +1,10 @@
 // Reads a profiling capture file (common/capture.md) into a ProfileModel for one view.
 //
 // The file is streamed: zstd frames are decompressed piece by piece, records decoded as they
-// complete, and events replayed in time order through a bounded reorder window (capture_replay.h).
-// What stays in memory is the live map (address -> size, stack, thread, time), the per-stack and
-// per-thread totals, and the stacks' raw addresses; the events themselves are not kept.
+// complete, and events replayed in file order, which the library makes time order
+// (capture_replay.h). What stays in memory is the blocks live at that point, the (size, stack)
+// pairs with their totals, the threads, and the stacks' raw addresses; the events themselves are
+// not kept.
 //
 // The file is untrusted (captures are mailed and attached to tickets): only a regular file is
 // read, and what it may cost in decompression and memory grows with its size

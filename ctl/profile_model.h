@@ -81,6 +81,10 @@ struct ProfileModel {
   uint64_t allocations = 0, frees = 0;
   uint64_t allocated_bytes = 0, freed_bytes = 0;
   uint64_t peak_bytes = 0;          // highest sum of live bytes of the capture's own allocations
+  double peak_time_s = 0;           // when it was first reached, seconds from the capture's start
+  // The process's whole heap and resident memory at their highest over the capture, as the
+  // library read them (every 100 ms); 0 when the capture has no such readings (scopes).
+  uint64_t process_peak_heap_bytes = 0, process_peak_rss_bytes = 0;
   uint64_t live_bytes_at_end = 0;   // what --leaks shows, in bytes
   uint64_t live_blocks_at_end = 0;
   uint64_t dropped_events = 0;      // events lost because the writer fell behind
@@ -98,7 +102,7 @@ struct ProfileModel {
   bool file_truncated = false;  // the file ends early or is corrupt; read up to the damage
   uint64_t view_allocations = 0, view_bytes = 0;  // sums over `stacks`
   std::vector<SizeBucket> size_histogram;         // the view's allocations; 65 buckets
-  std::vector<std::string> warnings;  // truncation, reordering, symbolization problems
+  std::vector<std::string> warnings;  // truncation, malformed records, symbolization problems
 };
 
 }  // namespace rsr::ctl

@@ -22,6 +22,7 @@
 #include "../../common/math.h"
 #include "../hot/capture.h"
 #include "../hot/tables.h"
+#include "event_merge.h"
 #include "fds.h"
 #include "log.h"
 #include "modules.h"
@@ -38,10 +39,16 @@ constexpr const char* kLibraryVersion = "0.1.0";
 constexpr uint32_t kPoolBuffers = 1024;           // 64 MiB of event buffers (resident as used)
 constexpr uint32_t kScopeEvents = 32768;          // 1 MiB of events per captured scope
 constexpr int kMaxScopesInFlight = 8;
-constexpr size_t kRawBytes = 256 * 1024;          // records per zstd frame
+constexpr size_t kRawBytes = 256 * 1024;          // records per zstd block flush
 constexpr uint64_t kEndReserve = 1024;            // room kept for the END record's frame
 constexpr int kZstdLevel = 1;  // fast: the writer must keep up with busy threads
+constexpr int kZstdWindowLog = 20;  // what readers accept (ctl/capture_limits.h)
 constexpr int64_t kHandoverAgeNs = 100000000;  // a buffer's oldest event, before it is handed over
+constexpr int64_t kCollectEveryNs = 100000000;  // threads' buffers collected, events written up to then
+constexpr int64_t kCollectMarginNs = 50000;     // events stamped this close to a collection wait for the next
+constexpr int kCollectWaitMs = 100;             // for threads inside an append, at a collection
+constexpr uint64_t kTimeUnitNs = 1000000;       // the TICK unit of background captures (1 ms)
+constexpr uint64_t kScopeTimeUnitNs = 10000;    // and of scope captures (10 us)
 constexpr int kStopWaitMs = 5000;
 constexpr int kExitWaitMs = 2000;
 
@@ -132,7 +139,9 @@ struct Zstd {
   decltype(&ZSTD_createCCtx_advanced) create = nullptr;
   decltype(&ZSTD_freeCCtx) free_cctx = nullptr;
   decltype(&ZSTD_compressBound) bound = nullptr;
-  decltype(&ZSTD_compressCCtx) compress = nullptr;
+  decltype(&ZSTD_compressStream2) compress = nullptr;
+  decltype(&ZSTD_CCtx_setParameter) set = nullptr;
+  decltype(&ZSTD_CCtx_reset) reset = nullptr;
   decltype(&ZSTD_isError) is_error = nullptr;
 };
 Zstd g_zstd;
@@ -147,7 +156,8 @@ bool load_zstd(char* err, size_t cap) {
     void* lib = dlopen("libzstd.so.1", RTLD_NOW | RTLD_LOCAL);
     Zstd z;
     if (lib && bind_symbol(lib, "ZSTD_createCCtx_advanced", &z.create) && bind_symbol(lib, "ZSTD_freeCCtx", &z.free_cctx) &&
-        bind_symbol(lib, "ZSTD_compressBound", &z.bound) && bind_symbol(lib, "ZSTD_compressCCtx", &z.compress) &&
+        bind_symbol(lib, "ZSTD_compressBound", &z.bound) && bind_symbol(lib, "ZSTD_compressStream2", &z.compress) &&
+        bind_symbol(lib, "ZSTD_CCtx_setParameter", &z.set) && bind_symbol(lib, "ZSTD_CCtx_reset", &z.reset) &&
         bind_symbol(lib, "ZSTD_isError", &z.is_error)) {
       g_zstd = z;
       g_zstd_ready.store(true, std::memory_order_release);
@@ -173,9 +183,11 @@ class CaptureFile {
     heap_free(raw_);
     heap_free(frame_);
     heap_free(stacks_seen_);
+    heap_delete(encoder_);
+    heap_delete(threads_seen_);
   }
 
-  bool open(const char* path, uint64_t max_bytes, Stats* stats, char* err, size_t cap) {
+  bool open(const char* path, uint64_t max_bytes, uint64_t unit_ns, Stats* stats, char* err, size_t cap) {
     snprintf(path_, sizeof path_, "%s", path);
     snprintf(part_, sizeof part_, "%s.part", path);
     max_bytes_ = max_bytes;
@@ -194,11 +206,18 @@ class CaptureFile {
     identity_ = file_;
     cctx_ = g_zstd.create(ZSTD_customMem{zstd_alloc, zstd_free, nullptr});
     raw_ = static_cast<uint8_t*>(heap_alloc(kRawBytes));
-    frame_cap_ = g_zstd.bound(kRawBytes);
+    frame_cap_ = g_zstd.bound(kRawBytes) + 1024;
+    if (cctx_) {
+      g_zstd.set(cctx_, ZSTD_c_compressionLevel, kZstdLevel);
+      g_zstd.set(cctx_, ZSTD_c_windowLog, kZstdWindowLog);
+    }
     frame_ = static_cast<uint8_t*>(heap_alloc(frame_cap_));
     stack_words_ = (hot::site_slots() + 1 + 63) / 64;
     stacks_seen_ = static_cast<uint64_t*>(heap_alloc(stack_words_ * 8));
-    if (!cctx_ || !raw_ || !frame_ || !stacks_seen_) {
+    const Memory mem{heap_alloc, heap_free};
+    if (void* p = heap_alloc(sizeof(cap::EventEncoder))) encoder_ = new (p) cap::EventEncoder(mem, unit_ns);
+    if (void* p = heap_alloc(sizeof(ThreadSet))) threads_seen_ = new (p) ThreadSet(mem);
+    if (!cctx_ || !raw_ || !frame_ || !stacks_seen_ || !encoder_ || !threads_seen_) {
       snprintf(err, cap, "out of memory for the capture");
       unlink(part_);
       return false;
@@ -216,7 +235,7 @@ class CaptureFile {
   }
 
   void set_start(int64_t mono, const TickClock& clock) {
-    prev_ns_ = mono;
+    start_ns_ = mono;
     clock_ = clock;
   }
   // In a forked child: the file is the parent's; close our descriptor and touch nothing else.
@@ -239,10 +258,12 @@ class CaptureFile {
     return all.size();
   }
 
+  // A THREAD record the first time `tid` is seen.
   void thread(uint64_t tid) {
-    for (uint64_t t : threads_)
-      if (t == tid) return;
-    threads_.push_back(tid);
+    if (tid == last_tid_) return;
+    last_tid_ = tid;
+    if (threads_seen_->find(tid)) return;
+    if (!threads_seen_->insert(tid, 1)) return;
     char path[64], name[32] = "";
     snprintf(path, sizeof path, "/proc/self/task/%llu/comm", static_cast<unsigned long long>(tid));
     read_small_file(path, name, sizeof name);
@@ -250,29 +271,37 @@ class CaptureFile {
     put([&] { return writer_.thread(tid, name); });
   }
 
+  // Events in time order (EventMerge).
   void event(uint64_t tid, const hot::Event& e) {
+    thread(tid);
     if (e.kind == hot::kEventAlloc && e.stack != 0) stack(e.stack);
-    const int64_t t = clock_.to_ns(e.ticks);
-    const int64_t dt = t - prev_ns_;
-    const bool ok = put([&] {
-      return e.kind == hot::kEventAlloc ? writer_.alloc(dt, tid, e.address, e.size, e.stack)
-                                        : writer_.free(dt, tid, e.address);
+    const int64_t t = clock_.to_ns(e.ticks) - start_ns_;
+    const uint64_t before = encoder_->events();
+    put([&] {
+      return e.kind == hot::kEventAlloc ? encoder_->alloc(writer_, t, tid, e.address, e.size, e.stack)
+                                        : encoder_->free(writer_, t, tid, e.address);
     });
-    if (ok) {
-      prev_ns_ = t;
-      ++pending_events_;
-    }
+    pending_events_ += encoder_->events() - before;
   }
+
+  // The process's heap and resident bytes at `ticks` (read then).
+  void counters(uint64_t ticks, uint64_t heap_bytes, uint64_t rss_bytes) {
+    const int64_t t = clock_.to_ns(ticks) - start_ns_;
+    put([&] { return encoder_->counters(writer_, t, heap_bytes, rss_bytes); });
+  }
+  uint64_t untracked_blocks() const { return encoder_ ? encoder_->untracked() : 0; }
 
   // Compresses what is buffered into one frame and writes it, within the size cap.
   bool flush() {
     if (writer_.size() == 0 || error_ || size_limited_) return !error_;
-    const size_t n = g_zstd.compress(cctx_, frame_, frame_cap_, raw_, writer_.size(), kZstdLevel);
+    size_t n = 0;
+    const bool ok = compress(ZSTD_e_flush, &n);
     writer_.clear();
-    if (g_zstd.is_error(n)) {
+    if (!ok) {
       error_ = ENOMEM;
       return false;
     }
+    // A block past the cap is not written: the stream ends before it (finish()).
     if (offset_ + n + kEndReserve > max_bytes_) {
       size_limited_ = true;
       pending_events_ = 0;
@@ -311,6 +340,7 @@ class CaptureFile {
           .field("end_time", static_cast<double>(real_ns()) / 1e9)
           .field("events", stats_->events.load())
           .field("dropped_events", stats_->dropped.load())
+          .field("untracked_blocks", untracked_blocks())
           .end_object();
     }
     reason_ = reason;
@@ -318,14 +348,16 @@ class CaptureFile {
     error_ = 0;
     size_limited_ = false;
     if (!file_.valid()) reopen();
-    // Drops a frame cut short, so the END frame follows the last complete one.
+    // Drops a block cut short, ends the stream's frame after the last complete one (an empty
+    // last block, which needs none of the blocks left out), and writes END in a frame of its own.
     if (owned() && ftruncate(file_.fd, static_cast<off_t>(offset_)) == 0 &&
         lseek(file_.fd, static_cast<off_t>(offset_), SEEK_SET) >= 0) {
       writer_.clear();
-      if (writer_.json(cap::Record::kEnd, text)) {
-        const size_t n = g_zstd.compress(cctx_, frame_, frame_cap_, raw_, writer_.size(), kZstdLevel);
-        if (!g_zstd.is_error(n) && offset_ + n <= max_bytes_) write_all(frame_, n);
-      }
+      size_t n = 0;
+      if (compress(ZSTD_e_end, &n) && offset_ + n <= max_bytes_) write_all(frame_, n);
+      g_zstd.reset(cctx_, ZSTD_reset_session_only);
+      if (writer_.json(cap::Record::kEnd, text) && compress(ZSTD_e_end, &n) && offset_ + n <= max_bytes_)
+        write_all(frame_, n);
     }
     if (saved_error) error_ = saved_error;
     release(file_);
@@ -356,6 +388,21 @@ class CaptureFile {
       for (uint32_t i = 0; i < s.depth && n < hot::kMaxDepth; ++i) frames[n++] = f[i];
     }
     if (put([&] { return writer_.stack(id, frames, n); })) word |= bit;
+  }
+
+  // Compresses what `writer_` holds into `frame_`: `n` bytes to write. e_flush ends a block
+  // (every record so far decodable, the history kept for what follows); e_end ends the frame.
+  bool compress(ZSTD_EndDirective how, size_t* n) {
+    ZSTD_inBuffer in{raw_, writer_.size(), 0};
+    ZSTD_outBuffer out{frame_, frame_cap_, 0};
+    for (;;) {
+      const size_t left = g_zstd.compress(cctx_, &out, &in, how);
+      if (g_zstd.is_error(left)) return false;
+      if (left == 0) break;
+      if (out.pos == out.size) return false;  // cannot happen: frame_cap_ bounds a block's output
+    }
+    *n = out.pos;
+    return true;
   }
 
   // Whether the descriptor is still the capture's. A program that closed it (daemons close every
@@ -405,9 +452,12 @@ class CaptureFile {
   cap::RecordWriter writer_{nullptr, 0};
   uint64_t* stacks_seen_ = nullptr;
   size_t stack_words_ = 0;
-  Vector<uint64_t> threads_;
+  using ThreadSet = FlatMap<uint64_t, uint8_t, MixHash>;
+  cap::EventEncoder* encoder_ = nullptr;
+  ThreadSet* threads_seen_ = nullptr;
+  uint64_t last_tid_ = 0;
   uint64_t offset_ = 0, max_bytes_ = 0, pending_events_ = 0;
-  int64_t prev_ns_ = 0;
+  int64_t start_ns_ = 0;
   TickClock clock_;
   int error_ = 0;
   bool size_limited_ = false;
@@ -416,12 +466,12 @@ class CaptureFile {
 };
 
 String header_json(const char* id, const char* kind, const char* scope, int64_t start_real, double duration_s,
-                   uint64_t max_bytes) {
+                   uint64_t max_bytes, uint64_t unit_ns) {
   String text;
   Writer w(text);
   w.begin_object()
       .field("format", "rsrmem-capture")
-      .field("version", 1)
+      .field("version", cap::kVersion)
       .field("id", id)
       .field("kind", kind);
   if (scope) w.field("scope", scope);
@@ -435,6 +485,7 @@ String header_json(const char* id, const char* kind, const char* scope, int64_t 
       .field("start_time", static_cast<double>(start_real) / 1e9)
       .field("duration_s", duration_s)
       .field("max_bytes", max_bytes)
+      .field("time_unit_ns", unit_ns)
       .end_object();
   return text;
 }
@@ -450,6 +501,10 @@ struct Session {
   uint32_t epoch = 0;
   Stats stats;
   CaptureFile file;
+  EventMerge merge;
+  uint64_t written_before = 0;  // events stamped before this (ticks) are written
+  uint64_t margin_ticks = 0;
+  int64_t collected_at = 0;     // monotonic ns of the last collection
   size_t modules_done = 0;
   const char* stop_reason = nullptr;  // requested: "stopped" or "exit"
 };
@@ -491,51 +546,73 @@ size_t write_modules_since(CaptureFile& f, size_t from) {
   return n;
 }
 
-// Oldest first.
-hot::EventBuffer* reverse(hot::EventBuffer* b) {
-  hot::EventBuffer* out = nullptr;
-  while (b) {
-    hot::EventBuffer* next = b->next;
-    b->next = out;
-    out = b;
-    b = next;
+// The next epoch: never 0 (no capture) or kHanded. Called with mu held.
+uint32_t next_epoch() {
+  do ++g_prof.epochs;
+  while (g_prof.epochs == 0 || g_prof.epochs == hot::kHanded);
+  return g_prof.epochs;
+}
+
+// Every buffer a thread was filling under an epoch other than `current`: after the threads were
+// waited for, they will not touch those again.
+void take_held_buffers(EventMerge& merge, uint32_t current) {
+  hot::CaptureHot& c = hot::g_capture;
+  for (uint32_t i = 0; i < c.pool_size; ++i) {
+    hot::EventBuffer* b = c.pool[i];
+    const uint32_t owner = b->owner_epoch.load(std::memory_order_acquire);
+    if (owner == 0 || owner == hot::kHanded || owner == current) continue;
+    b->owner_epoch.store(hot::kHanded, std::memory_order_relaxed);
+    merge.add(b);
   }
-  return out;
 }
 
-void write_buffer(CaptureFile& f, const hot::EventBuffer& b) {
-  const uint32_t n = b.count.load(std::memory_order_acquire);
-  if (n == 0) return;
-  f.thread(b.tid);
-  for (uint32_t i = 0; i < n; ++i) f.event(b.tid, b.events[i]);
-}
-
-void drain(Session& s, hot::EventBuffer* list) {
+// Writes what the threads handed over and, every kCollectEveryNs (sooner when buffers run short),
+// collects what they still hold (hot/capture.h), so that everything stamped before the
+// collection goes to the file in time order. `final`: the capture's epoch is 0 and the threads
+// were waited for; everything goes.
+void collect(Session& s, bool final) {
+  hot::CaptureHot& c = hot::g_capture;
+  s.merge.add_list(hot::capture_take_full());
+  const int64_t now = hot::monotonic_ns();
+  const bool due = final || now - s.collected_at >= kCollectEveryNs || s.merge.buffers() >= c.pool_size / 4 ||
+                   c.waiters.load(std::memory_order_relaxed) != 0;
+  uint64_t counters_at = 0;
+  hot::Totals totals{};
+  MemoryFacts mem{};
+  if (due) {
+    const uint64_t stamp = hot::capture_ticks();
+    totals = hot::read_totals();
+    mem = read_memory_facts();
+    bool clear = true;
+    if (!final) {
+      lock();
+      s.epoch = next_epoch();
+      hot::g_capture.epoch.store(s.epoch, std::memory_order_seq_cst);
+      unlock();
+      clear = hot::threads_wait_clear(&hot::ThreadState::capturing, kCollectWaitMs);
+    }
+    if (clear) {  // otherwise a thread is still appending somewhere: the next collection takes it
+      s.merge.add_list(hot::capture_take_full());
+      take_held_buffers(s.merge, final ? 0 : s.epoch);
+      s.written_before = final ? UINT64_MAX : stamp - s.margin_ticks;
+      s.collected_at = now;
+      counters_at = stamp;
+    }
+  }
   s.modules_done = write_modules_since(s.file, s.modules_done);
-  for (hot::EventBuffer* b = reverse(list); b;) {
-    hot::EventBuffer* next = b->next;
-    write_buffer(s.file, *b);
-    hot::capture_release(b);
-    b = next;
+  s.merge.emit_before(s.written_before, [&](uint64_t tid, const hot::Event& e) { s.file.event(tid, e); });
+  if (counters_at != 0) {
+    const uint64_t heap = totals.alloc_bytes >= totals.free_bytes ? totals.alloc_bytes - totals.free_bytes : 0;
+    s.file.counters(counters_at, heap, mem.rss_bytes);
   }
-  s.stats.dropped.store(hot::g_capture.dropped.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  s.stats.dropped.store(c.dropped.load(std::memory_order_relaxed), std::memory_order_relaxed);
 }
 
 void finish_session(Session& s, const char* reason, bool truncated) {
   hot::g_capture.epoch.store(0, std::memory_order_seq_cst);
   const bool idle = hot::threads_wait_clear(&hot::ThreadState::capturing, 1000);
-  drain(s, hot::capture_take_full());
-  // What threads still hold: every buffer neither free nor handed over.
+  collect(s, true);
   hot::CaptureHot& c = hot::g_capture;
-  bool* is_free = static_cast<bool*>(heap_alloc(c.pool_size));
-  if (is_free) {
-    std::memset(is_free, 0, c.pool_size);
-    for (uint32_t at = static_cast<uint32_t>(c.free_head.load()); at != 0; at = c.pool[at - 1]->free_next)
-      is_free[at - 1] = true;
-    for (uint32_t i = 0; i < c.pool_size; ++i)
-      if (!is_free[i]) write_buffer(s.file, *c.pool[i]);
-    heap_free(is_free);
-  }
   s.stats.dropped.store(c.dropped.load(), std::memory_order_relaxed);
   s.file.finish(reason, truncated);
   if (idle) {  // otherwise a thread may still write into the pool: leave it allocated
@@ -565,7 +642,7 @@ void service_background(Session& s) {
   lock();
   const char* requested = s.stop_reason;
   unlock();
-  drain(s, hot::capture_take_full());
+  collect(s, false);
   s.file.check_linked();
   if (requested) finish_session(s, requested, std::strcmp(requested, "exit") == 0);
   else if (s.file.failed() || s.file.full()) finish_session(s, "write_error", true);
@@ -604,12 +681,11 @@ void write_scope(hot::ScopeBuffer& sb) {
   Stats stats;
   stats.dropped.store(sb.dropped);
   CaptureFile* f = heap_new<CaptureFile>();
-  if (f->open(path, static_cast<uint64_t>(c.max_profile_size_mb) << 20, &stats, err, sizeof err)) {
+  if (f->open(path, static_cast<uint64_t>(c.max_profile_size_mb) << 20, kScopeTimeUnitNs, &stats, err, sizeof err)) {
     f->set_start(sb.start_mono_ns, tick_clock(false));
     f->json(cap::Record::kHeader, header_json(id, "scope", sb.name, sb.start_real_ns, 0.0,
-                                              static_cast<uint64_t>(c.max_profile_size_mb) << 20));
+                                              static_cast<uint64_t>(c.max_profile_size_mb) << 20, kScopeTimeUnitNs));
     write_modules_since(*f, 0);
-    f->thread(sb.tid);
     for (uint32_t i = 0; i < sb.count; ++i) f->event(sb.tid, sb.events[i]);
     f->finish("scope_end", sb.dropped != 0);
   } else {
@@ -878,17 +954,20 @@ bool profiling_start(double duration_s, Writer& w, char* err, size_t cap) {
     snprintf(err, cap, "out of memory for the capture's buffers");
     return false;
   }
-  if (!s->file.open(s->path, s->max_bytes, &s->stats, err, cap)) {
+  if (!s->file.open(s->path, s->max_bytes, kTimeUnitNs, &s->stats, err, cap)) {
     free_pool();
     heap_delete(s);
     return false;
   }
   const TickClock clock = tick_clock(true);
   s->file.set_start(s->start_mono, clock);
+  s->margin_ticks =
+      static_cast<uint64_t>(static_cast<double>(kCollectMarginNs) / (clock.identity ? 1.0 : clock.ns_per_tick));
   hot::g_capture.handover_ticks.store(
       static_cast<uint64_t>(static_cast<double>(kHandoverAgeNs) / (clock.identity ? 1.0 : clock.ns_per_tick)),
       std::memory_order_relaxed);
-  s->file.json(cap::Record::kHeader, header_json(s->id, "background", nullptr, s->start_real, duration_s, s->max_bytes));
+  s->file.json(cap::Record::kHeader, header_json(s->id, "background", nullptr, s->start_real, duration_s, s->max_bytes,
+                                                      kTimeUnitNs));
   refresh_modules();
   s->modules_done = s->file.modules_from(0);
   s->file.flush();
@@ -902,7 +981,7 @@ bool profiling_start(double duration_s, Writer& w, char* err, size_t cap) {
   hot::capture_pool_reset(pool, kPoolBuffers);
   hot::g_capture.drop_when_full.store(g_cold.config.profiling_drop_events, std::memory_order_relaxed);
   lock();
-  s->epoch = ++g_prof.epochs == 0 ? ++g_prof.epochs : g_prof.epochs;
+  s->epoch = next_epoch();
   g_prof.session = s;
   hot::g_capture.epoch.store(s->epoch, std::memory_order_seq_cst);
   unlock();

@@ -34,6 +34,7 @@ EventBuffer* pool_pop() {
 
 void hand_over(EventBuffer* b) {
   CaptureHot& c = g_capture;
+  b->owner_epoch.store(kHanded, std::memory_order_relaxed);
   EventBuffer* head = c.full.load(std::memory_order_relaxed);
   do {
     b->next = head;
@@ -41,13 +42,15 @@ void hand_over(EventBuffer* b) {
   if (c.handed.fetch_add(1, std::memory_order_relaxed) + 1 == kWakeEvery) capture_wake_writer();
 }
 
-// The writer fell behind and every buffer is taken: wait until it frees one, or until capture
-// `epoch` ends. The writer is woken first, then every 16 turns while waiting. A writer that
-// frees no buffer at all for kMaxWaitMs is stuck (a disk that does not answer): the capture drops
-// from then on, so the service is held up once, not at every allocation. A thread that keeps
-// losing freed buffers to others while the writer makes progress waits on, up to
-// kMaxWaitMs * 10, and then drops only this event.
-EventBuffer* wait_for_buffer(uint32_t epoch) {
+// The writer fell behind and every buffer is taken: wait until it frees one, or until the
+// capture ends. The writer is woken first, then every 16 turns while waiting. The thread holds no
+// buffer meanwhile, so it lowers its `capturing` flag while it sleeps (the writer may collect
+// without waiting for it) and raises it again before it looks at the pool; `epoch` is updated to
+// the capture's current one. A writer that frees no buffer at all for kMaxWaitMs is stuck (a
+// disk that does not answer): the capture drops from then on, so the service is held up once,
+// not at every allocation. A thread that keeps losing freed buffers to others while the writer
+// makes progress waits on, up to kMaxWaitMs * 10, and then drops only this event.
+EventBuffer* wait_for_buffer(ThreadState& t, uint32_t& epoch) {
   CaptureHot& c = g_capture;
   c.waited.fetch_add(1, std::memory_order_relaxed);
   c.waiters.fetch_add(1, std::memory_order_seq_cst);
@@ -58,7 +61,7 @@ EventBuffer* wait_for_buffer(uint32_t epoch) {
   uint32_t progress = c.freed.load(std::memory_order_seq_cst);
   for (int turn = 0;; ++turn) {
     const uint32_t seen = c.freed.load(std::memory_order_seq_cst);
-    if ((b = pool_pop()) != nullptr || c.epoch.load(std::memory_order_acquire) != epoch) break;
+    if ((b = pool_pop()) != nullptr) break;
     const int64_t now = monotonic_ns();
     if (seen != progress) {
       progress = seen;
@@ -69,16 +72,20 @@ EventBuffer* wait_for_buffer(uint32_t epoch) {
     }
     if (now - start >= int64_t{kMaxWaitMs} * 10000000) break;
     if (turn % 16 == 0) capture_wake_writer();
+    __atomic_store_n(&t.capturing, 0, __ATOMIC_RELEASE);
     timespec one_ms{0, 1000000};
     syscall(SYS_futex, reinterpret_cast<uint32_t*>(&c.freed), FUTEX_WAIT_PRIVATE, seen, &one_ms, nullptr, 0);
+    const uint32_t now_epoch = raise_then_load(t.capturing, c.epoch);
+    if (now_epoch == 0) break;  // the capture ended
+    epoch = now_epoch;
   }
   c.waiters.fetch_sub(1, std::memory_order_release);
   if (stuck && c.epoch.load(std::memory_order_acquire) == epoch) c.drop_when_full.store(true, std::memory_order_relaxed);
   return b;
 }
 
-void append_background(CaptureTls& tls, uint32_t epoch, const Event& e) {
-  if (tls.epoch != epoch) {  // the buffer, if any, belonged to an earlier capture
+void append_background(ThreadState& t, CaptureTls& tls, uint32_t epoch, Event& e) {
+  if (tls.epoch != epoch) {  // the buffer, if any, belonged to an earlier capture or collection
     tls.buffer = nullptr;
     tls.epoch = epoch;
   }
@@ -86,7 +93,11 @@ void append_background(CaptureTls& tls, uint32_t epoch, const Event& e) {
   if (!b) {
     const KeepErrno keep;  // a wait for a buffer makes system calls
     b = pool_pop();
-    if (!b && !g_capture.drop_when_full.load(std::memory_order_relaxed)) b = wait_for_buffer(epoch);
+    if (!b && !g_capture.drop_when_full.load(std::memory_order_relaxed)) {
+      b = wait_for_buffer(t, epoch);
+      tls.epoch = epoch;
+      e.ticks = capture_ticks();  // after the wait: later than any collection it slept through
+    }
     if (!b) {
       g_capture.dropped.fetch_add(1, std::memory_order_relaxed);
       return;
@@ -94,6 +105,7 @@ void append_background(CaptureTls& tls, uint32_t epoch, const Event& e) {
     b->tid = tls.tid;
     b->first_ticks = e.ticks;
     b->count.store(0, std::memory_order_relaxed);
+    b->owner_epoch.store(epoch, std::memory_order_release);
     tls.buffer = b;
   }
   const uint32_t n = b->count.load(std::memory_order_relaxed);
@@ -148,7 +160,7 @@ void capture_event(ThreadState& t, uint32_t kind, void* p, size_t usable, const 
     e.stack = kind == kEventAlloc ? capture_stack_id(caller) : 0;
     e.kind = kind;
     e.ticks = capture_ticks();
-    if (epoch != 0) append_background(tls, epoch, e);
+    if (epoch != 0) append_background(t, tls, epoch, e);
     if (tls.scope) append_scope(tls.scope, e);
   }
   __atomic_store_n(&t.capturing, 0, __ATOMIC_RELEASE);
@@ -174,6 +186,7 @@ void capture_pool_reset(EventBuffer** pool, uint32_t n) {
   c.pool_size = n;
   for (uint32_t i = 0; i < n; ++i) {
     pool[i]->index = i;
+    pool[i]->owner_epoch.store(0, std::memory_order_relaxed);
     pool[i]->free_next = i + 1 < n ? i + 2 : 0;
   }
   const uint64_t tag = (c.free_head.load() >> 32) + 1;
@@ -192,6 +205,7 @@ ScopeBuffer* capture_take_scopes() { return g_capture.scopes_done.exchange(nullp
 
 void capture_release(EventBuffer* b) {
   CaptureHot& c = g_capture;
+  b->owner_epoch.store(0, std::memory_order_relaxed);
   uint64_t head = c.free_head.load(std::memory_order_relaxed);
   uint64_t next;
   do {

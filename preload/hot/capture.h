@@ -23,6 +23,14 @@
 // engine.h); after that no thread touches the pool again, and the buffers threads still held are
 // read as they are. A thread learns that its buffer belongs to an old capture from
 // the epoch it remembers in TLS and drops the pointer without touching it.
+//
+// Collecting: the writer writes events in time order, so it must know when it has every event
+// up to some time, including those in buffers threads are still filling (a quiet thread may hold
+// one for minutes). It reads the clock, gives the capture a new epoch and waits as above: from
+// then on each thread starts a new buffer, and the writer takes every buffer whose owner_epoch
+// is an older one (their threads will not touch them again). Every event stamped before the
+// clock reading is then in the writer's hands. A thread waiting for a free buffer holds none, so
+// it lowers its `capturing` flag while it sleeps and stamps its event again once it has one.
 #pragma once
 
 #include <time.h>
@@ -52,6 +60,7 @@ static_assert(sizeof(Event) == 32);
 inline constexpr uint32_t kBufferEvents = 2048;  // 64 KiB of events per buffer
 inline constexpr uint32_t kWakeEvery = 8;        // of a pool of 1024 (cold/profiling.cc)
 inline constexpr int kMaxWaitMs = 1000;          // a writer freeing nothing this long is stuck
+inline constexpr uint32_t kHanded = UINT32_MAX;   // an EventBuffer's owner_epoch (below)
 
 struct EventBuffer {
   EventBuffer* next;  // link in the full stack
@@ -60,7 +69,8 @@ struct EventBuffer {
   uint64_t tid;
   uint64_t first_ticks;  // the first event's time
   std::atomic<uint32_t> count;
-  uint32_t unused;
+  // The epoch of the thread filling it; 0 while free, kHanded once the writer has it.
+  std::atomic<uint32_t> owner_epoch;
   Event events[kBufferEvents];
 };
 

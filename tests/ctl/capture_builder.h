@@ -5,6 +5,7 @@
 #include <zstd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -31,16 +32,20 @@ class CaptureBuilder {
   void thread(uint64_t tid, const std::string& name) {
     put([&](rsr::capture::RecordWriter& w) { return w.thread(tid, name); });
   }
-  // Times are absolute nanoseconds since the capture's start; the builder writes the deltas.
+  // Events in time order; times are nanoseconds since the capture's start (the header's
+  // time_unit_ns, 1 when it names none). The encoder writes them as the library does.
   void alloc(int64_t t, uint64_t tid, uint64_t address, uint64_t size, uint64_t stack) {
-    const int64_t dt = t - last_;
-    last_ = t;
-    put([&](rsr::capture::RecordWriter& w) { return w.alloc(dt, tid, address, size, stack); });
+    put([&](rsr::capture::RecordWriter& w) { return encoder_.alloc(w, t, tid, address, size, stack); });
   }
   void free(int64_t t, uint64_t tid, uint64_t address) {
-    const int64_t dt = t - last_;
-    last_ = t;
-    put([&](rsr::capture::RecordWriter& w) { return w.free(dt, tid, address); });
+    put([&](rsr::capture::RecordWriter& w) { return encoder_.free(w, t, tid, address); });
+  }
+  void counters(int64_t t, uint64_t heap, uint64_t rss) {
+    put([&](rsr::capture::RecordWriter& w) { return encoder_.counters(w, t, heap, rss); });
+  }
+  // A record of varint fields, written as it is (for malformed streams).
+  void raw(rsr::capture::Record type, const std::vector<uint64_t>& values) {
+    put([&](rsr::capture::RecordWriter& w) { return w.fields(type, values.data(), values.size()); });
   }
   // Ends the current zstd frame: the next records go into a new one.
   void cut_frame() { frames_.emplace_back(); }
@@ -61,7 +66,6 @@ class CaptureBuilder {
   }
 
  private:
-  // One writer for the whole stream: events are encoded against the previous one.
   template <class F>
   void put(F&& write) {
     writer_.clear();
@@ -72,7 +76,7 @@ class CaptureBuilder {
   std::vector<uint8_t> buf_ = std::vector<uint8_t>(1 << 16);
   rsr::capture::RecordWriter writer_{buf_.data(), buf_.size()};
   std::vector<std::vector<uint8_t>> frames_{1};
-  int64_t last_ = 0;
+  rsr::capture::EventEncoder encoder_{rsr::Memory{std::malloc, std::free}, 1};
 };
 
 inline void write_file(const std::string& path, const std::string& bytes) {

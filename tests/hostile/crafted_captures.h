@@ -132,19 +132,21 @@ inline std::string repeated_records(const std::string& rec, size_t per_frame, si
   return out;
 }
 
-// ALLOC records that each allocate 16 bytes further on, never freed: every one is a new live
-// block. 7 bytes each decompressed.
+// One (size, stack) pair, then ALLOC records of it, never freed: every one is a new live block.
+// 3 bytes each decompressed.
 inline std::string alloc_bomb(size_t copies) {
-  const std::string payload = varint(rsr::capture::zigzag(1)) + varint(0) +
-                              varint(rsr::capture::zigzag(16)) + varint(32) + varint(0);
-  return repeated_records(record(Record::kAlloc, payload.size(), payload), 1 << 17, copies);
+  const std::string info = varint(32) + varint(0);
+  const std::string raw = record(Record::kInfo, info.size(), info);
+  std::string out = repeated_records(record(Record::kAlloc, 1, varint(1)), 1 << 17, copies);
+  // The pair goes first, in a frame of its own after the header's.
+  const std::string head = file_header() + header_frame();
+  return head + zstd_frame(raw) + out.substr(head.size());
 }
 
-// FREE records, one nanosecond apart, of one address never allocated: no memory grows, only
-// the work.
+// FREE records of a block that is not live: each one malformed, so no memory grows, only the
+// work.
 inline std::string free_storm(size_t copies) {
-  const std::string payload = varint(rsr::capture::zigzag(1)) + varint(0) + varint(0);
-  return repeated_records(record(Record::kFree, payload.size(), payload), 1 << 17, copies);
+  return repeated_records(record(Record::kFree, 2, varint(1) + varint(1)), 1 << 17, copies);
 }
 
 // STACK records of `frames` zero-address frames each, ids 1..count, one zstd frame each: 8 bytes

@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <map>
+#include <set>
 #include <random>
 #include <string>
 #include <vector>
@@ -12,6 +15,9 @@
 namespace {
 
 using namespace rsr::capture;
+using rsr::FlatMap;
+using rsr::Memory;
+using rsr::MixHash;
 
 TEST(CaptureVarint, RoundTripsEveryWidth) {
   std::mt19937_64 rng(3);
@@ -52,8 +58,8 @@ std::vector<uint8_t> sample_stream() {
   EXPECT_TRUE(w.module(0x400000, 0x500000, 0, "/usr/bin/svc", "abcdef"));
   EXPECT_TRUE(w.thread(4242, "worker"));
   EXPECT_TRUE(w.stack(1, frames, 3));
-  EXPECT_TRUE(w.alloc(150, 4242, 0x55550000, 48, 1));
-  EXPECT_TRUE(w.free(-20, 4242, 0x55550000));
+  const uint64_t alloc_info = 1;
+  EXPECT_TRUE(w.fields(Record::kAlloc, &alloc_info, 1));
   EXPECT_TRUE(w.json(Record::kEnd, R"({"reason":"stopped"})"));
   buf.resize(w.size());
   return buf;
@@ -101,38 +107,11 @@ TEST(CaptureRecords, ReadBackFieldForField) {
   EXPECT_EQ(d, 0x7f0000001234u);
   EXPECT_EQ(e, 0x7fffffffffffu);
 
-  // Events: the first one's thread is written out and its address is relative to 0; the next
-  // one of the same thread at the same address is "0, 0".
   ASSERT_TRUE(r.next(&t, &f));
   EXPECT_EQ(t, Record::kAlloc);
-  {
-    Fields raw = f;
-    ASSERT_TRUE(raw.s(&dt) && raw.v(&a) && raw.v(&b));
-    EXPECT_EQ(a, 4242u);
-    EXPECT_EQ(unzigzag(b), 0x55550000);
-  }
-  EventDecoder events;
-  EventFields ev;
-  ASSERT_TRUE(events.decode(t, f, &ev));
-  EXPECT_EQ(ev.dt_ns, 150);
-  EXPECT_EQ(ev.tid, 4242u);
-  EXPECT_EQ(ev.address, 0x55550000u);
-  EXPECT_EQ(ev.size, 48u);
-  EXPECT_EQ(ev.stack_id, 1u);
-
-  ASSERT_TRUE(r.next(&t, &f));
-  EXPECT_EQ(t, Record::kFree);
-  {
-    Fields raw = f;
-    ASSERT_TRUE(raw.s(&dt) && raw.v(&a) && raw.v(&b));
-    EXPECT_EQ(a, 0u);
-    EXPECT_EQ(b, 0u);
-    EXPECT_TRUE(raw.at_end());
-  }
-  ASSERT_TRUE(events.decode(t, f, &ev));
-  EXPECT_EQ(ev.dt_ns, -20);
-  EXPECT_EQ(ev.tid, 4242u);
-  EXPECT_EQ(ev.address, 0x55550000u);
+  ASSERT_TRUE(f.v(&a));
+  EXPECT_EQ(a, 1u);
+  EXPECT_TRUE(f.at_end());
 
   ASSERT_TRUE(r.next(&t, &f));
   EXPECT_EQ(t, Record::kEnd);
@@ -141,39 +120,120 @@ TEST(CaptureRecords, ReadBackFieldForField) {
   EXPECT_EQ(r.consumed(s.data()), s.size());
 }
 
-TEST(CaptureRecords, EventsAreRelativeToThePreviousOneAcrossThreadsAndFlushes) {
-  struct In {
-    bool alloc;
-    uint64_t tid, address, size, stack;
-  };
-  const In in[] = {{true, 7, 0x7f0000001000, 32, 1},  {true, 7, 0x7f0000000fe0, 32, 1},
-                   {false, 9, 0x7f0000001000, 0, 0},  {true, 9, 0x10, 1 << 20, 2},
-                   {false, 7, 0xffffffffffffff00, 0, 0}, {false, 7, 0x7f0000000fe0, 0, 0}};
-  std::vector<uint8_t> stream;
-  std::vector<uint8_t> buf(64);
-  RecordWriter w(buf.data(), buf.size());
-  for (const In& e : in) {
-    ASSERT_TRUE(e.alloc ? w.alloc(5, e.tid, e.address, e.size, e.stack) : w.free(5, e.tid, e.address));
-    stream.insert(stream.end(), w.data(), w.data() + w.size());
-    w.clear();  // a flush: the next frame goes on from the same state
-  }
+// One decoded event record: its type and its fields.
+struct Rec {
+  Record type;
+  std::vector<uint64_t> v;
+  bool operator==(const Rec&) const = default;
+};
+
+std::vector<Rec> records_of(const std::vector<uint8_t>& stream) {
+  std::vector<Rec> out;
   RecordReader r(stream.data(), stream.size());
-  EventDecoder events;
   Record t;
   Fields f(nullptr, 0);
-  for (const In& e : in) {
-    ASSERT_TRUE(r.next(&t, &f));
-    EXPECT_EQ(t, e.alloc ? Record::kAlloc : Record::kFree);
-    EventFields got;
-    ASSERT_TRUE(events.decode(t, f, &got));
-    EXPECT_EQ(got.tid, e.tid);
-    EXPECT_EQ(got.address, e.address);
-    EXPECT_EQ(got.size, e.size);
-    EXPECT_EQ(got.stack_id, e.stack);
+  while (r.next(&t, &f)) {
+    Rec rec{t, {}};
+    uint64_t x;
+    while (!f.at_end() && f.v(&x)) rec.v.push_back(x);
+    out.push_back(rec);
   }
-  EXPECT_FALSE(r.next(&t, &f));
-  // Mostly one-byte fields: six events in little more than six bytes each.
-  EXPECT_LT(stream.size(), 6u * 12u);
+  return out;
+}
+
+const Memory kMalloc{std::malloc, std::free};
+
+TEST(CaptureEvents, EncodesTicksThreadsPairsAndFreesByPosition) {
+  std::vector<uint8_t> buf(4096);
+  RecordWriter w(buf.data(), buf.size());
+  EventEncoder enc(kMalloc, 1000);  // 1 us units
+  ASSERT_TRUE(enc.alloc(w, 100, 7, 0x1000, 32, 1));     // tick 0: no TICK
+  ASSERT_TRUE(enc.alloc(w, 2500, 7, 0x2000, 32, 1));    // tick 2; same pair
+  ASSERT_TRUE(enc.free(w, 2600, 9, 0x1000));            // another thread frees the first
+  ASSERT_TRUE(enc.free(w, 2700, 9, 0x5555));            // never allocated here: nothing
+  ASSERT_TRUE(enc.alloc(w, 2000, 9, 0x3000, 64, 0));    // earlier than the last: same tick
+  ASSERT_TRUE(enc.alloc(w, 9000, 9, 0x2000, 16, 2));    // 0x2000 again: its free was lost
+  ASSERT_TRUE(enc.counters(w, 9000, 1 << 20, 1 << 22));
+  const std::vector<Rec> got = records_of(std::vector<uint8_t>(w.data(), w.data() + w.size()));
+  // A FREE names the pair and how many of the pair's ALLOCs back its block was (1: the latest).
+  const std::vector<Rec> want = {
+      {Record::kSwitch, {7}},  {Record::kInfo, {32, 1}}, {Record::kAlloc, {1}},
+      {Record::kTick, {2}},    {Record::kAlloc, {1}},    {Record::kSwitch, {9}},
+      {Record::kFree, {1, 2}}, {Record::kInfo, {64, 0}}, {Record::kAlloc, {2}},
+      {Record::kTick, {7}},    {Record::kFreeLatest, {1}},  {Record::kInfo, {16, 2}},
+      {Record::kAlloc, {3}},   {Record::kCounters, {1 << 20, 1 << 22}},
+  };
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(enc.allocations(), 4u);
+  EXPECT_EQ(enc.events(), 6u);
+  EXPECT_EQ(enc.live_blocks(), 2u);
+}
+
+TEST(CaptureEvents, RefusesWithoutRoomAndChangesNothing) {
+  std::vector<uint8_t> buf(kMaxEventBytes - 1);
+  RecordWriter w(buf.data(), buf.size());
+  EventEncoder enc(kMalloc, 1);
+  EXPECT_FALSE(enc.alloc(w, 5, 1, 0x10, 8, 1));
+  EXPECT_EQ(w.size(), 0u);
+  EXPECT_EQ(enc.allocations(), 0u);
+  std::vector<uint8_t> big(4096);
+  RecordWriter w2(big.data(), big.size());
+  ASSERT_TRUE(enc.alloc(w2, 5, 1, 0x10, 8, 1));
+  const std::vector<Rec> got = records_of(std::vector<uint8_t>(w2.data(), w2.data() + w2.size()));
+  ASSERT_EQ(got.size(), 4u);  // TICK, SWITCH and INFO were not spent on the refused call
+  EXPECT_EQ(got[0], (Rec{Record::kTick, {5}}));
+}
+
+TEST(CaptureEvents, AServerLoopIsTheSameFewBytesOverAndOver) {
+  std::vector<uint8_t> buf(1 << 16);
+  RecordWriter w(buf.data(), buf.size());
+  EventEncoder enc(kMalloc, 1000000);
+  // Requests of a varying number of items between two fixed allocations: every FREE is still
+  // "the pair's latest", the same bytes each time.
+  int64_t t = 0;
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(enc.alloc(w, ++t, 3, 0x7000, 100, 4));
+    for (int k = 0; k < i % 5; ++k) {
+      ASSERT_TRUE(enc.alloc(w, ++t, 3, 0x9000 + 64 * k, 24, 5));
+      ASSERT_TRUE(enc.free(w, ++t, 3, 0x9000 + 64 * k));
+    }
+    ASSERT_TRUE(enc.free(w, ++t, 3, 0x7000));
+  }
+  const std::vector<Rec> got = records_of(std::vector<uint8_t>(w.data(), w.data() + w.size()));
+  std::set<std::vector<uint64_t>> frees;
+  for (const Rec& r : got)
+    if (r.type == Record::kFree || r.type == Record::kFreeLatest) frees.insert(r.v);
+  EXPECT_EQ(frees, (std::set<std::vector<uint64_t>>{{1}, {2}}));
+  // Two bytes each: a short record's type and its one-byte field.
+  EXPECT_LT(w.size(), 2u * (1000u + 2u * 2000u + 1000u) + 64u);
+}
+
+TEST(FlatMapTest, AgreesWithStdMapUnderRandomInsertsAndErases) {
+  FlatMap<uint64_t, uint64_t, MixHash> m(kMalloc);
+  std::map<uint64_t, uint64_t> ref;
+  std::mt19937_64 rng(11);
+  for (int i = 0; i < 200000; ++i) {
+    const uint64_t k = 1 + rng() % 5000;
+    if (rng() % 3 == 0) {
+      uint64_t got = 0;
+      const bool had = ref.erase(k) != 0;
+      ASSERT_EQ(m.erase(k, &got), had);
+    } else {
+      bool fresh = false;
+      uint64_t* v = m.insert(k, k * 3, &fresh);
+      ASSERT_NE(v, nullptr);
+      ASSERT_EQ(fresh, ref.emplace(k, k * 3).second);
+    }
+  }
+  ASSERT_EQ(m.size(), ref.size());
+  for (const auto& [k, v] : ref) {
+    const uint64_t* got = m.find(k);
+    ASSERT_NE(got, nullptr);
+    EXPECT_EQ(*got, v);
+  }
+  size_t seen = 0;
+  m.for_each([&](uint64_t k, uint64_t) { seen += ref.count(k); });
+  EXPECT_EQ(seen, ref.size());
 }
 
 TEST(CaptureRecords, AStreamCutAnywhereReadsTheWholeRecordsBeforeTheCut) {
@@ -201,12 +261,13 @@ TEST(CaptureRecords, AStreamCutAnywhereReadsTheWholeRecordsBeforeTheCut) {
 TEST(CaptureRecords, AFullBufferRefusesAndKeepsWhatItHad) {
   uint8_t buf[16];
   RecordWriter w(buf, sizeof buf);
-  ASSERT_TRUE(w.free(1, 2, 3));
+  const uint64_t info = 3;
+  ASSERT_TRUE(w.fields(Record::kAlloc, &info, 1));
   const size_t before = w.size();
   EXPECT_FALSE(w.json(Record::kHeader, "a string longer than the room left"));
   EXPECT_EQ(w.size(), before);
-  const uint64_t frames[8] = {};
-  EXPECT_FALSE(w.stack(1, frames, 8));
+  const uint64_t frames[16] = {};
+  EXPECT_FALSE(w.stack(1, frames, 16));
   EXPECT_EQ(w.size(), before);
   EXPECT_LE(w.size() + w.room(), sizeof buf);
 }

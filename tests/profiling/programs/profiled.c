@@ -2,6 +2,12 @@
  *   run     3 threads: alloc_pages keeps 1000 x 4096 bytes, make_names allocates 500 x 100 bytes
  *           and frees them, touch_few allocates and frees 10 x 333 bytes; prints their tids
  *   churn N N malloc/free pairs of varied sizes (a lot of events)
+ *   loop N  N rounds of a request handler's allocations: 100, 2000 and 30 bytes, freed in the
+ *           same order each round
+ *   handoff N  a producer thread allocates N blocks of 200 bytes that a consumer thread frees,
+ *           and the consumer allocates N of 300 bytes that the producer frees; prints both tids
+ *   give    a thread allocates 91 bytes, hands the block to the main thread and waits (quiet)
+ *           until "give-end"; the main thread frees it at once; prints the thread's tid
  *   scopes  3 scopes "req/a" on a new thread (7 x 64 bytes each, 3 freed inside) while the main
  *           thread allocates outside any scope; prints the scope thread's tid
  *   fork    forks; the child allocates, prints "child <pid>", waits for its parent to say
@@ -110,6 +116,82 @@ static void* quiet_thread(void* arg) {
   return NULL;
 }
 
+static void loop(long n) {
+  for (long i = 0; i < n; ++i) {
+    char* a = malloc(100);
+    char* b = malloc(2000);
+    a[0] = b[0] = 1;
+    free(a);
+    char* c = malloc(30);
+    c[0] = 1;
+    free(c);
+    free(b);
+  }
+}
+
+/* A ring of blocks between two threads, each way. */
+struct ring {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  void* slot[16];
+  long head, tail;
+};
+static struct ring to_consumer = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0, 0};
+static struct ring to_producer = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0, 0};
+static void ring_put(struct ring* r, void* p) {
+  pthread_mutex_lock(&r->mu);
+  while (r->tail - r->head == 16) pthread_cond_wait(&r->cv, &r->mu);
+  r->slot[r->tail++ % 16] = p;
+  pthread_cond_broadcast(&r->cv);
+  pthread_mutex_unlock(&r->mu);
+}
+static void* ring_take(struct ring* r) {
+  pthread_mutex_lock(&r->mu);
+  while (r->tail == r->head) pthread_cond_wait(&r->cv, &r->mu);
+  void* p = r->slot[r->head++ % 16];
+  pthread_cond_broadcast(&r->cv);
+  pthread_mutex_unlock(&r->mu);
+  return p;
+}
+static long handoff_n;
+static pid_t handoff_tids[2];
+static void* producer(void* arg) {
+  (void)arg;
+  handoff_tids[0] = (pid_t)syscall(SYS_gettid);
+  for (long i = 0; i < handoff_n; ++i) {
+    ring_put(&to_consumer, malloc(200));
+    free(ring_take(&to_producer));
+  }
+  return NULL;
+}
+static void* consumer(void* arg) {
+  (void)arg;
+  handoff_tids[1] = (pid_t)syscall(SYS_gettid);
+  for (long i = 0; i < handoff_n; ++i) {
+    free(ring_take(&to_consumer));
+    ring_put(&to_producer, malloc(300));
+  }
+  return NULL;
+}
+
+static pthread_mutex_t give_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t give_cv = PTHREAD_COND_INITIALIZER;
+static int give_state; /* 1: given, 2: may end */
+static void* given;
+static pid_t give_tid;
+static void* give_thread(void* arg) {
+  (void)arg;
+  void* p = malloc(91);
+  pthread_mutex_lock(&give_mu);
+  give_tid = (pid_t)syscall(SYS_gettid);
+  given = p;
+  give_state = 1;
+  pthread_cond_broadcast(&give_cv);
+  while (give_state != 2) pthread_cond_wait(&give_cv, &give_mu);
+  pthread_mutex_unlock(&give_mu);
+  return NULL;
+}
+
 static void churn(long n) {
   unsigned x = 12345;
   void* slots[64] = {0};
@@ -143,6 +225,33 @@ int main(void) {
       pthread_create(&t[2], NULL, few_thread, NULL);
       for (int i = 0; i < 3; ++i) pthread_join(t[i], NULL);
       printf("done %d %d %d keep=%p\n", (int)tids[0], (int)tids[1], (int)tids[2], (void*)keep);
+    } else if (strncmp(line, "loop", 4) == 0) {
+      loop(atol(line + 5));
+      printf("looped\n");
+    } else if (strncmp(line, "handoff", 7) == 0) {
+      handoff_n = atol(line + 8);
+      pthread_t p, c;
+      pthread_create(&p, NULL, producer, NULL);
+      pthread_create(&c, NULL, consumer, NULL);
+      pthread_join(p, NULL);
+      pthread_join(c, NULL);
+      printf("handed %d %d\n", (int)handoff_tids[0], (int)handoff_tids[1]);
+    } else if (strncmp(line, "give-end", 8) == 0) {
+      pthread_mutex_lock(&give_mu);
+      give_state = 2;
+      pthread_cond_broadcast(&give_cv);
+      pthread_mutex_unlock(&give_mu);
+      printf("give-ended\n");
+    } else if (strncmp(line, "give", 4) == 0) {
+      static pthread_t gt;
+      give_state = 0;
+      pthread_create(&gt, NULL, give_thread, NULL);
+      pthread_mutex_lock(&give_mu);
+      while (give_state != 1) pthread_cond_wait(&give_cv, &give_mu);
+      void* p = given;
+      pthread_mutex_unlock(&give_mu);
+      free(p);
+      printf("given %d\n", (int)give_tid);
     } else if (strncmp(line, "churn", 5) == 0) {
       churn(atol(line + 6));
       printf("churned\n");
