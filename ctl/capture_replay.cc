@@ -22,6 +22,35 @@ Replay::Replay(ProfileModel& model) : model_(model), live_(Memory{mem_alloc, mem
   thread_at_[0] = 0;
 }
 
+void Replay::tick(uint64_t units) {
+  now_ += units;
+  span();
+}
+
+TimePoint& Replay::span() {
+  uint64_t at = now_ / span_units_;
+  while (at >= ProfileModel::kTimelinePoints) {
+    // Twice as long spans: each keeps the higher readings of the two it replaces.
+    const size_t n = spans_.size();
+    for (size_t i = 0; i < (n + 1) / 2; ++i) {
+      TimePoint p = spans_[2 * i];
+      if (2 * i + 1 < n) {
+        const TimePoint& q = spans_[2 * i + 1];
+        p.live_bytes = std::max(p.live_bytes, q.live_bytes);
+        p.heap_bytes = std::max(p.heap_bytes, q.heap_bytes);
+        p.rss_bytes = std::max(p.rss_bytes, q.rss_bytes);
+      }
+      spans_[i] = p;
+    }
+    spans_.resize((n + 1) / 2);
+    span_units_ *= 2;
+    at = now_ / span_units_;
+  }
+  // Spans with no event hold what was live when they began.
+  while (spans_.size() <= at) spans_.push_back(TimePoint{0, live_bytes_, 0, 0});
+  return spans_[at];
+}
+
 void Replay::count(std::vector<SizeBucket>& hist, uint64_t size) {
   SizeBucket& b = hist[size_bucket(size)];
   ++b.count;
@@ -63,6 +92,8 @@ bool Replay::alloc(uint64_t info) {
     model_.peak_bytes = live_bytes_;
     model_.peak_time_s = static_cast<double>(now_ * unit_ns_) / 1e9;
   }
+  TimePoint& at = spans_.back();  // tick() made it now_'s
+  at.live_bytes = std::max(at.live_bytes, live_bytes_);
   count(hist_all_, in.size);
   ThreadState& t = threads_[thread_];
   t.all.add(in.size);
@@ -96,6 +127,9 @@ bool Replay::free(uint64_t info, uint64_t distance) {
 void Replay::counters(uint64_t heap_bytes, uint64_t rss_bytes) {
   model_.process_peak_heap_bytes = std::max(model_.process_peak_heap_bytes, heap_bytes);
   model_.process_peak_rss_bytes = std::max(model_.process_peak_rss_bytes, rss_bytes);
+  TimePoint& at = span();
+  at.heap_bytes = std::max(at.heap_bytes, heap_bytes);
+  at.rss_bytes = std::max(at.rss_bytes, rss_bytes);
 }
 
 std::unordered_map<uint64_t, StackTotals> Replay::stacks() const {
@@ -117,6 +151,9 @@ uint64_t Replay::held_bytes() const {
 }
 
 void Replay::fill(ProfileView view) {
+  model_.timeline_step_s = static_cast<double>(span_units_ * unit_ns_) / 1e9;
+  model_.timeline = spans_;
+  for (size_t i = 0; i < model_.timeline.size(); ++i) model_.timeline[i].t_s = static_cast<double>(i) * model_.timeline_step_s;
   model_.live_blocks_at_end = live_.size();
   model_.live_bytes_at_end = live_bytes_;
   std::vector<SizeBucket> hist_live(kBuckets);

@@ -41,7 +41,7 @@ class Replay {
   explicit Replay(ProfileModel& model);
 
   void set_time_unit(uint64_t ns) { unit_ns_ = ns ? ns : 1; }
-  void tick(uint64_t units) { now_ += units; }
+  void tick(uint64_t units);
   void switch_thread(uint64_t tid);
   void name_thread(uint64_t tid, std::string_view name);
   // False for a malformed record (see above).
@@ -80,6 +80,8 @@ class Replay {
   static void mem_release(void* p);
 
   uint32_t thread_index(uint64_t tid);
+  // The timeline's span for now_, spans merged in pairs when there would be too many.
+  TimePoint& span();
   void count(std::vector<SizeBucket>& hist, uint64_t size);
 
   ProfileModel& model_;
@@ -92,6 +94,8 @@ class Replay {
   uint32_t thread_ = 0;  // the current SWITCH's
   uint64_t name_bytes_ = 0;
   std::vector<SizeBucket> hist_all_, hist_temp_;
+  std::vector<TimePoint> spans_{1};
+  uint64_t span_units_ = 1;  // time units per span
 };
 
 }  // namespace rsr::ctl

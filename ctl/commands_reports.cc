@@ -142,6 +142,40 @@ std::string utc(double unix_s) {
   return buf;
 }
 
+// A moment of the capture: "850 us", "12 ms", "2.3 s", "4m 12s".
+std::string offset_text(double s) {
+  if (s < 1e-3) return fixed(s * 1e6, 0) + " us";
+  if (s < 1) return fixed(s * 1e3, 0) + " ms";
+  if (s < 60) return fixed(s, 1) + " s";
+  return human_duration(s);
+}
+
+Json timeline_json(const ProfileModel& m) {
+  Json points = Json::array();
+  for (const TimePoint& p : m.timeline)
+    points.push_back(Json{{"t_s", p.t_s}, {"live_bytes", p.live_bytes}, {"heap_bytes", p.heap_bytes},
+                          {"rss_bytes", p.rss_bytes}});
+  return Json{{"step_s", m.timeline_step_s}, {"points", std::move(points)}};
+}
+
+// One line of ASCII, `width` columns at most: each column the highest of the spans it covers.
+std::string sparkline(const std::vector<TimePoint>& points, size_t width) {
+  static constexpr char kLevels[] = " .:-=+*#%@";
+  constexpr size_t kTop = sizeof kLevels - 2;
+  if (points.empty()) return "";
+  const size_t columns = std::min(width, points.size());
+  std::vector<uint64_t> col(columns, 0);
+  for (size_t i = 0; i < points.size(); ++i) {
+    uint64_t& c = col[i * columns / points.size()];
+    c = std::max(c, points[i].live_bytes);
+  }
+  const uint64_t top = *std::max_element(col.begin(), col.end());
+  std::string out;
+  for (uint64_t v : col)
+    out += kLevels[v == 0 ? 0 : 1 + static_cast<size_t>(static_cast<double>(v) / static_cast<double>(top) * (kTop - 1))];
+  return out;
+}
+
 Json capture_json(const ProfileModel& m, const ReportOptions& options) {
   Json threads = Json::array();
   for (const ProfileThread& t : m.threads)
@@ -165,12 +199,16 @@ Json capture_json(const ProfileModel& m, const ReportOptions& options) {
                 {"allocated_bytes", m.allocated_bytes},
                 {"freed_bytes", m.freed_bytes},
                 {"peak_bytes", m.peak_bytes},
+                {"peak_time_s", m.peak_time_s},
+                {"process_peak_heap_bytes", m.process_peak_heap_bytes},
+                {"process_peak_rss_bytes", m.process_peak_rss_bytes},
                 {"live_bytes_at_end", m.live_bytes_at_end},
                 {"live_blocks_at_end", m.live_blocks_at_end},
                 {"dropped_events", m.dropped_events}}},
               {"view_allocations", m.view_allocations},
               {"view_bytes", m.view_bytes},
               {"threads", threads},
+              {"timeline", timeline_json(m)},
               {"warnings", m.warnings}};
 }
 
@@ -192,7 +230,11 @@ void render_header(std::ostream& out, const ProfileModel& m) {
                            human_bytes(static_cast<double>(m.allocated_bytes)) + ")");
   field("Frees", human_count(static_cast<double>(m.frees)) + " (" +
                      human_bytes(static_cast<double>(m.freed_bytes)) + ")");
-  field("Peak memory", human_bytes(static_cast<double>(m.peak_bytes)));
+  field("Peak memory", human_bytes(static_cast<double>(m.peak_bytes)) + " at " + offset_text(m.peak_time_s) +
+                           " (of the blocks allocated during the capture)");
+  if (m.process_peak_rss_bytes > 0)
+    field("Process", "heap peak " + human_bytes(static_cast<double>(m.process_peak_heap_bytes)) + ", RSS peak " +
+                         human_bytes(static_cast<double>(m.process_peak_rss_bytes)) + " (read every 100 ms)");
   field("Live at end", human_bytes(static_cast<double>(m.live_bytes_at_end)) + " in " +
                            human_count(static_cast<double>(m.live_blocks_at_end)) +
                            (m.live_blocks_at_end == 1 ? " block" : " blocks"));
@@ -390,6 +432,12 @@ int cmd_profile_stats(const GlobalOptions& g, const ReportOptions& options, Io i
     return kExitOk;
   }
   render_header(io.out, m);
+  if (!m.timeline.empty()) {
+    io.out << "\nLive memory over the capture (blocks allocated during it; peak "
+           << human_bytes(static_cast<double>(m.peak_bytes)) << " at " << offset_text(m.peak_time_s) << "):\n"
+           << "  |" << sparkline(m.timeline, 64) << "|\n"
+           << "  0" << std::string(62, ' ') << offset_text(m.duration_s) << '\n';
+  }
   io.out << "\nAllocation sizes (" << view_label(m.view) << "):\n";
   uint64_t most = 0;
   for (const SizeBucket& b : m.size_histogram) most = std::max(most, b.count);

@@ -58,6 +58,14 @@ struct ProfileStack {
   int user_frame = -1;
 };
 
+// Memory over a span of the capture: the highest readings within it.
+struct TimePoint {
+  double t_s = 0;            // the span's start, seconds from the capture's start
+  uint64_t live_bytes = 0;   // blocks allocated during the capture and live
+  uint64_t heap_bytes = 0;   // the process's whole heap (COUNTERS); 0: no reading in the span
+  uint64_t rss_bytes = 0;    // its resident memory (COUNTERS); 0: no reading in the span
+};
+
 struct ProfileThread {
   uint64_t tid = 0;
   std::string name;
@@ -85,6 +93,11 @@ struct ProfileModel {
   // The process's whole heap and resident memory at their highest over the capture, as the
   // library read them (every 100 ms); 0 when the capture has no such readings (scopes).
   uint64_t process_peak_heap_bytes = 0, process_peak_rss_bytes = 0;
+  // Memory over the capture in at most kTimelinePoints spans of `timeline_step_s` each, from the
+  // capture's start to its last event.
+  static constexpr size_t kTimelinePoints = 512;
+  std::vector<TimePoint> timeline;
+  double timeline_step_s = 0;
   uint64_t live_bytes_at_end = 0;   // what --leaks shows, in bytes
   uint64_t live_blocks_at_end = 0;
   uint64_t dropped_events = 0;      // events lost because the writer fell behind

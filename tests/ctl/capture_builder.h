@@ -18,6 +18,9 @@ namespace rsrtest {
 
 class CaptureBuilder {
  public:
+  // `unit_ns`: the TICK unit, as the header's time_unit_ns says (1 when it names none).
+  explicit CaptureBuilder(uint64_t unit_ns = 1) : encoder_{rsr::Memory{std::malloc, std::free}, unit_ns} {}
+
   void json(rsr::capture::Record type, const std::string& text) {
     put([&](rsr::capture::RecordWriter& w) { return w.json(type, text); });
   }
@@ -76,7 +79,7 @@ class CaptureBuilder {
   std::vector<uint8_t> buf_ = std::vector<uint8_t>(1 << 16);
   rsr::capture::RecordWriter writer_{buf_.data(), buf_.size()};
   std::vector<std::vector<uint8_t>> frames_{1};
-  rsr::capture::EventEncoder encoder_{rsr::Memory{std::malloc, std::free}, 1};
+  rsr::capture::EventEncoder encoder_;
 };
 
 inline void write_file(const std::string& path, const std::string& bytes) {

@@ -316,7 +316,7 @@ TEST_F(ProfilingTest, SummaryText) {
   const std::string s = out_.str();
   EXPECT_THAT(s, HasSubstr("Capture background_1764400000 (background), pid 4242 (svc)"));
   EXPECT_THAT(s, HasSubstr("Allocations   5 (1.36 KiB)"));
-  EXPECT_THAT(s, HasSubstr("Peak memory   1.06 KiB"));
+  EXPECT_THAT(s, HasSubstr("Peak memory   1.06 KiB at 5 us (of the blocks allocated during the capture)"));
   EXPECT_THAT(s, HasSubstr("Live at end   264 B in 2 blocks"));
   EXPECT_THAT(s, HasSubstr("Threads       2"));
   EXPECT_THAT(s, HasSubstr("rsrtest::register_session"));
@@ -325,6 +325,62 @@ TEST_F(ProfilingTest, SummaryText) {
   EXPECT_LT(s.find("register_session"), s.find("inlined_helper"));
   EXPECT_LT(s.find("inlined_helper"), s.find("plain_function"));
   EXPECT_EQ(err_.str(), "");
+}
+
+// Memory over time: spans of the capture with the highest live bytes of each, the process's heap
+// and RSS from COUNTERS, the peak and when; at most kTimelinePoints spans however long it ran.
+TEST_F(ProfilingTest, TimelineFollowsLiveMemoryAndTheProcessCounters) {
+  const Stacks st = real_stacks();
+  rsrtest::CaptureBuilder b(1'000'000);
+  b.json(Record::kHeader, R"({"format":"rsrmem-capture","version":2,"id":"background_1","kind":"background",)"
+                          R"("start_time":1764400000.0,"time_unit_ns":1000000})");
+  b.thread(100, "main");
+  b.stack(1, st.plain);
+  b.stack(2, st.outer);
+  constexpr int64_t kMs = 1'000'000;
+  b.alloc(500 * kMs, 100, kA1, 1 << 20, 1);  // 1 MiB from 0.5 s to 1.5 s
+  b.counters(600 * kMs, 50 << 20, 80 << 20);
+  b.alloc(1000 * kMs, 100, kA2, 4096, 2);
+  b.free(1500 * kMs, 100, kA1);
+  b.counters(1600 * kMs, 40 << 20, 90 << 20);
+  b.alloc(9000 * kMs, 100, kA3, 64, 2);      // 9 s: 9000 ms > 512 spans of 1 ms
+  b.json(Record::kEnd, R"({"reason":"stopped","truncated":false,"end_time":1764400009.0})");
+  const ProfileModel m = read_capture(write(b.bytes()));
+  EXPECT_EQ(m.peak_bytes, (1u << 20) + 4096u);
+  EXPECT_DOUBLE_EQ(m.peak_time_s, 1.0);
+  EXPECT_EQ(m.process_peak_heap_bytes, 50u << 20);
+  EXPECT_EQ(m.process_peak_rss_bytes, 90u << 20);
+  ASSERT_FALSE(m.timeline.empty());
+  EXPECT_LE(m.timeline.size(), ProfileModel::kTimelinePoints);
+  EXPECT_DOUBLE_EQ(m.timeline_step_s, 0.032);  // 1 ms doubled until 9 s fits in 512 spans
+  auto at = [&](double t) { return m.timeline[static_cast<size_t>(t / m.timeline_step_s)]; };
+  EXPECT_EQ(at(0.1).live_bytes, 0u);
+  EXPECT_EQ(at(0.7).live_bytes, 1u << 20);
+  EXPECT_EQ(at(1.2).live_bytes, (1u << 20) + 4096u);
+  EXPECT_EQ(at(3.0).live_bytes, 4096u);  // a span without events holds what was live
+  EXPECT_EQ(at(0.6).heap_bytes, 50u << 20);
+  EXPECT_EQ(at(1.6).rss_bytes, 90u << 20);
+  EXPECT_EQ(at(9.0).live_bytes, 4096u + 64u);
+
+  EXPECT_EQ(cmd_profile_stats(text(), report(write(b.bytes(), "t.bin")), io_), kExitOk);
+  const std::string s = out_.str();
+  EXPECT_THAT(s, HasSubstr("Peak memory   1.00 MiB at 1.0 s (of the blocks allocated during the capture)"));
+  EXPECT_THAT(s, HasSubstr("Process       heap peak 50.0 MiB, RSS peak 90.0 MiB (read every 100 ms)"));
+  EXPECT_THAT(s, HasSubstr("Live memory over the capture"));
+  // The sparkline: quiet, then the top level while the 1 MiB block lives, then low again.
+  const size_t open = s.find("  |");
+  ASSERT_NE(open, std::string::npos);
+  const std::string line = s.substr(open + 3, s.find('|', open + 3) - open - 3);
+  EXPECT_EQ(line.size(), 64u);
+  EXPECT_EQ(line.front(), ' ');
+  EXPECT_NE(line.find('@'), std::string::npos);
+  EXPECT_EQ(line.back(), '.');
+  out_.str("");
+  EXPECT_EQ(cmd_profile_stats(json(), report(write(b.bytes(), "t.bin")), io_), kExitOk);
+  const Json j = Json::parse(out_.str());
+  EXPECT_EQ(j["totals"]["process_peak_rss_bytes"], 90 << 20);
+  EXPECT_DOUBLE_EQ(j["totals"]["peak_time_s"].get<double>(), 1.0);
+  EXPECT_EQ(j["timeline"]["points"].size(), m.timeline.size());
 }
 
 TEST_F(ProfilingTest, SummaryJsonLeaks) {
