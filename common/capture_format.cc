@@ -125,20 +125,190 @@ bool RecordWriter::fields(Record type, const uint64_t* values, size_t n) {
   return true;
 }
 
-void EventEncoder::advance(RecordWriter& w, int64_t t_ns, uint64_t tid) {
+namespace {
+// Events of one tick held before they are written; a tick with more is written in parts.
+constexpr uint32_t kMaxTickEvents = 1 << 16;
+}  // namespace
+
+template <class T>
+bool EventEncoder::grow(T*& array, uint32_t& cap, uint32_t need) {
+  if (need <= cap) return true;
+  const uint32_t n = cap ? cap * 2 : 256;
+  T* grown = static_cast<T*>(mem_.alloc(size_t{n} * sizeof(T)));
+  if (!grown) return false;
+  if (array) std::memcpy(static_cast<void*>(grown), array, size_t{cap} * sizeof(T));
+  mem_.release(array);
+  array = grown;
+  cap = n;
+  return true;
+}
+
+bool EventEncoder::room() {
+  if (failed_) return false;
+  if (w_.room() >= kMaxEventBytes) return true;
+  if (!flush_(ctx_) || w_.room() < kMaxEventBytes) failed_ = true;
+  return !failed_;
+}
+
+void EventEncoder::start_tick(int64_t t_ns) {
   const uint64_t tick = t_ns > 0 ? static_cast<uint64_t>(t_ns) / unit_ns_ : 0;
-  if (tick > tick_) {
-    const uint64_t delta = tick - tick_;
-    w.fields(Record::kTick, &delta, 1);
-    tick_ = tick;
+  if (tick > held_tick_) {
+    end_tick();
+    held_tick_ = tick;
   }
-  if (tid != tid_) {
-    w.fields(Record::kSwitch, &tid, 1);
-    tid_ = tid;
+  if (tick_n_ >= kMaxTickEvents) end_tick();
+}
+
+EventEncoder::Event* EventEncoder::add(uint64_t tid) {
+  uint32_t t = threads_n_;
+  for (uint32_t i = threads_n_; i-- > 0;) {  // the latest threads first: runs are common
+    if (threads_[i].tid == tid) {
+      t = i;
+      break;
+    }
+  }
+  if (!grow(tick_events_, tick_cap_, tick_n_ + 1)) return nullptr;
+  if (t == threads_n_) {
+    if (!grow(threads_, threads_cap_, threads_n_ + 1)) return nullptr;
+    threads_[threads_n_++] = Thread{tid, tick_n_, tick_n_, tick_n_};
+  } else {
+    tick_events_[threads_[t].last].next = tick_n_;
+    threads_[t].last = tick_n_;
+  }
+  Event* e = &tick_events_[tick_n_++];
+  *e = Event{};
+  e->alloc_at = kNone;
+  e->next = kNone;
+  e->thread = t;
+  return e;
+}
+
+void EventEncoder::alloc(int64_t t_ns, uint64_t tid, uint64_t address, uint64_t size, uint64_t stack) {
+  start_tick(t_ns);
+  if (Block* old = blocks_.find(address)) {  // its free was lost (events dropped): it is gone, say so
+    const Block b = *old;
+    blocks_.erase(address);
+    if (Event* f = add(tid)) {
+      f->address = address;
+      if (b.pair == 0) f->alloc_at = static_cast<uint32_t>(b.number);
+      f->a = b.pair;
+      f->b = b.number;
+    }
+  }
+  Event* e = add(tid);
+  if (!e) {
+    ++untracked_;
+    return;
+  }
+  e->alloc = 1;
+  e->address = address;
+  e->a = size;
+  e->b = stack;
+  if (!blocks_.insert(address, Block{0, static_cast<uint64_t>(e - tick_events_)})) ++untracked_;
+}
+
+void EventEncoder::free(int64_t t_ns, uint64_t tid, uint64_t address) {
+  start_tick(t_ns);
+  Block b{};
+  if (!blocks_.erase(address, &b)) return;
+  Event* e = add(tid);
+  if (!e) return;
+  e->address = address;
+  if (b.pair == 0) e->alloc_at = static_cast<uint32_t>(b.number);
+  e->a = b.pair;
+  e->b = b.number;
+}
+
+void EventEncoder::counters(int64_t t_ns, uint64_t heap_bytes, uint64_t rss_bytes) {
+  start_tick(t_ns);
+  end_tick();
+  if (!room()) return;
+  if (held_tick_ > tick_) {
+    const uint64_t delta = held_tick_ - tick_;
+    w_.fields(Record::kTick, &delta, 1);
+    tick_ = held_tick_;
+  }
+  const uint64_t values[2] = {heap_bytes, rss_bytes};
+  w_.fields(Record::kCounters, values, 2);
+}
+
+void EventEncoder::end_tick() {
+  if (tick_n_ == 0) return;
+  if (held_tick_ > tick_ && room()) {
+    const uint64_t delta = held_tick_ - tick_;
+    w_.fields(Record::kTick, &delta, 1);
+    tick_ = held_tick_;
+  }
+  // The thread written last goes on first: no SWITCH where the previous tick ended.
+  for (uint32_t t = 0; t < threads_n_; ++t)
+    if (threads_[t].tid == tid_) write_thread(t, kNone);
+  for (uint32_t t = 0; t < threads_n_; ++t) write_thread(t, kNone);
+  // Blocks of this tick still live: their pair and number are known now.
+  for (uint32_t i = 0; i < tick_n_; ++i) {
+    const Event& e = tick_events_[i];
+    if (!e.alloc) continue;
+    Block* b = blocks_.find(e.address);
+    if (b && b->pair == 0 && b->number == i) {
+      if (e.a != 0) *b = Block{e.a, e.b};
+      else blocks_.erase(e.address);  // no pair id: its free cannot be written
+    }
+  }
+  tick_n_ = 0;
+  threads_n_ = 0;
+}
+
+void EventEncoder::write_thread(uint32_t t, uint32_t stop) {
+  Thread& th = threads_[t];
+  while (th.cursor != kNone) {
+    const uint32_t i = th.cursor;
+    Event& e = tick_events_[i];
+    // A free of a block another thread allocated in this tick: that thread's events up to the
+    // ALLOC first (they are earlier, so they never wait for this thread's later ones).
+    if (!e.alloc && e.alloc_at != kNone && !tick_events_[e.alloc_at].done)
+      write_thread(tick_events_[e.alloc_at].thread, e.alloc_at);
+    if (th.tid != tid_ && room()) {
+      w_.fields(Record::kSwitch, &th.tid, 1);
+      tid_ = th.tid;
+    }
+    write_event(e);
+    th.cursor = e.next;
+    if (i == stop) return;
   }
 }
 
-uint64_t EventEncoder::pair(RecordWriter& w, uint64_t size, uint64_t stack) {
+void EventEncoder::write_event(Event& e) {
+  e.done = 1;
+  const bool ok = room();
+  if (e.alloc) {
+    const uint64_t size = e.a, stack = e.b;
+    const uint64_t id = ok ? pair(size, stack) : 0;
+    if (id == 0) {  // no memory for the pair, or nothing is written any more
+      if (ok) {
+        const uint64_t info[2] = {size, stack};
+        w_.fields(Record::kInfo, info, 2);
+        const uint64_t own = ++pairs_;
+        w_.fields(Record::kAlloc, &own, 1);
+        ++allocs_;
+      }
+      ++untracked_;
+      e.a = e.b = 0;
+      return;
+    }
+    w_.fields(Record::kAlloc, &id, 1);
+    ++allocs_;
+    e.a = id;
+    e.b = ++counts_[id];
+    return;
+  }
+  uint64_t pair_id = e.a, number = e.b;
+  if (e.alloc_at != kNone) {
+    pair_id = tick_events_[e.alloc_at].a;
+    number = tick_events_[e.alloc_at].b;
+  }
+  if (ok && pair_id != 0) write_free(pair_id, number);
+}
+
+uint64_t EventEncoder::pair(uint64_t size, uint64_t stack) {
   bool fresh = false;
   uint64_t* id = infos_.insert(KeyPair{size, stack + 1}, pairs_ + 1, &fresh);
   if (!id) return 0;
@@ -157,57 +327,15 @@ uint64_t EventEncoder::pair(RecordWriter& w, uint64_t size, uint64_t stack) {
     counts_cap_ = cap;
   }
   const uint64_t info[2] = {size, stack};
-  w.fields(Record::kInfo, info, 2);
+  w_.fields(Record::kInfo, info, 2);
   return ++pairs_;
 }
 
-void EventEncoder::write_free(RecordWriter& w, const Block& b) {
-  const uint64_t values[2] = {b.pair, counts_[b.pair] - b.number + 1};
-  if (values[1] == 1) w.fields(Record::kFreeLatest, values, 1);
-  else w.fields(Record::kFree, values, 2);
+void EventEncoder::write_free(uint64_t pair_id, uint64_t number) {
+  const uint64_t values[2] = {pair_id, counts_[pair_id] - number + 1};
+  if (values[1] == 1) w_.fields(Record::kFreeLatest, values, 1);
+  else w_.fields(Record::kFree, values, 2);
   ++frees_;
-}
-
-bool EventEncoder::alloc(RecordWriter& w, int64_t t_ns, uint64_t tid, uint64_t address, uint64_t size,
-                         uint64_t stack) {
-  if (w.room() < kMaxEventBytes) return false;
-  advance(w, t_ns, tid);
-  if (Block* old = blocks_.find(address)) {  // its free was lost (events dropped): it is gone, say so
-    write_free(w, *old);
-    blocks_.erase(address);
-  }
-  const uint64_t id = pair(w, size, stack);
-  if (id == 0) {  // no memory for the pair: an INFO and ALLOC of their own, never freed
-    const uint64_t info[2] = {size, stack};
-    w.fields(Record::kInfo, info, 2);
-    const uint64_t own = ++pairs_;
-    w.fields(Record::kAlloc, &own, 1);
-    ++allocs_;
-    ++untracked_;
-    return true;
-  }
-  w.fields(Record::kAlloc, &id, 1);
-  ++allocs_;
-  const uint64_t number = ++counts_[id];
-  if (!blocks_.insert(address, Block{id, number})) ++untracked_;
-  return true;
-}
-
-bool EventEncoder::free(RecordWriter& w, int64_t t_ns, uint64_t tid, uint64_t address) {
-  if (w.room() < kMaxEventBytes) return false;
-  Block b{};
-  if (!blocks_.erase(address, &b)) return true;
-  advance(w, t_ns, tid);
-  write_free(w, b);
-  return true;
-}
-
-bool EventEncoder::counters(RecordWriter& w, int64_t t_ns, uint64_t heap_bytes, uint64_t rss_bytes) {
-  if (w.room() < kMaxEventBytes) return false;
-  advance(w, t_ns, tid_);
-  const uint64_t values[2] = {heap_bytes, rss_bytes};
-  w.fields(Record::kCounters, values, 2);
-  return true;
 }
 
 bool Fields::v(uint64_t* out) {

@@ -215,7 +215,8 @@ class CaptureFile {
     stack_words_ = (hot::site_slots() + 1 + 63) / 64;
     stacks_seen_ = static_cast<uint64_t*>(heap_alloc(stack_words_ * 8));
     const Memory mem{heap_alloc, heap_free};
-    if (void* p = heap_alloc(sizeof(cap::EventEncoder))) encoder_ = new (p) cap::EventEncoder(mem, unit_ns);
+    if (void* p = heap_alloc(sizeof(cap::EventEncoder)))
+      encoder_ = new (p) cap::EventEncoder(mem, unit_ns, writer_, &CaptureFile::flush_for_encoder, this);
     if (void* p = heap_alloc(sizeof(ThreadSet))) threads_seen_ = new (p) ThreadSet(mem);
     if (!cctx_ || !raw_ || !frame_ || !stacks_seen_ || !encoder_ || !threads_seen_) {
       snprintf(err, cap, "out of memory for the capture");
@@ -276,18 +277,14 @@ class CaptureFile {
     thread(tid);
     if (e.kind == hot::kEventAlloc && e.stack != 0) stack(e.stack);
     const int64_t t = clock_.to_ns(e.ticks) - start_ns_;
-    const uint64_t before = encoder_->events();
-    put([&] {
-      return e.kind == hot::kEventAlloc ? encoder_->alloc(writer_, t, tid, e.address, e.size, e.stack)
-                                        : encoder_->free(writer_, t, tid, e.address);
-    });
-    pending_events_ += encoder_->events() - before;
+    if (e.kind == hot::kEventAlloc) encoder_->alloc(t, tid, e.address, e.size, e.stack);
+    else encoder_->free(t, tid, e.address);
   }
 
   // The process's heap and resident bytes at `ticks` (read then).
   void counters(uint64_t ticks, uint64_t heap_bytes, uint64_t rss_bytes) {
     const int64_t t = clock_.to_ns(ticks) - start_ns_;
-    put([&] { return encoder_->counters(writer_, t, heap_bytes, rss_bytes); });
+    encoder_->counters(t, heap_bytes, rss_bytes);
   }
   uint64_t untracked_blocks() const { return encoder_ ? encoder_->untracked() : 0; }
 
@@ -304,12 +301,10 @@ class CaptureFile {
     // A block past the cap is not written: the stream ends before it (finish()).
     if (offset_ + n + kEndReserve > max_bytes_) {
       size_limited_ = true;
-      pending_events_ = 0;
       return true;
     }
     if (!write_all(frame_, n)) return false;
-    stats_->events.fetch_add(pending_events_, std::memory_order_relaxed);
-    pending_events_ = 0;
+    stats_->events.store(encoder_->events(), std::memory_order_relaxed);  // all in what was written
     return true;
   }
 
@@ -322,6 +317,7 @@ class CaptureFile {
   // Writes the END record (when it can) and renames the file (when it can).
   void finish(const char* reason, bool truncated) {
     owned();  // a lost descriptor makes this a write error
+    encoder_->end_tick();
     flush();
     if (size_limited_) {
       reason = "size_limit";
@@ -390,6 +386,11 @@ class CaptureFile {
     if (put([&] { return writer_.stack(id, frames, n); })) word |= bit;
   }
 
+  static bool flush_for_encoder(void* self) {
+    CaptureFile& f = *static_cast<CaptureFile*>(self);
+    return f.flush() && !f.size_limited_;
+  }
+
   // Compresses what `writer_` holds into `frame_`: `n` bytes to write. e_flush ends a block
   // (every record so far decodable, the history kept for what follows); e_end ends the frame.
   bool compress(ZSTD_EndDirective how, size_t* n) {
@@ -456,7 +457,7 @@ class CaptureFile {
   cap::EventEncoder* encoder_ = nullptr;
   ThreadSet* threads_seen_ = nullptr;
   uint64_t last_tid_ = 0;
-  uint64_t offset_ = 0, max_bytes_ = 0, pending_events_ = 0;
+  uint64_t offset_ = 0, max_bytes_ = 0;
   int64_t start_ns_ = 0;
   TickClock clock_;
   int error_ = 0;

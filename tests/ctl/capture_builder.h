@@ -19,7 +19,10 @@ namespace rsrtest {
 class CaptureBuilder {
  public:
   // `unit_ns`: the TICK unit, as the header's time_unit_ns says (1 when it names none).
-  explicit CaptureBuilder(uint64_t unit_ns = 1) : encoder_{rsr::Memory{std::malloc, std::free}, unit_ns} {}
+  explicit CaptureBuilder(uint64_t unit_ns = 1)
+      : encoder_{rsr::Memory{std::malloc, std::free}, unit_ns, writer_, &CaptureBuilder::flush, this} {}
+  CaptureBuilder(const CaptureBuilder&) = delete;
+  CaptureBuilder& operator=(const CaptureBuilder&) = delete;
 
   void json(rsr::capture::Record type, const std::string& text) {
     put([&](rsr::capture::RecordWriter& w) { return w.json(type, text); });
@@ -38,23 +41,28 @@ class CaptureBuilder {
   // Events in time order; times are nanoseconds since the capture's start (the header's
   // time_unit_ns, 1 when it names none). The encoder writes them as the library does.
   void alloc(int64_t t, uint64_t tid, uint64_t address, uint64_t size, uint64_t stack) {
-    put([&](rsr::capture::RecordWriter& w) { return encoder_.alloc(w, t, tid, address, size, stack); });
+    encoder_.alloc(t, tid, address, size, stack);
   }
-  void free(int64_t t, uint64_t tid, uint64_t address) {
-    put([&](rsr::capture::RecordWriter& w) { return encoder_.free(w, t, tid, address); });
-  }
+  void free(int64_t t, uint64_t tid, uint64_t address) { encoder_.free(t, tid, address); }
   void counters(int64_t t, uint64_t heap, uint64_t rss) {
-    put([&](rsr::capture::RecordWriter& w) { return encoder_.counters(w, t, heap, rss); });
+    encoder_.counters(t, heap, rss);
+    flush(this);
   }
   // A record of varint fields, written as it is (for malformed streams).
   void raw(rsr::capture::Record type, const std::vector<uint64_t>& values) {
     put([&](rsr::capture::RecordWriter& w) { return w.fields(type, values.data(), values.size()); });
   }
   // Ends the current zstd frame: the next records go into a new one.
-  void cut_frame() { frames_.emplace_back(); }
+  void cut_frame() {
+    encoder_.end_tick();
+    flush(this);
+    frames_.emplace_back();
+  }
 
   // The whole file: header, then one zstd frame per cut_frame() section.
-  std::string bytes() const {
+  std::string bytes() {
+    encoder_.end_tick();
+    flush(this);
     uint8_t header[rsr::capture::kFileHeaderBytes];
     rsr::capture::encode_file_header(header);
     std::string out(reinterpret_cast<char*>(header), sizeof header);
@@ -69,11 +77,19 @@ class CaptureBuilder {
   }
 
  private:
+  // Another record: the events held are written first.
   template <class F>
   void put(F&& write) {
-    writer_.clear();
+    encoder_.end_tick();
+    flush(this);
     if (!write(writer_)) throw std::runtime_error("record too large");
-    frames_.back().insert(frames_.back().end(), writer_.data(), writer_.data() + writer_.size());
+    flush(this);
+  }
+  static bool flush(void* self) {
+    CaptureBuilder& b = *static_cast<CaptureBuilder*>(self);
+    b.frames_.back().insert(b.frames_.back().end(), b.writer_.data(), b.writer_.data() + b.writer_.size());
+    b.writer_.clear();
+    return true;
   }
 
   std::vector<uint8_t> buf_ = std::vector<uint8_t>(1 << 16);

@@ -52,7 +52,7 @@ Stacks real_stacks() {
 //   leaks:      outer 264 B / 2
 //   temporary:  plain 124 B / 2
 // Totals: 5 allocations 1388 B, 3 frees 1124 B, peak 1088 B, 264 B live in 2 blocks.
-rsrtest::CaptureBuilder scenario(bool with_end = true) {
+std::string scenario(bool with_end = true) {
   const Stacks s = real_stacks();
   rsrtest::CaptureBuilder b;
   b.json(Record::kHeader,
@@ -89,7 +89,7 @@ rsrtest::CaptureBuilder scenario(bool with_end = true) {
            R"({"reason":"duration","truncated":false,"end_time":1764400120.0,"events":10,)"
            R"("dropped_events":0})");
   }
-  return b;
+  return b.bytes();
 }
 
 class ProfilingTest : public ::testing::Test {
@@ -127,7 +127,7 @@ class ProfilingTest : public ::testing::Test {
 };
 
 TEST_F(ProfilingTest, ReaderTotalsAndHeader) {
-  const ProfileModel m = read_capture(write(scenario().bytes()));
+  const ProfileModel m = read_capture(write(scenario()));
   EXPECT_EQ(m.id, "background_1764400000");
   EXPECT_EQ(m.kind, "background");
   EXPECT_EQ(m.pid, 4242);
@@ -153,7 +153,7 @@ TEST_F(ProfilingTest, ReaderTotalsAndHeader) {
 }
 
 TEST_F(ProfilingTest, ReaderViewAllSymbolizesAndTrims) {
-  const ProfileModel m = read_capture(write(scenario().bytes()));
+  const ProfileModel m = read_capture(write(scenario()));
   EXPECT_EQ(m.view_allocations, 5u);
   EXPECT_EQ(m.view_bytes, 1388u);
   ASSERT_EQ(m.stacks.size(), 3u);
@@ -189,7 +189,7 @@ TEST_F(ProfilingTest, ReaderViewAllSymbolizesAndTrims) {
 }
 
 TEST_F(ProfilingTest, ReaderLeaksView) {
-  const ProfileModel m = read_capture(write(scenario().bytes()), {ProfileView::kLeaks, {}});
+  const ProfileModel m = read_capture(write(scenario()), {ProfileView::kLeaks, {}});
   ASSERT_EQ(m.stacks.size(), 1u);
   EXPECT_THAT(m.stacks[0].frames[0].function, HasSubstr("inlined_helper"));
   EXPECT_EQ(m.stacks[0].bytes, 264u);
@@ -200,7 +200,7 @@ TEST_F(ProfilingTest, ReaderLeaksView) {
 }
 
 TEST_F(ProfilingTest, ReaderTemporaryView) {
-  const ProfileModel m = read_capture(write(scenario().bytes()), {ProfileView::kTemporary, {}});
+  const ProfileModel m = read_capture(write(scenario()), {ProfileView::kTemporary, {}});
   ASSERT_EQ(m.stacks.size(), 1u);
   EXPECT_THAT(m.stacks[0].frames[0].function, HasSubstr("plain_function"));
   EXPECT_EQ(m.stacks[0].bytes, 124u);
@@ -232,7 +232,7 @@ TEST_F(ProfilingTest, EventRecordsThatContradictTheStreamAreSkippedAsMalformed) 
 }
 
 TEST_F(ProfilingTest, ProgressReportsFileBytes) {
-  const std::string path = write(scenario().bytes());
+  const std::string path = write(scenario());
   uint64_t last = 0, size = 0;
   read_capture(path, {ProfileView::kAll, [&](uint64_t done, uint64_t total) {
                         last = done;
@@ -245,7 +245,7 @@ TEST_F(ProfilingTest, ProgressReportsFileBytes) {
 }
 
 TEST_F(ProfilingTest, TruncatedTailKeepsWhatWasDecoded) {
-  const std::string full = scenario(/*with_end=*/false).bytes();
+  const std::string full = scenario(/*with_end=*/false);
   // Cut inside the second frame's header: the first frame's four events survive.
   const size_t first = ZSTD_findFrameCompressedSize(full.data() + rsr::capture::kFileHeaderBytes,
                                                     full.size() - rsr::capture::kFileHeaderBytes);
@@ -267,8 +267,8 @@ TEST_F(ProfilingTest, TruncatedTailKeepsWhatWasDecoded) {
 }
 
 TEST_F(ProfilingTest, CorruptFrameKeepsEarlierFrames) {
-  std::string full = scenario().bytes();
-  const std::string first_two = scenario(false).bytes();
+  std::string full = scenario();
+  const std::string first_two = scenario(false);
   for (size_t i = first_two.size() - 6; i < full.size(); ++i) full[i] = '\x55';
   const ProfileModel m = read_capture(write(full));
   EXPECT_TRUE(m.file_truncated);
@@ -276,7 +276,7 @@ TEST_F(ProfilingTest, CorruptFrameKeepsEarlierFrames) {
 }
 
 TEST_F(ProfilingTest, NoEndRecordIsMarkedTruncated) {
-  const ProfileModel m = read_capture(write(scenario(false).bytes()));
+  const ProfileModel m = read_capture(write(scenario(false)));
   EXPECT_FALSE(m.file_truncated);
   EXPECT_TRUE(m.truncated);
   EXPECT_EQ(m.allocations, 5u);
@@ -301,18 +301,18 @@ TEST_F(ProfilingTest, BadFilesGiveClearErrors) {
   EXPECT_THAT(msg, HasSubstr("not an rsrmem capture"));
   EXPECT_EQ(code_of(write(""), &msg), kExitUsage);
   for (char version : {'\x01', '\x03'}) {
-    std::string other = scenario().bytes();
+    std::string other = scenario();
     other[8] = version;
     EXPECT_EQ(code_of(write(other), &msg), kExitUsage);
     EXPECT_THAT(msg, HasSubstr("version " + std::to_string(version) + " is not supported"));
   }
-  std::string garbage = scenario().bytes().substr(0, 16) + std::string(200, '\x42');
+  std::string garbage = scenario().substr(0, 16) + std::string(200, '\x42');
   EXPECT_EQ(code_of(write(garbage), &msg), kExitUsage);
   EXPECT_THAT(msg, HasSubstr("corrupt"));
 }
 
 TEST_F(ProfilingTest, SummaryText) {
-  EXPECT_EQ(cmd_profile_summary(text(), report(write(scenario().bytes())), io_), kExitOk);
+  EXPECT_EQ(cmd_profile_summary(text(), report(write(scenario())), io_), kExitOk);
   const std::string s = out_.str();
   EXPECT_THAT(s, HasSubstr("Capture background_1764400000 (background), pid 4242 (svc)"));
   EXPECT_THAT(s, HasSubstr("Allocations   5 (1.36 KiB)"));
@@ -384,7 +384,7 @@ TEST_F(ProfilingTest, TimelineFollowsLiveMemoryAndTheProcessCounters) {
 }
 
 TEST_F(ProfilingTest, SummaryJsonLeaks) {
-  EXPECT_EQ(cmd_profile_summary(json(), report(write(scenario().bytes()), ProfileView::kLeaks), io_),
+  EXPECT_EQ(cmd_profile_summary(json(), report(write(scenario()), ProfileView::kLeaks), io_),
             kExitOk);
   const Json j = Json::parse(out_.str());
   EXPECT_EQ(j["view"], "leaks");
@@ -399,7 +399,7 @@ TEST_F(ProfilingTest, SummaryJsonLeaks) {
 }
 
 TEST_F(ProfilingTest, StatsTextAndJson) {
-  const std::string path = write(scenario().bytes());
+  const std::string path = write(scenario());
   EXPECT_EQ(cmd_profile_stats(text(), report(path), io_), kExitOk);
   const std::string s = out_.str();
   EXPECT_THAT(s, HasSubstr("Top allocators by count:"));
@@ -423,7 +423,7 @@ TEST_F(ProfilingTest, StatsTextAndJson) {
 }
 
 TEST_F(ProfilingTest, TableTextJsonAndTop) {
-  const std::string path = write(scenario().bytes());
+  const std::string path = write(scenario());
   EXPECT_EQ(cmd_profile_table(text(), report(path, ProfileView::kTemporary), io_), kExitOk);
   EXPECT_THAT(out_.str(), HasSubstr("124 B"));
   EXPECT_THAT(out_.str(), HasSubstr("100.0%"));
@@ -443,7 +443,7 @@ TEST_F(ProfilingTest, TableTextJsonAndTop) {
 }
 
 TEST_F(ProfilingTest, TreeTextAndJson) {
-  const std::string path = write(scenario().bytes());
+  const std::string path = write(scenario());
   ReportOptions o = report(path);
   o.threshold = 0;
   EXPECT_EQ(cmd_profile_tree(text(), o, io_), kExitOk);
@@ -537,7 +537,7 @@ void age(const std::string& path, double days) {
 }
 
 TEST_F(ProfilingTest, CleanupRemovesOnlyOldCaptures) {
-  const std::string capture = scenario().bytes();
+  const std::string capture = scenario();
   const std::string d = dir_.path();
   const std::string old1 = write(capture, "profile_20240101_120000_1.bin");
   const std::string old2 = write(capture, "scope_req_20240101_120000_1_1.bin");
@@ -584,7 +584,7 @@ TEST_F(ProfilingTest, CleanupRemovesOnlyOldCaptures) {
 }
 
 TEST_F(ProfilingTest, CleanupKeepsFreshPartAndDefaultsFromEnvironment) {
-  const std::string capture = scenario().bytes();
+  const std::string capture = scenario();
   const std::string part = write(capture, "profile_20240101_130000_1.bin.part");
   const std::string old = write(capture, "profile_20240101_120000_1.bin");
   age(old, 3);
@@ -740,7 +740,7 @@ TEST_F(ProfilingCommandsTest, StopBadIdIsUsageAndSendsNothing) {
 TEST_F(ProfilingTest, CommandLine) {
   const char* ctl = std::getenv("RSRMEMCTL");
   if (!ctl) GTEST_SKIP() << "RSRMEMCTL not set (run through meson test)";
-  const std::string path = write(scenario().bytes());
+  const std::string path = write(scenario());
   rsrtest::Result r = rsrtest::run({ctl, "summary", path, "--leaks", "--format", "json"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(Json::parse(r.out)["view_bytes"], 264);

@@ -143,18 +143,38 @@ std::vector<Rec> records_of(const std::vector<uint8_t>& stream) {
 
 const Memory kMalloc{std::malloc, std::free};
 
+// An encoder over a growing stream: flushes move the writer's records into `stream`.
+struct Encoded {
+  explicit Encoded(uint64_t unit_ns, size_t writer_bytes = 4096)
+      : buf(writer_bytes), w(buf.data(), buf.size()), enc(kMalloc, unit_ns, w, &Encoded::flush, this) {}
+  static bool flush(void* self) {
+    Encoded& e = *static_cast<Encoded*>(self);
+    e.stream.insert(e.stream.end(), e.w.data(), e.w.data() + e.w.size());
+    e.w.clear();
+    ++e.flushes;
+    return true;
+  }
+  std::vector<Rec> records() {
+    enc.end_tick();
+    flush(this);
+    return records_of(stream);
+  }
+  std::vector<uint8_t> buf;
+  RecordWriter w;
+  EventEncoder enc;
+  std::vector<uint8_t> stream;
+  int flushes = 0;
+};
+
 TEST(CaptureEvents, EncodesTicksThreadsPairsAndFreesByPosition) {
-  std::vector<uint8_t> buf(4096);
-  RecordWriter w(buf.data(), buf.size());
-  EventEncoder enc(kMalloc, 1000);  // 1 us units
-  ASSERT_TRUE(enc.alloc(w, 100, 7, 0x1000, 32, 1));     // tick 0: no TICK
-  ASSERT_TRUE(enc.alloc(w, 2500, 7, 0x2000, 32, 1));    // tick 2; same pair
-  ASSERT_TRUE(enc.free(w, 2600, 9, 0x1000));            // another thread frees the first
-  ASSERT_TRUE(enc.free(w, 2700, 9, 0x5555));            // never allocated here: nothing
-  ASSERT_TRUE(enc.alloc(w, 2000, 9, 0x3000, 64, 0));    // earlier than the last: same tick
-  ASSERT_TRUE(enc.alloc(w, 9000, 9, 0x2000, 16, 2));    // 0x2000 again: its free was lost
-  ASSERT_TRUE(enc.counters(w, 9000, 1 << 20, 1 << 22));
-  const std::vector<Rec> got = records_of(std::vector<uint8_t>(w.data(), w.data() + w.size()));
+  Encoded e(1000);  // 1 us units
+  e.enc.alloc(100, 7, 0x1000, 32, 1);     // tick 0: no TICK
+  e.enc.alloc(2500, 7, 0x2000, 32, 1);    // tick 2; same pair
+  e.enc.free(2600, 9, 0x1000);            // another thread frees the first
+  e.enc.free(2700, 9, 0x5555);            // never allocated here: nothing
+  e.enc.alloc(2000, 9, 0x3000, 64, 0);    // earlier than the last: same tick
+  e.enc.alloc(9000, 9, 0x2000, 16, 2);    // 0x2000 again: its free was lost
+  e.enc.counters(9000, 1 << 20, 1 << 22);
   // A FREE names the pair and how many of the pair's ALLOCs back its block was (1: the latest).
   const std::vector<Rec> want = {
       {Record::kSwitch, {7}},  {Record::kInfo, {32, 1}}, {Record::kAlloc, {1}},
@@ -163,49 +183,74 @@ TEST(CaptureEvents, EncodesTicksThreadsPairsAndFreesByPosition) {
       {Record::kTick, {7}},    {Record::kFreeLatest, {1}},  {Record::kInfo, {16, 2}},
       {Record::kAlloc, {3}},   {Record::kCounters, {1 << 20, 1 << 22}},
   };
-  EXPECT_EQ(got, want);
-  EXPECT_EQ(enc.allocations(), 4u);
-  EXPECT_EQ(enc.events(), 6u);
-  EXPECT_EQ(enc.live_blocks(), 2u);
+  EXPECT_EQ(e.records(), want);
+  EXPECT_EQ(e.enc.allocations(), 4u);
+  EXPECT_EQ(e.enc.events(), 6u);
+  EXPECT_EQ(e.enc.live_blocks(), 2u);
 }
 
-TEST(CaptureEvents, RefusesWithoutRoomAndChangesNothing) {
-  std::vector<uint8_t> buf(kMaxEventBytes - 1);
-  RecordWriter w(buf.data(), buf.size());
-  EventEncoder enc(kMalloc, 1);
-  EXPECT_FALSE(enc.alloc(w, 5, 1, 0x10, 8, 1));
-  EXPECT_EQ(w.size(), 0u);
-  EXPECT_EQ(enc.allocations(), 0u);
-  std::vector<uint8_t> big(4096);
-  RecordWriter w2(big.data(), big.size());
-  ASSERT_TRUE(enc.alloc(w2, 5, 1, 0x10, 8, 1));
-  const std::vector<Rec> got = records_of(std::vector<uint8_t>(w2.data(), w2.data() + w2.size()));
-  ASSERT_EQ(got.size(), 4u);  // TICK, SWITCH and INFO were not spent on the refused call
-  EXPECT_EQ(got[0], (Rec{Record::kTick, {5}}));
+// Within one tick each thread's events go together; a free of a block another thread allocated
+// in that tick waits for that thread's events up to its ALLOC.
+TEST(CaptureEvents, GroupsATicksEventsByThreadKeepingEachFreeAfterItsAlloc) {
+  Encoded e(1000000);
+  e.enc.alloc(10, 1, 0xA0, 32, 1);  // A by thread 1
+  e.enc.alloc(20, 2, 0xB0, 32, 1);  // B by thread 2
+  e.enc.alloc(30, 1, 0xC0, 32, 1);  // C by thread 1
+  e.enc.free(40, 2, 0xA0);          // thread 2 frees A
+  e.enc.free(50, 1, 0xB0);          // thread 1 frees B
+  e.enc.alloc(60, 2, 0xB0, 32, 1);  // the address of B again, by thread 2
+  const std::vector<Rec> want = {
+      {Record::kSwitch, {1}},   {Record::kInfo, {32, 1}}, {Record::kAlloc, {1}},  // A: number 1
+      {Record::kAlloc, {1}},                                                     // C: 2
+      {Record::kSwitch, {2}},   {Record::kAlloc, {1}},                           // B: 3, before its free
+      {Record::kSwitch, {1}},   {Record::kFreeLatest, {1}},                      // B
+      {Record::kSwitch, {2}},   {Record::kFree, {1, 3}},                         // A
+      {Record::kAlloc, {1}},                                                     // B's address again: 4
+  };
+  EXPECT_EQ(e.records(), want);
+  EXPECT_EQ(e.enc.live_blocks(), 2u);  // C and the new block at B's address
+  // The next tick frees them: both known by pair and number.
+  e.enc.free(2000000, 1, 0xC0);
+  e.enc.free(2000001, 1, 0xB0);
+  const std::vector<Rec> all = e.records();
+  const std::vector<Rec> tail(all.end() - 4, all.end());
+  EXPECT_EQ(tail, (std::vector<Rec>{{Record::kTick, {2}}, {Record::kSwitch, {1}}, {Record::kFree, {1, 3}},
+                                    {Record::kFreeLatest, {1}}}));
+}
+
+TEST(CaptureEvents, FlushesWhenTheWriterIsFullAndLosesNothing) {
+  Encoded small(1, kMaxEventBytes + 8);
+  Encoded big(1);
+  for (int i = 0; i < 500; ++i) {
+    for (Encoded* e : {&small, &big}) {
+      e->enc.alloc(i, 1 + i % 3, 0x1000 + 16 * (i % 50), 8 + i % 7, 1);
+      if (i % 2) e->enc.free(i, 1 + i % 2, 0x1000 + 16 * ((i + 25) % 50));
+    }
+  }
+  EXPECT_GT(small.flushes, 50);
+  EXPECT_EQ(small.records(), big.records());
 }
 
 TEST(CaptureEvents, AServerLoopIsTheSameFewBytesOverAndOver) {
-  std::vector<uint8_t> buf(1 << 16);
-  RecordWriter w(buf.data(), buf.size());
-  EventEncoder enc(kMalloc, 1000000);
+  Encoded e(1000000, 1 << 16);
   // Requests of a varying number of items between two fixed allocations: every FREE is still
   // "the pair's latest", the same bytes each time.
   int64_t t = 0;
   for (int i = 0; i < 1000; ++i) {
-    ASSERT_TRUE(enc.alloc(w, ++t, 3, 0x7000, 100, 4));
+    e.enc.alloc(++t, 3, 0x7000, 100, 4);
     for (int k = 0; k < i % 5; ++k) {
-      ASSERT_TRUE(enc.alloc(w, ++t, 3, 0x9000 + 64 * k, 24, 5));
-      ASSERT_TRUE(enc.free(w, ++t, 3, 0x9000 + 64 * k));
+      e.enc.alloc(++t, 3, 0x9000 + 64 * k, 24, 5);
+      e.enc.free(++t, 3, 0x9000 + 64 * k);
     }
-    ASSERT_TRUE(enc.free(w, ++t, 3, 0x7000));
+    e.enc.free(++t, 3, 0x7000);
   }
-  const std::vector<Rec> got = records_of(std::vector<uint8_t>(w.data(), w.data() + w.size()));
+  const std::vector<Rec> got = e.records();
   std::set<std::vector<uint64_t>> frees;
   for (const Rec& r : got)
     if (r.type == Record::kFree || r.type == Record::kFreeLatest) frees.insert(r.v);
   EXPECT_EQ(frees, (std::set<std::vector<uint64_t>>{{1}, {2}}));
   // Two bytes each: a short record's type and its one-byte field.
-  EXPECT_LT(w.size(), 2u * (1000u + 2u * 2000u + 1000u) + 64u);
+  EXPECT_LT(e.stream.size(), 2u * (1000u + 2u * 2000u + 1000u) + 64u);
 }
 
 TEST(FlatMapTest, AgreesWithStdMapUnderRandomInsertsAndErases) {
