@@ -1,5 +1,6 @@
 #include "capture_format.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace rsr::capture {
@@ -110,6 +111,13 @@ bool RecordWriter::thread(uint64_t tid, std::string_view name) {
   return true;
 }
 
+bool RecordWriter::raw(const uint8_t* p, size_t n) {
+  if (n > cap_ - size_) return false;
+  std::memcpy(buf_ + size_, p, n);
+  size_ += n;
+  return true;
+}
+
 bool RecordWriter::fields(Record type, const uint64_t* values, size_t n) {
   if (is_short(type)) {
     if (n != 1 || 1 + varint_size(values[0]) > cap_ - size_) return false;
@@ -143,20 +151,67 @@ bool EventEncoder::grow(T*& array, uint32_t& cap, uint32_t need) {
   return true;
 }
 
+namespace {
+constexpr size_t kStageBytes = 16 * 1024;
+constexpr uint32_t kMaxTimes = 256;
+}  // namespace
+
+// Room in the stage for one more event's records; the stage is written out when short.
 bool EventEncoder::room() {
   if (failed_) return false;
-  if (w_.room() >= kMaxEventBytes) return true;
-  if (!flush_(ctx_) || w_.room() < kMaxEventBytes) failed_ = true;
+  if (!stage_buf_) {
+    stage_buf_ = static_cast<uint8_t*>(mem_.alloc(kStageBytes));
+    if (!stage_buf_) {
+      failed_ = true;
+      return false;
+    }
+    stage_ = RecordWriter(stage_buf_, kStageBytes);
+  }
+  if (stage_.room() < kMaxEventBytes) {
+    note_time();  // the records of the tick so far go out with it
+    write_stage();
+  }
   return !failed_;
+}
+
+void EventEncoder::note_time() {
+  const uint64_t written = events() - noted_;
+  noted_ = events();
+  if (written == 0) return;
+  times_[2 * times_n_] = held_tick_ - tick_;
+  times_[2 * times_n_ + 1] = written;
+  tick_ = held_tick_;
+  ++times_n_;
+}
+
+// `n` bytes of room in w_, flushing it when short.
+bool EventEncoder::reserve(size_t n) {
+  if (failed_) return false;
+  if (w_.room() >= n) return true;
+  if (!flush_(ctx_) || w_.room() < n) failed_ = true;
+  return !failed_;
+}
+
+void EventEncoder::write_stage() {
+  if (times_n_ == 0 && stage_.size() == 0) return;
+  // TIMES: the entry count, then the entries.
+  uint64_t values[1 + 2 * kMaxTimes];
+  values[0] = times_n_;
+  std::memcpy(values + 1, times_, sizeof(uint64_t) * 2 * times_n_);
+  if (reserve(1 + 5 + 10 * (1 + 2 * size_t{times_n_}))) w_.fields(Record::kTimes, values, 1 + 2 * size_t{times_n_});
+  // Whole: a record cut across two flushes would be lost with the second if its write failed.
+  if (reserve(stage_.size())) w_.raw(stage_.data(), stage_.size());
+  stage_.clear();
+  times_n_ = 0;
 }
 
 void EventEncoder::start_tick(int64_t t_ns) {
   const uint64_t tick = t_ns > 0 ? static_cast<uint64_t>(t_ns) / unit_ns_ : 0;
   if (tick > held_tick_) {
-    end_tick();
+    close_tick();
     held_tick_ = tick;
   }
-  if (tick_n_ >= kMaxTickEvents) end_tick();
+  if (tick_n_ >= kMaxTickEvents) close_tick();
 }
 
 EventEncoder::Event* EventEncoder::add(uint64_t tid) {
@@ -222,23 +277,19 @@ void EventEncoder::free(int64_t t_ns, uint64_t tid, uint64_t address) {
 void EventEncoder::counters(int64_t t_ns, uint64_t heap_bytes, uint64_t rss_bytes) {
   start_tick(t_ns);
   end_tick();
-  if (!room()) return;
-  if (held_tick_ > tick_) {
-    const uint64_t delta = held_tick_ - tick_;
-    w_.fields(Record::kTick, &delta, 1);
-    tick_ = held_tick_;
-  }
-  const uint64_t values[2] = {heap_bytes, rss_bytes};
-  w_.fields(Record::kCounters, values, 2);
+  if (!reserve(kMaxEventBytes)) return;
+  const uint64_t values[3] = {held_tick_, heap_bytes, rss_bytes};
+  w_.fields(Record::kCounters, values, 3);
 }
 
 void EventEncoder::end_tick() {
+  close_tick();
+  if (stage_buf_) write_stage();
+}
+
+void EventEncoder::close_tick() {
   if (tick_n_ == 0) return;
-  if (held_tick_ > tick_ && room()) {
-    const uint64_t delta = held_tick_ - tick_;
-    w_.fields(Record::kTick, &delta, 1);
-    tick_ = held_tick_;
-  }
+  noted_ = events();
   // The thread written last goes on first: no SWITCH where the previous tick ended.
   for (uint32_t t = 0; t < threads_n_; ++t)
     if (threads_[t].tid == tid_) write_thread(t, kNone);
@@ -255,6 +306,8 @@ void EventEncoder::end_tick() {
   }
   tick_n_ = 0;
   threads_n_ = 0;
+  note_time();
+  if (times_n_ == kMaxTimes) write_stage();
 }
 
 void EventEncoder::write_thread(uint32_t t, uint32_t stop) {
@@ -267,7 +320,7 @@ void EventEncoder::write_thread(uint32_t t, uint32_t stop) {
     if (!e.alloc && e.alloc_at != kNone && !tick_events_[e.alloc_at].done)
       write_thread(tick_events_[e.alloc_at].thread, e.alloc_at);
     if (th.tid != tid_ && room()) {
-      w_.fields(Record::kSwitch, &th.tid, 1);
+      stage_.fields(Record::kSwitch, &th.tid, 1);
       tid_ = th.tid;
     }
     write_event(e);
@@ -285,16 +338,16 @@ void EventEncoder::write_event(Event& e) {
     if (id == 0) {  // no memory for the pair, or nothing is written any more
       if (ok) {
         const uint64_t info[2] = {size, stack};
-        w_.fields(Record::kInfo, info, 2);
+        stage_.fields(Record::kInfo, info, 2);
         const uint64_t own = ++pairs_;
-        w_.fields(Record::kAlloc, &own, 1);
+        stage_.fields(Record::kAlloc, &own, 1);
         ++allocs_;
       }
       ++untracked_;
       e.a = e.b = 0;
       return;
     }
-    w_.fields(Record::kAlloc, &id, 1);
+    stage_.fields(Record::kAlloc, &id, 1);
     ++allocs_;
     e.a = id;
     e.b = ++counts_[id];
@@ -327,14 +380,14 @@ uint64_t EventEncoder::pair(uint64_t size, uint64_t stack) {
     counts_cap_ = cap;
   }
   const uint64_t info[2] = {size, stack};
-  w_.fields(Record::kInfo, info, 2);
+  stage_.fields(Record::kInfo, info, 2);
   return ++pairs_;
 }
 
 void EventEncoder::write_free(uint64_t pair_id, uint64_t number) {
   const uint64_t values[2] = {pair_id, counts_[pair_id] - number + 1};
-  if (values[1] == 1) w_.fields(Record::kFreeLatest, values, 1);
-  else w_.fields(Record::kFree, values, 2);
+  if (values[1] == 1) stage_.fields(Record::kFreeLatest, values, 1);
+  else stage_.fields(Record::kFree, values, 2);
   ++frees_;
 }
 

@@ -26,8 +26,8 @@ enum class Record : uint8_t {
   kInfo = 9,
   kFree = 11,
   kCounters = 13,
+  kTimes = 14,
   // Short records (types 0x80 and up): the type, then exactly one varint, no length.
-  kTick = 0x81,
   kAlloc = 0x82,
   kFreeLatest = 0x83,
   kSwitch = 0x84,
@@ -53,7 +53,9 @@ class RecordWriter {
   bool module(uint64_t start, uint64_t end, uint64_t base, std::string_view path, std::string_view build_id);
   bool stack(uint64_t id, const uint64_t* frames, size_t n);
   bool thread(uint64_t tid, std::string_view name);
-  // A record of `n` varint fields (INFO, FREE, COUNTERS), or a short record's one field.
+  // Bytes already encoded as records.
+  bool raw(const uint8_t* p, size_t n);
+  // A record of `n` varint fields (INFO, FREE, COUNTERS, TIMES), or a short record's one field.
   bool fields(Record type, const uint64_t* values, size_t n);
 
   const uint8_t* data() const { return buf_; }
@@ -72,19 +74,22 @@ class RecordWriter {
 };
 
 // Turns a process's allocation events, given in time order, into the event records (capture.md).
-// Events are held until their time unit (tick) ends, then written thread by thread: a TICK, and
-// for each thread with events in that tick a SWITCH and its events in their order (an INFO the
+// Events are held until their time unit (tick) ends, then written thread by thread: for each
+// thread with events in that tick a SWITCH and its events in their order (an INFO the
 // first time a (size, stack) pair is seen, ALLOC with the pair's id, FREE naming its block by its
 // pair and by how many of the pair's ALLOCs back it was: FREE1 for the latest). Within a tick a
 // thread's run is interrupted only where it frees a block another thread allocated in that tick
 // and not yet written: that thread's events up to the ALLOC go first. Grouping by thread keeps
-// SWITCH records few (a multi-threaded program's file shrinks three- to fourfold).
+// SWITCH records few (a multi-threaded program's file shrinks three- to fourfold). The records
+// of up to 256 ticks are staged and written after one TIMES record that says how many ALLOC and
+// FREE records each tick holds: times kept out of the records' run let a request loop's repeating
+// records compress as one long repeat (a server loop's file shrinks fivefold).
 //
 // It keeps the blocks allocated so far and not freed (address -> pair and number among the
 // pair's ALLOCs), the pairs' ids and each pair's ALLOC count. A free of a block it does not hold
 // (allocated before the capture) writes nothing. Records go to `w`; when it has less than
 // kMaxEventBytes of room, `flush(ctx)` must empty it (false: the encoder stops writing, and
-// keeps its state).
+// keeps its state). `w` must hold at least 24 KiB (a stage of records and its TIMES).
 class EventEncoder {
  public:
   using Flush = bool (*)(void* ctx);
@@ -94,6 +99,7 @@ class EventEncoder {
     mem_.release(counts_);
     mem_.release(tick_events_);
     mem_.release(threads_);
+    mem_.release(stage_buf_);
   }
   EventEncoder(const EventEncoder&) = delete;
   EventEncoder& operator=(const EventEncoder&) = delete;
@@ -136,6 +142,13 @@ class EventEncoder {
   };
 
   bool room();
+  // The held tick's records into the stage, its entry into times_.
+  void close_tick();
+  // TIMES, then the staged records, to w_.
+  void write_stage();
+  // An entry in times_ for the records written since the last one, at the held tick.
+  void note_time();
+  bool reserve(size_t n);
   // Adds an event of `tid` to the tick; false when memory ran out.
   Event* add(uint64_t tid);
   void start_tick(int64_t t_ns);
@@ -160,8 +173,13 @@ class EventEncoder {
   uint32_t tick_cap_ = 0, tick_n_ = 0;
   Thread* threads_ = nullptr;
   uint32_t threads_cap_ = 0, threads_n_ = 0;
+  uint8_t* stage_buf_ = nullptr;
+  RecordWriter stage_{nullptr, 0};
+  uint64_t times_[2 * 256];  // (units since the previous entry, ALLOC and FREE records) per tick
+  uint32_t times_n_ = 0;
+  uint64_t noted_ = 0;       // events() at the last entry
   uint64_t unit_ns_;
-  uint64_t tick_ = 0;        // the time unit of the last TICK written
+  uint64_t tick_ = 0;        // the time unit of the last entry in times_ (or written)
   uint64_t held_tick_ = 0;   // the time unit of the events held
   uint64_t tid_ = 0;         // thread of the last SWITCH
   uint64_t allocs_ = 0;      // ALLOC records written

@@ -126,10 +126,14 @@ class Decoder {
         replay_.name_thread(tid, name.substr(0, lim::kMaxNameBytes));
         return true;
       }
-      case cap::Record::kTick: {
-        uint64_t units = 0;
-        if (!f.v(&units)) return false;
-        replay_.tick(units);
+      case cap::Record::kTimes: {
+        uint64_t n = 0;
+        if (!f.v(&n)) return false;
+        for (uint64_t i = 0; i < n; ++i) {  // n is bounded by the record: an entry is two bytes at least
+          uint64_t units = 0, count = 0;
+          if (!f.v(&units) || !f.v(&count)) return false;
+          replay_.times(units, count);
+        }
         return true;
       }
       case cap::Record::kSwitch: {
@@ -155,9 +159,9 @@ class Decoder {
         return f.v(&info) && replay_.free(info, 1);
       }
       case cap::Record::kCounters: {
-        uint64_t heap = 0, rss = 0;
-        if (!f.v(&heap) || !f.v(&rss)) return false;
-        replay_.counters(heap, rss);
+        uint64_t at = 0, heap = 0, rss = 0;
+        if (!f.v(&at) || !f.v(&heap) || !f.v(&rss)) return false;
+        replay_.counters(at, heap, rss);
         return true;
       }
     }

@@ -22,13 +22,23 @@ Replay::Replay(ProfileModel& model) : model_(model), live_(Memory{mem_alloc, mem
   thread_at_[0] = 0;
 }
 
-void Replay::tick(uint64_t units) {
-  now_ += units;
-  span();
+void Replay::times(uint64_t units, uint64_t count) {
+  times_end_ += units;  // wraps rather than overflows: a hostile file's deltas may add up to anything
+  if (count > 0) times_.emplace_back(times_end_, count);
 }
 
-TimePoint& Replay::span() {
-  uint64_t at = now_ / span_units_;
+void Replay::next_event_time() {
+  if (left_ == 0 && !times_.empty()) {  // with none left, later records keep the last time
+    now_ = times_.front().first;
+    left_ = times_.front().second;
+    times_.pop_front();
+    span(now_);
+  }
+  if (left_ > 0) --left_;
+}
+
+TimePoint& Replay::span(uint64_t time) {
+  uint64_t at = time / span_units_;
   while (at >= ProfileModel::kTimelinePoints) {
     // Twice as long spans: each keeps the higher readings of the two it replaces.
     const size_t n = spans_.size();
@@ -44,7 +54,7 @@ TimePoint& Replay::span() {
     }
     spans_.resize((n + 1) / 2);
     span_units_ *= 2;
-    at = now_ / span_units_;
+    at = time / span_units_;
   }
   // Spans with no event hold what was live when they began.
   while (spans_.size() <= at) spans_.push_back(TimePoint{0, live_bytes_, 0, 0});
@@ -81,6 +91,7 @@ bool Replay::info(uint64_t size, uint64_t stack) {
 
 bool Replay::alloc(uint64_t info) {
   if (info == 0 || info > infos_.size()) return false;
+  next_event_time();
   Info& in = infos_[info - 1];
   const Key key{info, ++in.all};
   if (!live_.insert(key, Live{thread_, 0})) throw std::bad_alloc();
@@ -92,7 +103,7 @@ bool Replay::alloc(uint64_t info) {
     model_.peak_bytes = live_bytes_;
     model_.peak_time_s = static_cast<double>(now_ * unit_ns_) / 1e9;
   }
-  TimePoint& at = spans_.back();  // tick() made it now_'s
+  TimePoint& at = spans_[std::min<uint64_t>(now_ / span_units_, spans_.size() - 1)];
   at.live_bytes = std::max(at.live_bytes, live_bytes_);
   count(hist_all_, in.size);
   ThreadState& t = threads_[thread_];
@@ -108,6 +119,7 @@ bool Replay::free(uint64_t info, uint64_t distance) {
   const Key key{info, in.all + 1 - distance};
   Live block;
   if (!live_.erase(key, &block)) return false;
+  next_event_time();
   ++model_.frees;
   model_.freed_bytes += in.size;
   live_bytes_ -= in.size;
@@ -124,10 +136,10 @@ bool Replay::free(uint64_t info, uint64_t distance) {
   return true;
 }
 
-void Replay::counters(uint64_t heap_bytes, uint64_t rss_bytes) {
+void Replay::counters(uint64_t at_units, uint64_t heap_bytes, uint64_t rss_bytes) {
   model_.process_peak_heap_bytes = std::max(model_.process_peak_heap_bytes, heap_bytes);
   model_.process_peak_rss_bytes = std::max(model_.process_peak_rss_bytes, rss_bytes);
-  TimePoint& at = span();
+  TimePoint& at = span(at_units);
   at.heap_bytes = std::max(at.heap_bytes, heap_bytes);
   at.rss_bytes = std::max(at.rss_bytes, rss_bytes);
 }
@@ -147,6 +159,7 @@ std::unordered_map<uint64_t, StackTotals> Replay::stacks() const {
 uint64_t Replay::held_bytes() const {
   namespace lim = capture_limits;
   return live_.capacity() * sizeof(FlatMap<Key, Live, KeyPairHash>::Slot) + infos_.capacity() * sizeof(Info) +
+         times_.size() * 2 * sizeof(uint64_t) +
          threads_.size() * lim::kThreadCost + name_bytes_;
 }
 

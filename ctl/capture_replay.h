@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -41,14 +42,16 @@ class Replay {
   explicit Replay(ProfileModel& model);
 
   void set_time_unit(uint64_t ns) { unit_ns_ = ns ? ns : 1; }
-  void tick(uint64_t units);
+  // A TIMES entry: the next `count` ALLOC and FREE records happened `units` after the previous
+  // entry's time.
+  void times(uint64_t units, uint64_t count);
   void switch_thread(uint64_t tid);
   void name_thread(uint64_t tid, std::string_view name);
   // False for a malformed record (see above).
   bool info(uint64_t size, uint64_t stack);
   bool alloc(uint64_t info);
   bool free(uint64_t info, uint64_t distance);
-  void counters(uint64_t heap_bytes, uint64_t rss_bytes);
+  void counters(uint64_t at_units, uint64_t heap_bytes, uint64_t rss_bytes);
 
   // Fills the model's live totals, size histogram and threads for `view`.
   void fill(ProfileView view);
@@ -80,8 +83,10 @@ class Replay {
   static void mem_release(void* p);
 
   uint32_t thread_index(uint64_t tid);
-  // The timeline's span for now_, spans merged in pairs when there would be too many.
-  TimePoint& span();
+  // The timeline's span for time `at`, spans merged in pairs when there would be too many.
+  TimePoint& span(uint64_t at);
+  // Moves now_ to the next ALLOC or FREE record's time.
+  void next_event_time();
   void count(std::vector<SizeBucket>& hist, uint64_t size);
 
   ProfileModel& model_;
@@ -94,6 +99,9 @@ class Replay {
   uint32_t thread_ = 0;  // the current SWITCH's
   uint64_t name_bytes_ = 0;
   std::vector<SizeBucket> hist_all_, hist_temp_;
+  std::deque<std::pair<uint64_t, uint64_t>> times_;  // (time, records) not yet reached
+  uint64_t times_end_ = 0;                           // the last entry's time
+  uint64_t left_ = 0;                                // records left at now_
   std::vector<TimePoint> spans_{1};
   uint64_t span_units_ = 1;  // time units per span
 };

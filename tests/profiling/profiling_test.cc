@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -102,6 +103,22 @@ Capture decode(const std::string& path) {
   std::vector<std::pair<uint64_t, uint64_t>> infos;  // (size, stack)
   std::set<uint64_t> live;
   std::map<uint64_t, std::vector<uint64_t>> by_pair;  // pair -> its blocks' ids, in ALLOC order
+  std::deque<std::pair<int64_t, uint64_t>> times;      // TIMES entries not yet reached
+  int64_t times_end = 0;
+  uint64_t left = 0;
+  // The next ALLOC or FREE record's time, from the TIMES entries.
+  auto next_time = [&] {
+    if (left == 0) {
+      if (times.empty()) {
+        c.problems.push_back("an event beyond its TIMES entries");
+        return;
+      }
+      units = times.front().first;
+      left = times.front().second;
+      times.pop_front();
+    }
+    --left;
+  };
   while (r.next(&type, &f)) {
     std::string_view s;
     uint64_t a = 0, b = 0;
@@ -142,10 +159,16 @@ Capture decode(const std::string& path) {
         f.str(&s);
         c.threads[a] = std::string(s);
         break;
-      case cap::Record::kTick:
-        if (!f.v(&a) || a == 0) c.problems.push_back("malformed TICK");
-        units += static_cast<int64_t>(a);
+      case cap::Record::kTimes: {
+        uint64_t n = 0;
+        if (!f.v(&n)) c.problems.push_back("malformed TIMES");
+        for (uint64_t i = 0; i < n; ++i) {
+          if (!f.v(&a) || !f.v(&b) || b == 0) c.problems.push_back("malformed TIMES entry");
+          times_end += static_cast<int64_t>(a);
+          times.emplace_back(times_end, b);
+        }
         break;
+      }
       case cap::Record::kSwitch:
         if (!f.v(&tid)) c.problems.push_back("malformed SWITCH");
         if (!c.threads.count(tid)) c.problems.push_back("SWITCH before its THREAD");
@@ -161,6 +184,7 @@ Capture decode(const std::string& path) {
           break;
         }
         const uint64_t id = c.allocs.size() + 1;
+        next_time();
         c.allocs.push_back({units * unit, tid, id, infos[a - 1].first, infos[a - 1].second});
         live.insert(id);
         by_pair[a].push_back(id);
@@ -174,13 +198,16 @@ Capture decode(const std::string& path) {
           c.problems.push_back("FREE of a block that is not live");
           break;
         }
+        next_time();
         c.frees.push_back({units * unit, tid, by_pair[a][by_pair[a].size() - b]});
         break;
       }
-      case cap::Record::kCounters:
-        if (!f.v(&a) || !f.v(&b)) c.problems.push_back("malformed COUNTERS");
-        c.counters.emplace_back(units * unit, a, b);
+      case cap::Record::kCounters: {
+        uint64_t at = 0;
+        if (!f.v(&at) || !f.v(&a) || !f.v(&b)) c.problems.push_back("malformed COUNTERS");
+        c.counters.emplace_back(static_cast<int64_t>(at) * unit, a, b);
         break;
+      }
       default:
         c.problems.push_back("unknown record type " + std::to_string(static_cast<int>(type)));
     }

@@ -145,7 +145,7 @@ const Memory kMalloc{std::malloc, std::free};
 
 // An encoder over a growing stream: flushes move the writer's records into `stream`.
 struct Encoded {
-  explicit Encoded(uint64_t unit_ns, size_t writer_bytes = 4096)
+  explicit Encoded(uint64_t unit_ns, size_t writer_bytes = 1 << 16)
       : buf(writer_bytes), w(buf.data(), buf.size()), enc(kMalloc, unit_ns, w, &Encoded::flush, this) {}
   static bool flush(void* self) {
     Encoded& e = *static_cast<Encoded*>(self);
@@ -175,13 +175,15 @@ TEST(CaptureEvents, EncodesTicksThreadsPairsAndFreesByPosition) {
   e.enc.alloc(2000, 9, 0x3000, 64, 0);    // earlier than the last: same tick
   e.enc.alloc(9000, 9, 0x2000, 16, 2);    // 0x2000 again: its free was lost
   e.enc.counters(9000, 1 << 20, 1 << 22);
-  // A FREE names the pair and how many of the pair's ALLOCs back its block was (1: the latest).
+  // TIMES first: ticks 0, 2 and 9 (as deltas) with 1, 3 and 2 ALLOC and FREE records. A FREE
+  // names the pair and how many of the pair's ALLOCs back its block was (1: the latest).
   const std::vector<Rec> want = {
+      {Record::kTimes, {3, 0, 1, 2, 3, 7, 2}},
       {Record::kSwitch, {7}},  {Record::kInfo, {32, 1}}, {Record::kAlloc, {1}},
-      {Record::kTick, {2}},    {Record::kAlloc, {1}},    {Record::kSwitch, {9}},
+      {Record::kAlloc, {1}},   {Record::kSwitch, {9}},
       {Record::kFree, {1, 2}}, {Record::kInfo, {64, 0}}, {Record::kAlloc, {2}},
-      {Record::kTick, {7}},    {Record::kFreeLatest, {1}},  {Record::kInfo, {16, 2}},
-      {Record::kAlloc, {3}},   {Record::kCounters, {1 << 20, 1 << 22}},
+      {Record::kFreeLatest, {1}},  {Record::kInfo, {16, 2}},
+      {Record::kAlloc, {3}},   {Record::kCounters, {9, 1 << 20, 1 << 22}},
   };
   EXPECT_EQ(e.records(), want);
   EXPECT_EQ(e.enc.allocations(), 4u);
@@ -200,6 +202,7 @@ TEST(CaptureEvents, GroupsATicksEventsByThreadKeepingEachFreeAfterItsAlloc) {
   e.enc.free(50, 1, 0xB0);          // thread 1 frees B
   e.enc.alloc(60, 2, 0xB0, 32, 1);  // the address of B again, by thread 2
   const std::vector<Rec> want = {
+      {Record::kTimes, {1, 0, 6}},
       {Record::kSwitch, {1}},   {Record::kInfo, {32, 1}}, {Record::kAlloc, {1}},  // A: number 1
       {Record::kAlloc, {1}},                                                     // C: 2
       {Record::kSwitch, {2}},   {Record::kAlloc, {1}},                           // B: 3, before its free
@@ -214,20 +217,20 @@ TEST(CaptureEvents, GroupsATicksEventsByThreadKeepingEachFreeAfterItsAlloc) {
   e.enc.free(2000001, 1, 0xB0);
   const std::vector<Rec> all = e.records();
   const std::vector<Rec> tail(all.end() - 4, all.end());
-  EXPECT_EQ(tail, (std::vector<Rec>{{Record::kTick, {2}}, {Record::kSwitch, {1}}, {Record::kFree, {1, 3}},
+  EXPECT_EQ(tail, (std::vector<Rec>{{Record::kTimes, {1, 2, 2}}, {Record::kSwitch, {1}}, {Record::kFree, {1, 3}},
                                     {Record::kFreeLatest, {1}}}));
 }
 
 TEST(CaptureEvents, FlushesWhenTheWriterIsFullAndLosesNothing) {
-  Encoded small(1, kMaxEventBytes + 8);
+  Encoded small(1, 24 * 1024);  // room for a stage of records and its TIMES record
   Encoded big(1);
-  for (int i = 0; i < 500; ++i) {
+  for (int i = 0; i < 20000; ++i) {
     for (Encoded* e : {&small, &big}) {
       e->enc.alloc(i, 1 + i % 3, 0x1000 + 16 * (i % 50), 8 + i % 7, 1);
       if (i % 2) e->enc.free(i, 1 + i % 2, 0x1000 + 16 * ((i + 25) % 50));
     }
   }
-  EXPECT_GT(small.flushes, 50);
+  EXPECT_GT(small.flushes, 2);
   EXPECT_EQ(small.records(), big.records());
 }
 
