@@ -1,9 +1,9 @@
-// Replays a capture's event records (common/capture.md: TICK, SWITCH, INFO, ALLOC, FREE,
+// Replays a capture's event records (common/capture.md: TIMES, SWITCH, INFO, ALLOC, FREE,
 // COUNTERS) and keeps what the reports need: the blocks live at each moment (for the peak and
 // the --leaks view), temporary allocations, and totals per stack, per thread and per size.
 //
-// The library writes events in time order and names each freed block by its ALLOC's position, so
-// the replay is one pass with no reordering: what it holds is the blocks live at that point of
+// The library writes events in time order and names each freed block by its pair and position,
+// so the replay is one pass with no reordering: what it holds is the blocks live at that point of
 // the capture (a few dozen bytes each), the (size, stack) pairs and the threads. A record that
 // contradicts what came before (an unknown pair, a free of a block that is not live) is
 // malformed: the caller counts it and it changes nothing.

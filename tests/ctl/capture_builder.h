@@ -18,7 +18,7 @@ namespace rsrtest {
 
 class CaptureBuilder {
  public:
-  // `unit_ns`: the TICK unit, as the header's time_unit_ns says (1 when it names none).
+  // `unit_ns`: the time unit, as the header's time_unit_ns says (1 when it names none).
   explicit CaptureBuilder(uint64_t unit_ns = 1)
       : encoder_{rsr::Memory{std::malloc, std::free}, unit_ns, writer_, &CaptureBuilder::flush, this} {}
   CaptureBuilder(const CaptureBuilder&) = delete;

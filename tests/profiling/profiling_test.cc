@@ -690,7 +690,7 @@ TEST(Profiling, BlocksFreedByOtherThreadsAreMatchedWhateverTheHandOverOrder) {
   EXPECT_EQ(gave, 1u);
   EXPECT_EQ(produced, 20000u);
   EXPECT_EQ(consumed, 20000u);
-  // Time order: the file's times never go back (TICKs only add).
+  // Time order: the file's times never go back (TIMES entries only add).
   for (size_t i = 1; i < c.allocs.size(); ++i) ASSERT_LE(c.allocs[i - 1].t, c.allocs[i].t);
 }
 

@@ -168,7 +168,7 @@ struct Encoded {
 
 TEST(CaptureEvents, EncodesTicksThreadsPairsAndFreesByPosition) {
   Encoded e(1000);  // 1 us units
-  e.enc.alloc(100, 7, 0x1000, 32, 1);     // tick 0: no TICK
+  e.enc.alloc(100, 7, 0x1000, 32, 1);     // tick 0
   e.enc.alloc(2500, 7, 0x2000, 32, 1);    // tick 2; same pair
   e.enc.free(2600, 9, 0x1000);            // another thread frees the first
   e.enc.free(2700, 9, 0x5555);            // never allocated here: nothing
