@@ -141,6 +141,7 @@ int cmd_cleanup_profiles(const GlobalOptions& g, const CleanupOptions& options, 
 
 struct ReportOptions {
   std::string file;
+  std::string base;         // diff: the capture compared against (`file` is the newer one)
   ProfileView view = ProfileView::kAll;
   int top = 10;             // rows / functions listed; 0: all
   int depth = 0;            // tree: levels shown; 0: all
@@ -156,6 +157,9 @@ int cmd_profile_summary(const GlobalOptions& g, const ReportOptions& options, Io
 int cmd_profile_stats(const GlobalOptions& g, const ReportOptions& options, Io io);
 int cmd_profile_table(const GlobalOptions& g, const ReportOptions& options, Io io);
 int cmd_profile_tree(const GlobalOptions& g, const ReportOptions& options, Io io);
+// diff: `options.file` against `options.base`, function and line by function and line, in the
+// view: what grew or is new (largest growth first) and what shrank or is gone.
+int cmd_profile_diff(const GlobalOptions& g, const ReportOptions& options, Io io);
 // flamegraph: one HTML file (default: FILE with .bin replaced by .html); export: pprof (default
 // FILE.pb.gz) or folded (default stdout).
 int cmd_profile_flamegraph(const ReportOptions& options, Io io);

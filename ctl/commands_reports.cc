@@ -496,6 +496,110 @@ int cmd_profile_table(const GlobalOptions& g, const ReportOptions& options, Io i
   return kExitOk;
 }
 
+int cmd_profile_diff(const GlobalOptions& g, const ReportOptions& options, Io io) {
+  ReportOptions base_options = options;
+  base_options.file = options.base;
+  const ProfileModel base = load(base_options, io);
+  const ProfileModel now = load(options, io);
+  struct Change {
+    Row row;
+    uint64_t base_bytes = 0, base_count = 0, new_bytes = 0, new_count = 0;
+    int64_t delta() const { return static_cast<int64_t>(new_bytes) - static_cast<int64_t>(base_bytes); }
+    const char* status() const {
+      if (base_count == 0) return "new";
+      if (new_count == 0) return "gone";
+      return new_bytes > base_bytes ? "grew" : new_bytes < base_bytes ? "shrank" : "same";
+    }
+  };
+  std::map<std::string, Change> by_key;
+  const auto key = [](const Row& r) { return r.function + '\x1f' + r.file + ':' + std::to_string(r.line); };
+  for (const Row& r : aggregate(base, /*by_line=*/true)) {
+    Change& c = by_key[key(r)];
+    c.row = r;
+    c.base_bytes = r.bytes;
+    c.base_count = r.count;
+  }
+  for (const Row& r : aggregate(now, /*by_line=*/true)) {
+    Change& c = by_key[key(r)];
+    if (c.base_count == 0) c.row = r;
+    c.new_bytes = r.bytes;
+    c.new_count = r.count;
+  }
+  std::vector<Change> grew, shrank;
+  for (auto& [k, c] : by_key) {
+    if (c.delta() > 0 || (c.delta() == 0 && c.new_count > c.base_count)) grew.push_back(c);
+    else if (c.delta() < 0 || c.new_count < c.base_count) shrank.push_back(c);
+  }
+  std::stable_sort(grew.begin(), grew.end(), [](const Change& a, const Change& b) { return a.delta() > b.delta(); });
+  std::stable_sort(shrank.begin(), shrank.end(), [](const Change& a, const Change& b) { return a.delta() < b.delta(); });
+  const size_t grew_all = grew.size(), shrank_all = shrank.size();
+  if (options.top > 0) {
+    grew.resize(std::min(grew.size(), static_cast<size_t>(options.top)));
+    shrank.resize(std::min(shrank.size(), static_cast<size_t>(options.top)));
+  }
+  const int64_t total_delta = static_cast<int64_t>(now.view_bytes) - static_cast<int64_t>(base.view_bytes);
+  if (g.format == OutputFormat::kJson) {
+    const auto rows_json = [&](const std::vector<Change>& rows) {
+      Json out = Json::array();
+      for (const Change& c : rows)
+        out.push_back(Json{{"function", c.row.function},
+                           {"file", c.row.file.empty() ? Json(nullptr) : Json(c.row.file)},
+                           {"line", c.row.line > 0 ? Json(c.row.line) : Json(nullptr)},
+                           {"status", c.status()},
+                           {"delta_bytes", c.delta()},
+                           {"base_bytes", c.base_bytes},
+                           {"new_bytes", c.new_bytes},
+                           {"delta_count", static_cast<int64_t>(c.new_count) - static_cast<int64_t>(c.base_count)},
+                           {"base_count", c.base_count},
+                           {"new_count", c.new_count}});
+      return out;
+    };
+    Json j{{"view", view_name(options.view)},
+           {"base", capture_json(base, base_options)},
+           {"new", capture_json(now, options)},
+           {"delta_bytes", total_delta},
+           {"delta_allocations", static_cast<int64_t>(now.view_allocations) - static_cast<int64_t>(base.view_allocations)},
+           {"grew", rows_json(grew)},
+           {"shrank", rows_json(shrank)},
+           {"grew_rows", grew_all},
+           {"shrank_rows", shrank_all}};
+    io.out << j.dump(2) << '\n';
+    return kExitOk;
+  }
+  io.out << "Diff of " << now.id << " (" << options.file << ")\n  against " << base.id << " ("
+         << options.base << "), " << view_label(options.view) << '\n'
+         << "  Bytes         " << human_bytes(static_cast<double>(base.view_bytes)) << " -> "
+         << human_bytes(static_cast<double>(now.view_bytes)) << " ("
+         << human_signed_bytes(static_cast<double>(total_delta)) << ")\n"
+         << "  Allocations   " << human_count(static_cast<double>(base.view_allocations)) << " -> "
+         << human_count(static_cast<double>(now.view_allocations)) << '\n';
+  const auto render = [&](const char* title, const std::vector<Change>& rows, size_t all) {
+    io.out << '\n' << title << ":\n";
+    if (rows.empty()) {
+      io.out << "  none\n";
+      return;
+    }
+    Table t({{"Change", Table::Align::kRight},
+             {"Base", Table::Align::kRight},
+             {"New", Table::Align::kRight},
+             {"Allocations", Table::Align::kRight},
+             {"Function"},
+             {"Location"},
+             {""}});
+    for (const Change& c : rows)
+      t.add_row({human_signed_bytes(static_cast<double>(c.delta())), human_bytes(static_cast<double>(c.base_bytes)),
+                 human_bytes(static_cast<double>(c.new_bytes)),
+                 human_count(static_cast<double>(c.base_count)) + " -> " + human_count(static_cast<double>(c.new_count)),
+                 c.row.function, c.row.file.empty() ? base_name(c.row.module) : short_location(c.row.file, c.row.line),
+                 c.status()});
+    t.render(io.out);
+    if (rows.size() < all) io.out << "... " << all - rows.size() << " more (--top 0 shows all)\n";
+  };
+  render("Grew or new (largest growth first)", grew, grew_all);
+  render("Shrank or gone", shrank, shrank_all);
+  return kExitOk;
+}
+
 int cmd_profile_tree(const GlobalOptions& g, const ReportOptions& options, Io io) {
   const ProfileModel m = load(options, io);
   Node root;

@@ -305,6 +305,17 @@ int dispatch(int argc, const char* const* argv) {
   CLI::App* profile_table = report_command(
       "table", "Capture report: one row per allocating function and line, largest first");
   count_option(profile_table, "--top", report.top, "Rows shown, 0 for all (default 10)");
+  CLI::App* profile_diff = app.add_subcommand(
+      "diff", "Compare two captures: what grew, what is new, what shrank, by function and line");
+  profile_diff->add_option("BASE", report.base, "The capture compared against (.bin)")->required();
+  profile_diff->add_option("NEW", report.file, "The newer capture (.bin)")->required();
+  {
+    CLI::Option* l = profile_diff->add_flag("--leaks", view_leaks, "Compare what was still live at each end");
+    CLI::Option* t = profile_diff->add_flag("--temporary", view_temporary, "Compare temporary allocations");
+    l->excludes(t);
+  }
+  count_option(profile_diff, "--top", report.top, "Rows shown on each side, 0 for all (default 10)");
+  profile_diff->footer(kReportHelp);
   CLI::App* profile_tree =
       report_command("tree", "Capture report: the call tree from the root with bytes and share");
   count_option(profile_tree, "--depth", report.depth, "Levels shown, 0 for all (default all)");
@@ -367,7 +378,7 @@ int dispatch(int argc, const char* const* argv) {
   if (view_leaks) report.view = ProfileView::kLeaks;
   if (view_temporary) report.view = ProfileView::kTemporary;
   const bool targets_given = *pid_opt || *socket_opt || *all_opt;
-  for (CLI::App* sub : {profile_summary, profile_stats, profile_table, profile_tree,
+  for (CLI::App* sub : {profile_summary, profile_stats, profile_table, profile_diff, profile_tree,
                         profile_flamegraph, profile_export, cleanup}) {
     if (sub->parsed() && targets_given)
       return usage_error(sub->get_name() + " works on files; --pid, --socket and --all do not "
@@ -414,6 +425,7 @@ int dispatch(int argc, const char* const* argv) {
   if (profile_summary->parsed()) return cmd_profile_summary(g, report, io);
   if (profile_stats->parsed()) return cmd_profile_stats(g, report, io);
   if (profile_table->parsed()) return cmd_profile_table(g, report, io);
+  if (profile_diff->parsed()) return cmd_profile_diff(g, report, io);
   if (profile_tree->parsed()) return cmd_profile_tree(g, report, io);
   return usage_error("no command given");
 }

@@ -52,13 +52,8 @@ Stacks real_stacks() {
 //   leaks:      outer 264 B / 2
 //   temporary:  plain 124 B / 2
 // Totals: 5 allocations 1388 B, 3 frees 1124 B, peak 1088 B, 264 B live in 2 blocks.
-std::string scenario(bool with_end = true) {
-  const Stacks s = real_stacks();
-  rsrtest::CaptureBuilder b;
-  b.json(Record::kHeader,
-         R"({"format":"rsrmem-capture","version":1,"id":"background_1764400000",)"
-         R"("kind":"background","pid":4242,"program":"/usr/bin/svc","service":"svc",)"
-         R"("hostname":"h","start_time":1764400000.0,"duration_s":120,"max_bytes":1048576})");
+// MODULE records for the modules the stacks' addresses are in.
+void add_modules(rsrtest::CaptureBuilder& b, const Stacks& s) {
   std::vector<uint64_t> all;
   for (const auto* v : {&s.plain, &s.outer, &s.session}) all.insert(all.end(), v->begin(), v->end());
   std::vector<std::string> seen;
@@ -68,6 +63,16 @@ std::string scenario(bool with_end = true) {
     seen.push_back(m.path);
     b.module(m);
   }
+}
+
+std::string scenario(bool with_end = true) {
+  const Stacks s = real_stacks();
+  rsrtest::CaptureBuilder b;
+  b.json(Record::kHeader,
+         R"({"format":"rsrmem-capture","version":1,"id":"background_1764400000",)"
+         R"("kind":"background","pid":4242,"program":"/usr/bin/svc","service":"svc",)"
+         R"("hostname":"h","start_time":1764400000.0,"duration_s":120,"max_bytes":1048576})");
+  add_modules(b, s);
   b.thread(100, "main");
   b.thread(200, "worker");
   b.stack(1, s.plain);
@@ -381,6 +386,59 @@ TEST_F(ProfilingTest, TimelineFollowsLiveMemoryAndTheProcessCounters) {
   EXPECT_EQ(j["totals"]["process_peak_rss_bytes"], 90 << 20);
   EXPECT_DOUBLE_EQ(j["totals"]["peak_time_s"].get<double>(), 1.0);
   EXPECT_EQ(j["timeline"]["points"].size(), m.timeline.size());
+}
+
+// Two captures of the same program: the second phase adds a site, drops one and keeps one as
+// it was. The new site alone is the growth, with its exact bytes; the dropped one is "gone".
+TEST_F(ProfilingTest, DiffShowsTheNewSiteAloneAsTheGrowth) {
+  const Stacks st = real_stacks();
+  auto capture = [&](bool second) {
+    rsrtest::CaptureBuilder b;
+    b.json(Record::kHeader, std::string(R"({"format":"rsrmem-capture","version":2,"kind":"background","id":"background_)") +
+                                (second ? "2" : "1") + R"("})");
+    add_modules(b, st);
+    b.thread(100, "main");
+    b.stack(1, st.plain);
+    b.stack(2, st.outer);
+    b.stack(3, st.session);
+    int64_t t = 0;
+    for (int i = 0; i < 2; ++i) b.alloc(++t, 100, kA1 + 64 * i, 100, 1);  // the same in both
+    if (!second) b.alloc(++t, 100, kA2, 64, 2);                           // only in the first
+    if (second)
+      for (int i = 0; i < 5; ++i) b.alloc(++t, 100, kA3 + 4096 * i, 1000, 3);  // only in the second
+    b.json(Record::kEnd, R"({"reason":"stopped","truncated":false})");
+    return b.bytes();
+  };
+  ReportOptions o = report(write(capture(true), "second.bin"));
+  o.base = write(capture(false), "first.bin");
+  EXPECT_EQ(cmd_profile_diff(json(), o, io_), kExitOk);
+  const Json j = Json::parse(out_.str());
+  EXPECT_EQ(j["delta_bytes"], 5000 - 64);
+  ASSERT_EQ(j["grew"].size(), 1u);
+  EXPECT_THAT(j["grew"][0]["function"].get<std::string>(), HasSubstr("register_session"));
+  EXPECT_EQ(j["grew"][0]["status"], "new");
+  EXPECT_EQ(j["grew"][0]["delta_bytes"], 5000);
+  EXPECT_EQ(j["grew"][0]["new_count"], 5);
+  ASSERT_EQ(j["shrank"].size(), 1u);
+  EXPECT_THAT(j["shrank"][0]["function"].get<std::string>(), HasSubstr("inlined_helper"));
+  EXPECT_EQ(j["shrank"][0]["status"], "gone");
+  EXPECT_EQ(j["shrank"][0]["delta_bytes"], -64);
+  EXPECT_EQ(j["base"]["id"], "background_1");
+  EXPECT_EQ(j["new"]["id"], "background_2");
+
+  out_.str("");
+  EXPECT_EQ(cmd_profile_diff(text(), o, io_), kExitOk);
+  const std::string s = out_.str();
+  EXPECT_THAT(s, HasSubstr("Diff of background_2"));
+  EXPECT_THAT(s, HasSubstr("against background_1"));
+  const size_t grew = s.find("Grew or new"), shrank = s.find("Shrank or gone");
+  ASSERT_NE(grew, std::string::npos);
+  ASSERT_NE(shrank, std::string::npos);
+  const std::string growth = s.substr(grew, shrank - grew);
+  EXPECT_THAT(growth, HasSubstr("+4.88 KiB"));
+  EXPECT_THAT(growth, HasSubstr("register_session"));
+  EXPECT_THAT(growth, Not(HasSubstr("plain_function")));  // unchanged: in neither list
+  EXPECT_THAT(s.substr(shrank), HasSubstr("gone"));
 }
 
 TEST_F(ProfilingTest, SummaryJsonLeaks) {

@@ -72,7 +72,6 @@ TEST(CaptureRecords, ReadBackFieldForField) {
   Fields f(nullptr, 0);
   std::string_view text;
   uint64_t a, b, c, d, e;
-  int64_t dt;
 
   ASSERT_TRUE(r.next(&t, &f));
   EXPECT_EQ(t, Record::kHeader);
