@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -19,6 +20,7 @@ namespace {
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
 using rsrtest::Result;
+using ::testing::Not;
 
 bool exists(const std::string& path) {
   struct stat st {};
@@ -133,6 +135,50 @@ TEST_F(ProfilingE2eTest, CaptureShowsTheAllocatingFunctionsWithExactCounts) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("keep_records"));
   EXPECT_THAT(r.out, HasSubstr("profile_target.cc"));
+}
+
+// Two captures of one program: the first while it idles, the second across its work. diff shows
+// the kept records as the top growth, new, with their exact bytes.
+TEST_F(ProfilingE2eTest, DiffOfTwoPhasesShowsTheNewSiteAsTheTopGrowth) {
+  ASSERT_TRUE(start(true)) << "the target's socket did not appear in " << dir_;
+  // Starts a capture of `seconds`, runs `during` and returns the file once it is complete.
+  auto capture = [&](const char* seconds, const std::function<void()>& during) -> std::string {
+    Result r = ctl({"--pid", pid(), "--format", "json", "start-profiling", std::string("--duration=") + seconds});
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    const Json started = Json::parse(r.out, nullptr, false);
+    if (!started.is_object()) return "";
+    const std::string file = started.value("file", started.value("path", ""));
+    during();
+    for (int i = 0; i < 200 && !exists(file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return file;
+  };
+  const std::string idle = capture("1s", [] {});
+  ASSERT_TRUE(exists(idle)) << idle;
+  const std::string busy = capture("1s", [&] { kill(target_.pid, SIGUSR1); });
+  ASSERT_TRUE(exists(busy)) << busy;
+  kill(target_.pid, SIGTERM);
+  const Result out = rsrtest::finish(target_);
+  target_.pid = -1;
+  std::istringstream printed(out.out.substr(out.out.find("usable")));
+  std::string word;
+  size_t kept_usable = 0;
+  printed >> word >> kept_usable;
+  ASSERT_GT(kept_usable, 0u) << out.out;
+
+  Result r = ctl({"diff", idle, busy, "--format", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json diff = Json::parse(r.out);
+  ASSERT_GE(diff["grew"].size(), 1u) << diff.dump(2);
+  EXPECT_THAT(diff["grew"][0]["function"].get<std::string>(), HasSubstr("keep_records"));
+  EXPECT_EQ(diff["grew"][0]["status"], "new");
+  EXPECT_EQ(diff["grew"][0]["delta_bytes"], 100 * kept_usable);
+  EXPECT_EQ(diff["grew"][0]["new_count"], 100);
+  EXPECT_TRUE(diff["shrank"].empty()) << diff.dump(2);
+
+  r = ctl({"diff", idle, busy, "--leaks"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("keep_records"));
+  EXPECT_THAT(r.out, Not(HasSubstr("churn_buffers")));  // freed at once: not live at the end
 }
 
 TEST_F(ProfilingE2eTest, RefusalsExitFour) {
