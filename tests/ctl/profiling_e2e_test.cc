@@ -62,6 +62,20 @@ class ProfilingE2eTest : public ::testing::Test {
 
   std::string pid() const { return std::to_string(target_.pid); }
 
+  // Ends the target; the usable sizes it printed of a kept and of a churned block (0 when none).
+  std::pair<size_t, size_t> stop_target() {
+    kill(target_.pid, SIGTERM);
+    const Result out = rsrtest::finish(target_);
+    target_.pid = -1;
+    const size_t at = out.out.find("usable");
+    if (at == std::string::npos) return {0, 0};
+    std::istringstream printed(out.out.substr(at));
+    std::string word;
+    size_t kept = 0, churn = 0;
+    printed >> word >> kept >> churn;
+    return {kept, churn};
+  }
+
   std::string ctl_ = rsrtest::env_or_die("RSRMEMCTL");
   std::string lib_ = rsrtest::env_or_die("RSR_PRELOAD_LIB");
   std::string program_ = rsrtest::env_or_die("RSR_PROFILE_TARGET");
@@ -100,14 +114,8 @@ TEST_F(ProfilingE2eTest, CaptureShowsTheAllocatingFunctionsWithExactCounts) {
   for (int i = 0; i < 200 && !exists(file); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ASSERT_TRUE(exists(file)) << file;
-  kill(target_.pid, SIGTERM);
-  const Result out = rsrtest::finish(target_);
-  target_.pid = -1;
-  std::istringstream printed(out.out.substr(out.out.find("usable")));
-  std::string word;
-  size_t kept_usable = 0, churn_usable = 0;
-  printed >> word >> kept_usable >> churn_usable;
-  ASSERT_GT(kept_usable, 0u) << out.out;
+  const auto [kept_usable, churn_usable] = stop_target();
+  ASSERT_GT(kept_usable, 0u);
 
   r = ctl({"summary", file, "--format", "json", "--top", "0"});
   ASSERT_EQ(r.code, 0) << r.err;
@@ -156,14 +164,8 @@ TEST_F(ProfilingE2eTest, DiffOfTwoPhasesShowsTheNewSiteAsTheTopGrowth) {
   ASSERT_TRUE(exists(idle)) << idle;
   const std::string busy = capture("1s", [&] { kill(target_.pid, SIGUSR1); });
   ASSERT_TRUE(exists(busy)) << busy;
-  kill(target_.pid, SIGTERM);
-  const Result out = rsrtest::finish(target_);
-  target_.pid = -1;
-  std::istringstream printed(out.out.substr(out.out.find("usable")));
-  std::string word;
-  size_t kept_usable = 0;
-  printed >> word >> kept_usable;
-  ASSERT_GT(kept_usable, 0u) << out.out;
+  const size_t kept_usable = stop_target().first;
+  ASSERT_GT(kept_usable, 0u);
 
   Result r = ctl({"diff", idle, busy, "--format", "json"});
   ASSERT_EQ(r.code, 0) << r.err;
