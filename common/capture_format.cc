@@ -145,6 +145,7 @@ bool EventEncoder::grow(T*& array, uint32_t& cap, uint32_t need) {
   T* grown = static_cast<T*>(mem_.alloc(size_t{n} * sizeof(T)));
   if (!grown) return false;
   if (array) std::memcpy(static_cast<void*>(grown), array, size_t{cap} * sizeof(T));
+  std::memset(static_cast<void*>(grown + cap), 0, size_t{n - cap} * sizeof(T));
   mem_.release(array);
   array = grown;
   cap = n;
@@ -366,18 +367,9 @@ uint64_t EventEncoder::pair(uint64_t size, uint64_t stack) {
   uint64_t* id = infos_.insert(KeyPair{size, stack + 1}, pairs_ + 1, &fresh);
   if (!id) return 0;
   if (!fresh) return *id;
-  if (pairs_ + 1 >= counts_cap_) {
-    const uint64_t cap = counts_cap_ ? counts_cap_ * 2 : 1024;
-    auto* grown = static_cast<uint64_t*>(mem_.alloc(cap * sizeof(uint64_t)));
-    if (!grown) {
-      infos_.erase(KeyPair{size, stack + 1});
-      return 0;
-    }
-    std::memset(grown, 0, cap * sizeof(uint64_t));
-    if (counts_) std::memcpy(grown, counts_, counts_cap_ * sizeof(uint64_t));
-    mem_.release(counts_);
-    counts_ = grown;
-    counts_cap_ = cap;
+  if (!grow(counts_, counts_cap_, static_cast<uint32_t>(pairs_ + 2))) {  // ids from 1
+    infos_.erase(KeyPair{size, stack + 1});
+    return 0;
   }
   const uint64_t info[2] = {size, stack};
   stage_.fields(Record::kInfo, info, 2);

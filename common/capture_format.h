@@ -158,6 +158,7 @@ class EventEncoder {
   // The pair's id, with its INFO record written when new; 0 when memory ran out.
   uint64_t pair(uint64_t size, uint64_t stack);
   void write_free(uint64_t pair, uint64_t number);
+  // Doubles `array` (new entries zero) when it holds fewer than `need`.
   template <class T>
   bool grow(T*& array, uint32_t& cap, uint32_t need);
 
@@ -168,7 +169,7 @@ class EventEncoder {
   FlatMap<uint64_t, Block, MixHash> blocks_;       // address -> block
   FlatMap<KeyPair, uint64_t, KeyPairHash> infos_;  // (size, stack + 1) -> pair id
   uint64_t* counts_ = nullptr;                     // ALLOCs per pair id
-  uint64_t counts_cap_ = 0;
+  uint32_t counts_cap_ = 0;
   Event* tick_events_ = nullptr;
   uint32_t tick_cap_ = 0, tick_n_ = 0;
   Thread* threads_ = nullptr;

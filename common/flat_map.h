@@ -32,10 +32,6 @@ class FlatMap {
   ~FlatMap() { mem_.release(slots_); }
   FlatMap(const FlatMap&) = delete;
   FlatMap& operator=(const FlatMap&) = delete;
-  FlatMap(FlatMap&& o) noexcept : mem_(o.mem_), slots_(o.slots_), mask_(o.mask_), size_(o.size_) {
-    o.slots_ = nullptr;
-    o.mask_ = o.size_ = 0;
-  }
 
   size_t size() const { return size_; }
   size_t capacity() const { return mask_ ? mask_ + 1 : 0; }

@@ -263,8 +263,8 @@ class CaptureFile {
   void thread(uint64_t tid) {
     if (tid == last_tid_) return;
     last_tid_ = tid;
-    if (threads_seen_->find(tid)) return;
-    if (!threads_seen_->insert(tid, 1)) return;
+    bool fresh = false;
+    if (!threads_seen_->insert(tid, 1, &fresh) || !fresh) return;
     char path[64], name[32] = "";
     snprintf(path, sizeof path, "/proc/self/task/%llu/comm", static_cast<unsigned long long>(tid));
     read_small_file(path, name, sizeof name);
