@@ -187,6 +187,11 @@ std::string qualified_name(const std::string& demangled) {
       size_t j = i + 8;
       while (j < s.size() && s[j] == ' ') ++j;
       i = j + operator_token_length(s, j) - 1;
+      // "std::operator< <char>(...)": the space before an operator's template arguments does
+      // not end a return type.
+      size_t k = i + 1;
+      while (k < s.size() && s[k] == ' ') ++k;
+      if (k < s.size() && s[k] == '<') i = k - 1;
       continue;
     }
     if (c == '<')

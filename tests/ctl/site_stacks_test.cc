@@ -70,6 +70,17 @@ TEST(QualifiedName, StripsReturnTypeAndParameters) {
   EXPECT_EQ(qualified_name("unsigned long svc::count<int>(int)"), "svc::count<int>");
   EXPECT_EQ(qualified_name("std::function<void (int)>::operator()(int) const"),
             "std::function<void (int)>::operator()");
+  // An operator's template arguments after a space (the operator<< of every ostream write).
+  EXPECT_EQ(qualified_name("bool std::operator< <char>(std::basic_string<char> const&, char const*)"),
+            "std::operator< <char>");
+  EXPECT_EQ(qualified_name("std::basic_ostream<char, std::char_traits<char> >& std::operator<< "
+                           "<std::char_traits<char> >(std::basic_ostream<char, "
+                           "std::char_traits<char> >&, char const*)"),
+            "std::operator<< <std::char_traits<char> >");
+  EXPECT_EQ(qualified_name("Foo::operator>(Foo const&) const"), "Foo::operator>");
+  EXPECT_EQ(qualified_name("Foo::operator<=>(Foo const&) const"), "Foo::operator<=>");
+  EXPECT_EQ(qualified_name("std::unique_ptr<Foo, std::default_delete<Foo> >::operator->() const"),
+            "std::unique_ptr<Foo, std::default_delete<Foo> >::operator->");
   EXPECT_EQ(qualified_name("libsvc.so+0x1234"), "libsvc.so+0x1234");
   EXPECT_EQ(qualified_name("0x10"), "0x10");
   EXPECT_EQ(qualified_name("malloc"), "malloc");
