@@ -339,7 +339,8 @@ std::vector<const SymbolizedFrame*> trimmed_stack(const std::vector<uint64_t>& a
   std::vector<const SymbolizedFrame*> frames;
   for (uint64_t a : addresses) {
     const SymbolizedFrame& f = symbolizer.symbolize(a);
-    if (frames.empty() && f.inlined.empty() && (is_own_frame(f) || is_allocator_frame(f)))
+    if (frames.empty() && f.inlined.empty() &&
+        (is_own_frame(f) || is_allocator_frame(f) || is_allocator_wrapper(qualified_name(f.function))))
       continue;
     frames.push_back(&f);
   }

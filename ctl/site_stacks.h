@@ -21,7 +21,8 @@
 namespace rsr::ctl {
 
 // A stack of return addresses symbolized, with the frames of librsrmem and of the allocation API
-// (malloc, operator new, ...) dropped from the top: frame #0 is the allocation's caller.
+// (malloc, operator new, ...) and allocation wrappers (is_allocator_wrapper: zmalloc, xmalloc,
+// ...) dropped from the top: frame #0 is the allocation's caller, or the wrapper's caller.
 std::vector<const SymbolizedFrame*> trimmed_stack(const std::vector<uint64_t>& addresses,
                                                   Symbolizer& symbolizer);
 

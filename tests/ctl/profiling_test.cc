@@ -521,6 +521,34 @@ TEST_F(ProfilingTest, TreeTextAndJson) {
   EXPECT_EQ(j["tree"]["hidden_bytes"], 388);
 }
 
+// An allocation wrapper named by the capture's header (RSR_ALLOCATOR_WRAPPERS) is folded into
+// its caller in every report: the stack starts at the wrapper's caller.
+TEST_F(ProfilingTest, AllocationWrappersAreFoldedIntoTheirCallers) {
+  const Stacks s = real_stacks();
+  rsrtest::CaptureBuilder b;
+  b.json(Record::kHeader,
+         R"({"format":"rsrmem-capture","version":1,"id":"background_1764400000",)"
+         R"("kind":"background","pid":4242,"program":"/usr/bin/svc","service":"svc",)"
+         R"("allocator_wrappers":"rsrtest::plain_*","start_time":1764400000.0,"duration_s":1})");
+  add_modules(b, s);
+  b.thread(100, "main");
+  // operator new, called by plain_function (a wrapper here), called by outer_function.
+  b.stack(1, {s.outer[0], s.plain[0], s.outer[1]});
+  b.alloc(1000, 100, kA1, 100, 1);
+  const std::string path = write(b.bytes());
+  const ProfileModel m = read_capture(path);
+  ASSERT_EQ(m.stacks.size(), 1u);
+  ASSERT_FALSE(m.stacks[0].frames.empty());
+  EXPECT_THAT(m.stacks[0].frames[0].function, HasSubstr("rsrtest::inlined_helper"));
+  for (const ProfileFrame& f : m.stacks[0].frames) EXPECT_THAT(f.function, Not(HasSubstr("plain_function")));
+  ReportOptions o = report(path);
+  o.export_format = "folded";
+  ASSERT_EQ(cmd_profile_export(o, io_), kExitOk);
+  ASSERT_EQ(cmd_profile_tree(text(), o, io_), kExitOk);
+  EXPECT_THAT(out_.str(), HasSubstr("rsrtest::outer_function"));
+  EXPECT_THAT(out_.str(), Not(HasSubstr("plain_function")));
+}
+
 TEST_F(ProfilingTest, ReportOnMissingFileThrowsNotFound) {
   try {
     cmd_profile_table(text(), report(dir_.path() + "/nope.bin"), io_);
