@@ -1,5 +1,6 @@
-// The flamegraph page (HTML, CSS and JavaScript in one file); report_flamegraph.h describes
-// what it does. kFlamegraphDataSlot marks where the profile's JSON goes.
+// The flamegraph page (report_flamegraph.h describes what it does): ctl/page/flamegraph.html,
+// with flamegraph.css and flamegraph.js put in place at build time (ctl/page/embed.py), as one
+// NUL-terminated string. kFlamegraphDataSlot marks where the profile's JSON goes.
 #pragma once
 
 #include <string_view>
