@@ -14,6 +14,7 @@
 #include <memory>
 #include <sstream>
 
+#include "call_tree.h"
 #include "capture_reader.h"
 #include "commands.h"
 #include "errors.h"
@@ -245,82 +246,63 @@ void render_header(std::ostream& out, const ProfileModel& m) {
 
 // ---- tree ----
 
-struct Node {
-  std::string function, file;
-  int line = 0;
-  uint64_t bytes = 0, count = 0;
-  std::map<std::string, size_t> index;
-  std::vector<std::unique_ptr<Node>> children;
-};
-
-void build_tree(Node& root, const ProfileModel& m) {
-  for (const ProfileStack& s : m.stacks) {
-    root.bytes += s.bytes;
-    root.count += s.count;
-    Node* at = &root;
-    for (auto f = s.frames.rbegin(); f != s.frames.rend(); ++f) {
-      const std::string key = f->function + '\x1f' + f->file + ':' + std::to_string(f->line);
-      auto [it, fresh] = at->index.try_emplace(key, at->children.size());
-      if (fresh) {
-        auto n = std::make_unique<Node>();
-        n->function = f->function;
-        n->file = f->file;
-        n->line = f->line;
-        at->children.push_back(std::move(n));
-      }
-      at = at->children[it->second].get();
-      at->bytes += s.bytes;
-      at->count += s.count;
-    }
-  }
+// A node's location: "file.cc:42", or the file alone when merged calls came from several lines.
+std::string node_location(const CallTree& tree, uint32_t node) {
+  const int line = tree.nodes()[node].line;
+  return short_location(tree.file(node), line > 0 ? line : 0);
 }
 
-std::vector<const Node*> shown_children(const Node& n, uint64_t min_bytes, uint64_t* hidden_bytes,
-                                        size_t* hidden) {
-  std::vector<const Node*> out;
+std::vector<uint32_t> shown_children(const CallTree& tree, uint32_t node, uint64_t min_bytes,
+                                     uint64_t* hidden_bytes, size_t* hidden) {
+  std::vector<uint32_t> out;
   *hidden_bytes = 0;
   *hidden = 0;
-  for (const auto& c : n.children) {
-    if (c->bytes >= min_bytes && c->bytes > 0) {
-      out.push_back(c.get());
+  for (uint32_t c : tree.children(node)) {
+    const uint64_t bytes = tree.nodes()[c].bytes;
+    if (bytes >= min_bytes && bytes > 0) {
+      out.push_back(c);
     } else {
-      *hidden_bytes += c->bytes;
+      *hidden_bytes += bytes;
       ++*hidden;
     }
   }
-  std::stable_sort(out.begin(), out.end(),
-                   [](const Node* a, const Node* b) { return a->bytes > b->bytes; });
   return out;
 }
 
-void render_node(std::ostream& out, const Node& n, const std::string& prefix, bool last,
-                 int depth, const ReportOptions& o, uint64_t total, uint64_t min_bytes) {
+void render_node(std::ostream& out, const CallTree& tree, uint32_t node, const std::string& prefix,
+                 bool last, int depth, const ReportOptions& o, uint64_t total, uint64_t min_bytes) {
+  const CallTree::Node& n = tree.nodes()[node];
   out << prefix << (last ? "└── " : "├── ") << human_bytes(static_cast<double>(n.bytes)) << "  "
-      << percent(n.bytes, total) << "  " << n.function;
-  const std::string where = short_location(n.file, n.line);
+      << percent(n.bytes, total) << "  " << tree.function(node);
+  const std::string where = node_location(tree, node);
   if (!where.empty()) out << "  " << where;
   out << '\n';
   const std::string inner = prefix + (last ? "    " : "│   ");
+  const std::vector<uint32_t> all = tree.children(node);
   if (o.depth > 0 && depth >= o.depth) {
-    if (!n.children.empty()) out << inner << "└── ... (--depth " << o.depth << ")\n";
+    if (!all.empty()) out << inner << "└── ... (--depth " << o.depth << ")\n";
     return;
   }
   uint64_t hidden_bytes = 0;
   size_t hidden = 0;
-  const std::vector<const Node*> kids = shown_children(n, min_bytes, &hidden_bytes, &hidden);
+  const std::vector<uint32_t> kids = shown_children(tree, node, min_bytes, &hidden_bytes, &hidden);
   for (size_t i = 0; i < kids.size(); ++i)
-    render_node(out, *kids[i], inner, i + 1 == kids.size() && hidden == 0, depth + 1, o, total,
-                min_bytes);
+    render_node(out, tree, kids[i], inner, i + 1 == kids.size() && hidden == 0, depth + 1, o, total, min_bytes);
   if (hidden > 0)
     out << inner << "└── " << human_bytes(static_cast<double>(hidden_bytes)) << " in " << hidden
         << (hidden == 1 ? " call" : " calls") << " below " << fixed(o.threshold, 1) << "%\n";
 }
 
-Json node_json(const Node& n, int depth, const ReportOptions& o, uint64_t total,
+Json node_json(const CallTree& tree, uint32_t node, int depth, const ReportOptions& o, uint64_t total,
                uint64_t min_bytes) {
-  Json j{{"function", n.function},
-         {"file", n.file.empty() ? Json(nullptr) : Json(n.file)},
-         {"line", n.line > 0 ? Json(n.line) : Json(nullptr)},
+  const CallTree::Node& n = tree.nodes()[node];
+  const bool root = node == CallTree::kRoot;
+  const std::string file = root ? "" : tree.file(node);
+  Json j{{"function", root ? "[root]" : tree.function(node)},
+         {"file", file.empty() ? Json(nullptr) : Json(file)},
+         {"line", !root && n.line > 0 ? Json(n.line) : Json(nullptr)},
+         {"several_lines", !root && n.line == CallTree::kSeveralLines},
+         {"inlined", !root && tree.frames()[n.frame].inlined},
          {"bytes", n.bytes},
          {"count", n.count},
          {"share", share(n.bytes, total)}};
@@ -328,11 +310,11 @@ Json node_json(const Node& n, int depth, const ReportOptions& o, uint64_t total,
   uint64_t hidden_bytes = 0;
   size_t hidden = 0;
   if (o.depth == 0 || depth < o.depth) {
-    for (const Node* c : shown_children(n, min_bytes, &hidden_bytes, &hidden))
-      kids.push_back(node_json(*c, depth + 1, o, total, min_bytes));
+    for (uint32_t c : shown_children(tree, node, min_bytes, &hidden_bytes, &hidden))
+      kids.push_back(node_json(tree, c, depth + 1, o, total, min_bytes));
   } else {
-    for (const auto& c : n.children) hidden_bytes += c->bytes;
-    hidden = n.children.size();
+    for (uint32_t c : tree.children(node)) hidden_bytes += tree.nodes()[c].bytes;
+    hidden = tree.children(node).size();
   }
   j["children"] = std::move(kids);
   j["hidden_children"] = hidden;
@@ -602,14 +584,13 @@ int cmd_profile_diff(const GlobalOptions& g, const ReportOptions& options, Io io
 
 int cmd_profile_tree(const GlobalOptions& g, const ReportOptions& options, Io io) {
   const ProfileModel m = load(options, io);
-  Node root;
-  root.function = "[root]";
-  build_tree(root, m);
+  const CallTree tree(m);
+  const CallTree::Node& root = tree.nodes()[CallTree::kRoot];
   const uint64_t min_bytes =
       static_cast<uint64_t>(static_cast<double>(root.bytes) * options.threshold / 100.0);
   if (g.format == OutputFormat::kJson) {
     Json j = capture_json(m, options);
-    j["tree"] = node_json(root, 0, options, root.bytes, min_bytes);
+    j["tree"] = node_json(tree, CallTree::kRoot, 0, options, root.bytes, min_bytes);
     io.out << j.dump(2) << '\n';
     return kExitOk;
   }
@@ -619,10 +600,9 @@ int cmd_profile_tree(const GlobalOptions& g, const ReportOptions& options, Io io
          << (root.count == 1 ? " allocation\n" : " allocations\n");
   uint64_t hidden_bytes = 0;
   size_t hidden = 0;
-  const std::vector<const Node*> kids = shown_children(root, min_bytes, &hidden_bytes, &hidden);
+  const std::vector<uint32_t> kids = shown_children(tree, CallTree::kRoot, min_bytes, &hidden_bytes, &hidden);
   for (size_t i = 0; i < kids.size(); ++i)
-    render_node(io.out, *kids[i], "", i + 1 == kids.size() && hidden == 0, 1, options, root.bytes,
-                min_bytes);
+    render_node(io.out, tree, kids[i], "", i + 1 == kids.size() && hidden == 0, 1, options, root.bytes, min_bytes);
   if (hidden > 0)
     io.out << "└── " << human_bytes(static_cast<double>(hidden_bytes)) << " in " << hidden
            << (hidden == 1 ? " call" : " calls") << " below " << fixed(options.threshold, 1)

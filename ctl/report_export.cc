@@ -9,6 +9,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "call_tree.h"
+
 namespace rsr::ctl {
 namespace {
 
@@ -266,20 +268,17 @@ std::string folded_stack(const std::vector<const SymbolizedFrame*>& frames) {
   return line.empty() ? "[unknown]" : line;
 }
 
-std::string folded_stack(const std::vector<ProfileFrame>& frames) {
-  std::string line;
-  for (auto f = frames.rbegin(); f != frames.rend(); ++f) {
-    if (!line.empty()) line += ';';
-    line += folded_name(f->function);
-  }
-  return line.empty() ? "[unknown]" : line;
-}
-
 void write_folded(const ProfileModel& model, std::ostream& out, bool by_count) {
+  const CallTree tree(model);
   std::map<std::string, uint64_t> lines;
-  for (const ProfileStack& stack : model.stacks) {
-    const uint64_t value = by_count ? stack.count : stack.bytes;
-    if (value != 0) lines[folded_stack(stack.frames)] += value;
+  for (uint32_t node = 0; node < tree.nodes().size(); ++node) {
+    const uint64_t value = by_count ? tree.self_count(node) : tree.self_bytes(node);
+    if (value == 0) continue;
+    std::vector<uint32_t> path;
+    for (uint32_t n = node; n != CallTree::kRoot; n = tree.nodes()[n].parent) path.push_back(n);
+    std::string line;
+    for (auto n = path.rbegin(); n != path.rend(); ++n) line += (line.empty() ? "" : ";") + folded_name(tree.function(*n));
+    lines[line.empty() ? "[unknown]" : line] += value;
   }
   for (const auto& [line, value] : lines) out << line << ' ' << value << '\n';
 }

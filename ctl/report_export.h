@@ -19,14 +19,13 @@
 
 namespace rsr::ctl {
 
-// One line per distinct stack, "root;caller;...;leaf VALUE", sorted, the value bytes (or
-// allocations with `by_count`). Stacks whose names coincide are merged; stacks whose value is 0
-// are left out. In names ';' becomes ':' and line breaks become spaces; an empty stack is
-// "[unknown]".
+// One line per call path of the model's call tree (call_tree.h) that allocated itself, "root;
+// caller;...;leaf VALUE", sorted, the value bytes (or allocations with `by_count`). Paths whose
+// names coincide are merged. In names ';' becomes ':' and line breaks become spaces; an empty
+// stack is "[unknown]".
 void write_folded(const ProfileModel& model, std::ostream& out, bool by_count = false);
-// One stack as a folded line's stack part ("root;caller;...;leaf").
-std::string folded_stack(const std::vector<ProfileFrame>& frames);
-// The same for symbolized frames, innermost first (inlined calls as frames of their own).
+// One stack of symbolized frames, innermost first, as a folded line's stack part
+// ("root;caller;...;leaf"; inlined calls as frames of their own).
 std::string folded_stack(const std::vector<const SymbolizedFrame*>& frames);
 
 // The uncompressed profile.proto message.

@@ -1,122 +1,15 @@
 #include "report_flamegraph.h"
 
-#include <algorithm>
 #include <nlohmann/json.hpp>
-#include <unordered_map>
 #include <vector>
 
+#include "call_tree.h"
 #include "report_flamegraph_page.h"
 
 namespace rsr::ctl {
 namespace {
 
 using nlohmann::json;
-
-// The call tree of a model's stacks, root first. Strings and frames are interned so the page
-// gets each function name once.
-class CallTree {
- public:
-  struct Frame {
-    uint32_t function = 0, file = 0, module = 0;
-    bool inlined = false;
-    bool operator==(const Frame&) const = default;
-  };
-  struct Node {
-    uint32_t parent = 0;
-    uint32_t frame = 0;  // unused for the root
-    int line = 0;        // kSeveralLines when the merged frames disagree
-    uint64_t bytes = 0, count = 0;
-  };
-
-  static constexpr int kSeveralLines = -1;
-
-  explicit CallTree(const ProfileModel& model) {
-    nodes_.push_back({});
-    for (const ProfileStack& stack : model.stacks) {
-      uint32_t at = 0;
-      add(at, stack);
-      for (auto f = stack.frames.rbegin(); f != stack.frames.rend(); ++f) {
-        at = child(at, intern(*f), f->line);
-        add(at, stack);
-      }
-    }
-  }
-
-  const std::vector<std::string>& strings() const { return strings_; }
-  const std::vector<Frame>& frames() const { return frames_; }
-
-  // Nodes in pre-order, children largest first (then by name), with `parent` replaced by the
-  // node's depth (the root's is 0): a subtree is a contiguous run, and a node's parent is the
-  // closest node before it one level up.
-  std::vector<Node> preorder() const {
-    std::vector<std::vector<uint32_t>> kids(nodes_.size());
-    for (uint32_t i = 1; i < nodes_.size(); ++i) kids[nodes_[i].parent].push_back(i);
-    std::vector<Node> out;
-    out.reserve(nodes_.size());
-    std::vector<std::pair<uint32_t, uint32_t>> todo = {{0, 0}};  // (index, depth)
-    while (!todo.empty()) {
-      auto [old, depth] = todo.back();
-      todo.pop_back();
-      out.push_back(nodes_[old]);
-      out.back().parent = depth;
-      auto& k = kids[old];
-      std::sort(k.begin(), k.end(), [&](uint32_t a, uint32_t b) {
-        const Node &x = nodes_[a], &y = nodes_[b];
-        if (x.bytes != y.bytes) return x.bytes > y.bytes;
-        if (x.count != y.count) return x.count > y.count;
-        return strings_[frames_[x.frame].function] < strings_[frames_[y.frame].function];
-      });
-      for (auto c = k.rbegin(); c != k.rend(); ++c) todo.emplace_back(*c, depth + 1);
-    }
-    return out;
-  }
-
- private:
-  struct FrameHash {
-    size_t operator()(const Frame& f) const {
-      uint64_t h = f.function;
-      for (uint64_t v : {uint64_t{f.file}, uint64_t{f.module}, uint64_t{f.inlined}})
-        h = h * 0x9e3779b97f4a7c15ULL ^ (v + (h >> 29));
-      return static_cast<size_t>(h);
-    }
-  };
-
-  void add(uint32_t node, const ProfileStack& stack) {
-    nodes_[node].bytes += stack.bytes;
-    nodes_[node].count += stack.count;
-  }
-
-  uint32_t str(const std::string& s) {
-    auto [it, added] = string_ids_.emplace(s, static_cast<uint32_t>(strings_.size()));
-    if (added) strings_.push_back(s);
-    return it->second;
-  }
-
-  uint32_t intern(const ProfileFrame& f) {
-    Frame key{str(f.function), str(f.file), str(f.module), f.inlined};
-    auto [it, added] = frame_ids_.emplace(key, static_cast<uint32_t>(frames_.size()));
-    if (added) frames_.push_back(key);
-    return it->second;
-  }
-
-  uint32_t child(uint32_t parent, uint32_t frame, int line) {
-    const uint64_t key = uint64_t{parent} << 32 | frame;
-    auto [it, added] = children_.emplace(key, static_cast<uint32_t>(nodes_.size()));
-    if (added) {
-      nodes_.push_back({parent, frame, line, 0, 0});
-    } else if (nodes_[it->second].line != line) {
-      nodes_[it->second].line = kSeveralLines;
-    }
-    return it->second;
-  }
-
-  std::vector<std::string> strings_;
-  std::unordered_map<std::string, uint32_t> string_ids_;
-  std::vector<Frame> frames_;
-  std::unordered_map<Frame, uint32_t, FrameHash> frame_ids_;
-  std::vector<Node> nodes_;
-  std::unordered_map<uint64_t, uint32_t> children_;  // parent << 32 | frame -> node
-};
 
 // JSON text safe inside <script>: '<', '>' and '&' only ever occur inside JSON strings, where
 // their \u escapes mean the same characters to JSON.parse.
@@ -184,12 +77,12 @@ std::string flamegraph_json(const ProfileModel& model) {
   // several), bytes, count.
   out += "],\"nodes\":[";
   first = true;
-  for (const CallTree::Node& n : tree.preorder()) {
+  for (uint32_t i : tree.preorder()) {
+    const CallTree::Node& n = tree.nodes()[i];
     if (first) {
       out += "0,-1,0,";
     } else {
-      out += ',' + std::to_string(n.parent) + ',' + std::to_string(n.frame) + ',' +
-             std::to_string(n.line) + ',';
+      out += ',' + std::to_string(n.depth) + ',' + std::to_string(n.frame) + ',' + std::to_string(n.line) + ',';
     }
     first = false;
     out += std::to_string(n.bytes) + ',' + std::to_string(n.count);

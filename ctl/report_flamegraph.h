@@ -3,10 +3,8 @@
 // graph: the root at the top, each frame's callees below it, widths by bytes or, at the flip of a
 // switch, by allocations.
 //
-// The stacks are merged into a call tree here, so the page receives one node per distinct call
-// path and never the raw stacks; it draws only frames at least half a pixel wide. Frames merge
-// when function, file, module and inlined-ness agree (the tooltip gives the line, or says the
-// merged calls came from several lines).
+// The page receives the model's call tree (call_tree.h: one node per distinct call path, never
+// the raw stacks) and draws only frames at least half a pixel wide.
 //
 // The page: click a frame to zoom into it (breadcrumb and "Reset zoom" to come back, Esc too); a
 // search box (substring, or /regex/, case-insensitive) highlights matching frames and shows

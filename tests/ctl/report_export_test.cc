@@ -11,6 +11,7 @@
 #include <map>
 #include <sstream>
 
+#include "call_tree.h"
 #include "report_export.h"
 #include "report_test_models.h"
 #include "subprocess.h"
@@ -125,6 +126,33 @@ std::string pprof_bytes(const ProfileModel& m) {
   std::ostringstream out;
   write_pprof(m, out);
   return out.str();
+}
+
+// The call tree `tree`, the flamegraph page and the folded export are made of: frames of sibling
+// calls merge when function, file, module and inlined-ness agree, whatever their lines.
+TEST(CallTreeModel, MergesSiblingCallsAcrossLinesAndKeepsSelfTotals) {
+  const ProfileModel m = rsrtest::small_model();
+  const CallTree tree(m);
+  const auto& root = tree.nodes()[CallTree::kRoot];
+  EXPECT_EQ(root.bytes, 1350u);
+  EXPECT_EQ(root.count, 20u);
+  const std::vector<uint32_t> top = tree.children(CallTree::kRoot);
+  ASSERT_EQ(top.size(), 1u);  // main at lines 10 and 12: one node
+  EXPECT_EQ(tree.function(top[0]), "main");
+  EXPECT_EQ(tree.nodes()[top[0]].line, CallTree::kSeveralLines);
+  const std::vector<uint32_t> calls = tree.children(top[0]);
+  ASSERT_EQ(calls.size(), 4u);
+  EXPECT_EQ(tree.function(calls[0]), rsrtest::kRegister);  // largest first
+  EXPECT_EQ(tree.nodes()[calls[0]].line, 42);
+  EXPECT_EQ(tree.self_bytes(calls[0]), 0u);
+  EXPECT_EQ(tree.self_bytes(tree.leaf(0)), 1000u);
+  EXPECT_EQ(tree.self_count(tree.leaf(3)), 2u);  // zero-sized allocations count
+  EXPECT_EQ(tree.nodes()[tree.leaf(0)].depth, 4u);
+  const std::vector<uint32_t> order = tree.preorder();
+  ASSERT_EQ(order.size(), tree.nodes().size());
+  EXPECT_EQ(order[0], CallTree::kRoot);
+  EXPECT_EQ(order[1], top[0]);
+  EXPECT_EQ(order[2], calls[0]);
 }
 
 TEST(Pprof, GzippedProfileWithStringTableAndSampleTypes) {
