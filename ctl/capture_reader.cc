@@ -9,6 +9,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -249,7 +250,7 @@ uint64_t stack_bytes(const ProfileStack& s) {
 // rest of the view goes into one stack whose frame says so (its totals still count).
 void build_stacks(ProfileModel& model, const Replay& replay,
                   const std::unordered_map<uint64_t, std::vector<uint64_t>>& raw,
-                  uint64_t allowance) {
+                  uint64_t allowance, bool with_uses) {
   struct Use {
     uint64_t id;
     ReplayTotals totals;
@@ -259,7 +260,8 @@ void build_stacks(ProfileModel& model, const Replay& replay,
     const ReplayTotals& t = model.view == ProfileView::kAll     ? totals.all
                             : model.view == ProfileView::kLeaks ? totals.live
                                                                 : totals.temporary;
-    if (t.count > 0) uses.push_back({id, t});
+    // With uses kept, the leaks view needs every stack: a time range shows blocks freed later.
+    if (t.count > 0 || (with_uses && model.view == ProfileView::kLeaks)) uses.push_back({id, t});
   }
   std::sort(uses.begin(), uses.end(), [](const Use& a, const Use& b) {
     if (a.totals.bytes != b.totals.bytes) return a.totals.bytes > b.totals.bytes;
@@ -271,6 +273,8 @@ void build_stacks(ProfileModel& model, const Replay& replay,
   symbolizer.limit_memory(allowance / 2);
   uint64_t model_bytes = 0;
   std::map<std::vector<uint64_t>, size_t> index;  // trimmed addresses -> position in stacks
+  std::unordered_map<uint64_t, size_t> position;   // stack id -> position in stacks
+  size_t rest_stacks = 0;
   static const std::vector<uint64_t> kNone;
   ReplayTotals rest;  // of the stacks left unsymbolized
   for (const Use& u : uses) {
@@ -279,6 +283,7 @@ void build_stacks(ProfileModel& model, const Replay& replay,
     if (symbolizer.held_bytes() + model_bytes > allowance) {
       rest.count += u.totals.count;
       rest.bytes += u.totals.bytes;
+      ++rest_stacks;
       continue;
     }
     auto it = raw.find(u.id);
@@ -294,14 +299,17 @@ void build_stacks(ProfileModel& model, const Replay& replay,
     ProfileStack& s = model.stacks[pos->second];
     s.bytes += u.totals.bytes;
     s.count += u.totals.count;
+    position[u.id] = pos->second;
   }
-  if (rest.count > 0) {
+  if (rest_stacks > 0) {
     ProfileStack s;
     s.frames.push_back({0, "[not symbolized: memory limit]", "", 0, "", false});
     s.user_frame = 0;
     s.bytes = rest.bytes;
     s.count = rest.count;
     model.stacks.push_back(std::move(s));
+  }
+  if (rest.count > 0) {
     model.warnings.push_back(
         human_count(static_cast<double>(rest.count)) + " allocations (" +
         human_bytes(static_cast<double>(rest.bytes)) +
@@ -309,14 +317,39 @@ void build_stacks(ProfileModel& model, const Replay& replay,
         human_bytes(static_cast<double>(allowance)) +
         ", the most allowed for a file of this size");
   }
-  std::sort(model.stacks.begin(), model.stacks.end(),
-            [](const ProfileStack& a, const ProfileStack& b) {
-              if (a.bytes != b.bytes) return a.bytes > b.bytes;
-              if (a.count != b.count) return a.count > b.count;
-              const std::string fa = a.frames.empty() ? "" : a.frames.front().function;
-              const std::string fb = b.frames.empty() ? "" : b.frames.front().function;
-              return fa < fb;
-            });
+  std::vector<size_t> order(model.stacks.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t x, size_t y) {
+    const ProfileStack &a = model.stacks[x], &b = model.stacks[y];
+    if (a.bytes != b.bytes) return a.bytes > b.bytes;
+    if (a.count != b.count) return a.count > b.count;
+    const std::string fa = a.frames.empty() ? "" : a.frames.front().function;
+    const std::string fb = b.frames.empty() ? "" : b.frames.front().function;
+    return fa < fb;
+  });
+  std::vector<ProfileStack> sorted;
+  std::vector<uint32_t> moved_to(order.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    moved_to[order[i]] = static_cast<uint32_t>(i);
+    sorted.push_back(std::move(model.stacks[order[i]]));
+  }
+  model.stacks = std::move(sorted);
+  if (with_uses) {
+    // The replay's uses by the model's stacks (several stack ids may have become one).
+    std::map<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>, std::pair<uint64_t, uint64_t>> merged;
+    const uint32_t rest_at = rest_stacks > 0 ? moved_to.back() : 0;
+    for (const ReplayUse& u : replay.uses()) {
+      const auto p = position.find(u.stack);
+      const uint32_t stack = p == position.end() ? rest_at : moved_to[p->second];
+      auto& [count, bytes] = merged[{stack, u.thread, u.alloc_span, u.free_span}];
+      count += u.count;
+      bytes += u.bytes;
+    }
+    for (const auto& [key, totals] : merged)
+      model.uses.push_back(StackUse{std::get<0>(key), std::get<1>(key), std::get<2>(key), std::get<3>(key),
+                                    totals.first, totals.second});
+    model.use_step_s = replay.use_step_s();
+  }
   for (const std::string& p : symbolizer.problems()) model.warnings.push_back(p);
 }
 
@@ -375,6 +408,7 @@ ProfileModel read_capture(const std::string& path, const CaptureReadOptions& opt
   ProfileModel model;
   model.view = options.view;
   Replay replay(model);
+  if (options.uses) replay.keep_uses(options.view);
   const uint64_t memory_budget = lim::memory_budget(total);
   Decoder decoder(model, replay, memory_budget);
 
@@ -470,7 +504,7 @@ ProfileModel read_capture(const std::string& path, const CaptureReadOptions& opt
   // as much again).
   const uint64_t held = decoder.held_bytes();
   const uint64_t left = memory_budget > held ? memory_budget - held : 0;
-  build_stacks(model, replay, decoder.stacks(), std::max(left / 3, lim::kSymbolizedFloor));
+  build_stacks(model, replay, decoder.stacks(), std::max(left / 3, lim::kSymbolizedFloor), options.uses);
   return model;
 }
 

@@ -33,6 +33,8 @@ struct CaptureReadOptions {
   ProfileView view = ProfileView::kAll;
   // Called as the file is read with the bytes read so far and the file's size; may be empty.
   std::function<void(uint64_t done, uint64_t total)> progress;
+  // Fill ProfileModel::uses (allocations by stack, thread and time), as the flamegraph page needs.
+  bool uses = false;
 };
 
 // Throws CtlError: kExitNotFound when the file is missing, cannot be opened (permissions) or is

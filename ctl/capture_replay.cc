@@ -10,13 +10,18 @@ namespace rsr::ctl {
 namespace {
 
 constexpr int kBuckets = 65;
+// Free span of a block still live at the end, while kept in Replay::uses_.
+constexpr uint32_t kLiveSpan = 0xffff;
+// Kept uses beyond which their spans are made twice as long (the page's data stays a few MB).
+constexpr size_t kMaxUses = 200000;
 
 }  // namespace
 
 void* Replay::mem_alloc(size_t n) { return std::malloc(n); }
 void Replay::mem_release(void* p) { std::free(p); }
 
-Replay::Replay(ProfileModel& model) : model_(model), live_(Memory{mem_alloc, mem_release}) {
+Replay::Replay(ProfileModel& model)
+    : model_(model), live_(Memory{mem_alloc, mem_release}), uses_(Memory{mem_alloc, mem_release}) {
   for (auto* h : {&hist_all_, &hist_temp_}) h->assign(kBuckets, SizeBucket{});
   threads_.emplace_back();  // events before any SWITCH: thread 0
   thread_at_[0] = 0;
@@ -54,6 +59,8 @@ TimePoint& Replay::span(uint64_t time) {
     }
     spans_.resize((n + 1) / 2);
     span_units_ *= 2;
+    ++doublings_;
+    if (keep_uses_) halve_uses();
     at = time / span_units_;
   }
   // Spans with no event hold what was live when they began.
@@ -94,7 +101,8 @@ bool Replay::alloc(uint64_t info) {
   next_event_time();
   Info& in = infos_[info - 1];
   const Key key{info, ++in.all};
-  if (!live_.insert(key, Live{thread_, 0})) throw std::bad_alloc();
+  const uint32_t born = static_cast<uint32_t>(std::min<uint64_t>(now_ / span_units_, 0xffff)) | doublings_ << 16;
+  if (!live_.insert(key, Live{thread_, born})) throw std::bad_alloc();
   ++model_.allocations;
   model_.allocated_bytes += in.size;
   ++in.live;
@@ -125,16 +133,73 @@ bool Replay::free(uint64_t info, uint64_t distance) {
   live_bytes_ -= in.size;
   --in.live;
   ThreadState& t = threads_[thread_];
+  bool temporary = false;
   if (t.pending == key) {
     if (block.thread == thread_) {
+      temporary = true;
       ++in.temporary;
       count(hist_temp_, in.size);
       t.temporary.add(in.size);
     }
     t.pending = Key{};
   }
+  if (keep_uses_ && (temporary || uses_view_ != ProfileView::kTemporary))
+    add_use(in.stack, block.thread, block.born, static_cast<uint32_t>(std::min<uint64_t>(now_ / span_units_, 0xfffe)), in.size);
   return true;
 }
+
+void Replay::keep_uses(ProfileView view) {
+  keep_uses_ = true;
+  uses_view_ = view;
+}
+
+void Replay::add_use(uint64_t stack, uint32_t thread, uint32_t born, uint32_t free_span, uint64_t size) {
+  const uint32_t alloc_span = (born & 0xffff) >> std::min<uint32_t>(doublings_ - (born >> 16) + use_shift_, 31);
+  if (free_span != kLiveSpan) free_span >>= use_shift_;
+  const Key key{stack + 1, uint64_t{thread} << 32 | uint64_t{alloc_span} << 16 | free_span};
+  UseTotals* u = uses_.insert(key, UseTotals{0, 0});
+  if (!u) throw std::bad_alloc();
+  ++u->count;
+  u->bytes += size;
+  if (uses_.size() > kMaxUses) {
+    ++use_shift_;
+    halve_uses();
+  }
+}
+
+void Replay::halve_uses() {
+  std::vector<std::pair<Key, UseTotals>> kept;
+  kept.reserve(uses_.size());
+  uses_.for_each([&](const Key& k, const UseTotals& u) { kept.emplace_back(k, u); });
+  uses_.clear();
+  for (auto& [k, u] : kept) {
+    const uint64_t alloc_span = (k.second >> 16 & 0xffff) >> 1;
+    uint64_t free_span = k.second & 0xffff;
+    if (free_span != kLiveSpan) free_span >>= 1;
+    UseTotals* to = uses_.insert(Key{k.first, (k.second >> 32) << 32 | alloc_span << 16 | free_span}, UseTotals{0, 0});
+    if (!to) throw std::bad_alloc();
+    to->count += u.count;
+    to->bytes += u.bytes;
+  }
+}
+
+std::vector<ReplayUse> Replay::uses() const {
+  // Replay thread index -> index in the model's threads (sorted by tid).
+  std::unordered_map<uint64_t, uint32_t> by_tid;
+  for (size_t i = 0; i < model_.threads.size(); ++i) by_tid[model_.threads[i].tid] = static_cast<uint32_t>(i);
+  std::vector<ReplayUse> out;
+  out.reserve(uses_.size());
+  uses_.for_each([&](const Key& k, const UseTotals& u) {
+    const auto t = by_tid.find(threads_[k.second >> 32].tid);
+    const uint32_t free_span = k.second & 0xffff;
+    out.push_back(ReplayUse{k.first - 1, t == by_tid.end() ? 0 : t->second,
+                            static_cast<uint32_t>(k.second >> 16 & 0xffff),
+                            free_span == kLiveSpan ? StackUse::kStillLive : free_span, u.count, u.bytes});
+  });
+  return out;
+}
+
+double Replay::use_step_s() const { return model_.timeline_step_s * static_cast<double>(uint64_t{1} << use_shift_); }
 
 void Replay::counters(uint64_t at_units, uint64_t heap_bytes, uint64_t rss_bytes) {
   model_.process_peak_heap_bytes = std::max(model_.process_peak_heap_bytes, heap_bytes);
@@ -158,7 +223,8 @@ std::unordered_map<uint64_t, StackTotals> Replay::stacks() const {
 
 uint64_t Replay::held_bytes() const {
   namespace lim = capture_limits;
-  return live_.capacity() * sizeof(FlatMap<Key, Live, KeyPairHash>::Slot) + infos_.capacity() * sizeof(Info) +
+  return live_.capacity() * sizeof(FlatMap<Key, Live, KeyPairHash>::Slot) +
+         uses_.capacity() * sizeof(FlatMap<Key, UseTotals, KeyPairHash>::Slot) + infos_.capacity() * sizeof(Info) +
          times_.size() * 2 * sizeof(uint64_t) +
          threads_.size() * lim::kThreadCost + name_bytes_;
 }
@@ -177,6 +243,14 @@ void Replay::fill(ProfileView view) {
       count(hist_live, size);
       live_by_thread[block.thread].add(size);
     });
+  }
+  if (keep_uses_ && uses_view_ != ProfileView::kTemporary) {
+    std::vector<std::pair<Key, Live>> live;  // add_use may halve the uses, not touch live_
+    live_.for_each([&](const Key& key, const Live& block) { live.emplace_back(key, block); });
+    for (const auto& [key, block] : live) {
+      const Info& in = infos_[key.first - 1];
+      add_use(in.stack, block.thread, block.born, kLiveSpan, in.size);
+    }
   }
   model_.size_histogram = view == ProfileView::kAll         ? hist_all_
                           : view == ProfileView::kTemporary ? hist_temp_

@@ -37,9 +37,22 @@ struct StackTotals {
   ReplayTotals all, live, temporary;
 };
 
+// What one stack id allocated on one thread in one span of time, and when those blocks were
+// freed (ProfileModel::uses, with a capture's stack id in place of the model's stack).
+struct ReplayUse {
+  uint64_t stack;
+  uint32_t thread;  // index in ProfileModel::threads
+  uint32_t alloc_span, free_span;  // free_span: StackUse::kStillLive
+  uint64_t count, bytes;
+};
+
 class Replay {
  public:
   explicit Replay(ProfileModel& model);
+
+  // Keep allocations by stack, thread and time for `view` (ProfileModel::uses): every block for
+  // the all and leaks views, the temporary ones for the temporary view.
+  void keep_uses(ProfileView view);
 
   void set_time_unit(uint64_t ns) { unit_ns_ = ns ? ns : 1; }
   // A TIMES entry: the next `count` ALLOC and FREE records happened `units` after the previous
@@ -58,6 +71,9 @@ class Replay {
 
   // Totals per stack id, summed over the (size, stack) pairs.
   std::unordered_map<uint64_t, StackTotals> stacks() const;
+  // After fill(): the uses kept, and the length of their spans in seconds.
+  std::vector<ReplayUse> uses() const;
+  double use_step_s() const;
   int64_t last_time() const { return static_cast<int64_t>(now_ * unit_ns_); }
   // Estimated bytes held now (capture_limits.h).
   uint64_t held_bytes() const;
@@ -71,7 +87,10 @@ class Replay {
   using Key = KeyPair;
   struct Live {
     uint32_t thread;  // index in threads_
-    uint32_t unused;
+    uint32_t born;    // timeline span at the allocation | the timeline's doublings then << 16
+  };
+  struct UseTotals {
+    uint64_t count, bytes;
   };
   struct ThreadState {
     uint64_t tid = 0;
@@ -88,6 +107,11 @@ class Replay {
   // Moves now_ to the next ALLOC or FREE record's time.
   void next_event_time();
   void count(std::vector<SizeBucket>& hist, uint64_t size);
+  // A kept use: keyed (stack + 1, thread << 32 | alloc span << 16 | free span), spans in use
+  // spans (timeline spans >> use_shift_).
+  void add_use(uint64_t stack, uint32_t thread, uint32_t born, uint32_t free_span, uint64_t size);
+  // Halves the kept uses' spans (the timeline's doubled, or too many uses are kept).
+  void halve_uses();
 
   ProfileModel& model_;
   uint64_t unit_ns_ = 1, now_ = 0;
@@ -104,6 +128,11 @@ class Replay {
   uint64_t left_ = 0;                                // records left at now_
   std::vector<TimePoint> spans_{1};
   uint64_t span_units_ = 1;  // time units per span
+  uint32_t doublings_ = 0;   // of span_units_
+  bool keep_uses_ = false;
+  ProfileView uses_view_ = ProfileView::kAll;
+  FlatMap<Key, UseTotals, KeyPairHash> uses_;
+  uint32_t use_shift_ = 0;
 };
 
 }  // namespace rsr::ctl

@@ -66,6 +66,17 @@ struct TimePoint {
   uint64_t rss_bytes = 0;    // its resident memory (COUNTERS); 0: no reading in the span
 };
 
+// What one stack of the view allocated on one thread in one span of time (ProfileModel::
+// use_step_s long, from the capture's start), and in which span those blocks were freed: what
+// the flamegraph page redraws for a time range and a thread.
+struct StackUse {
+  static constexpr uint32_t kStillLive = UINT32_MAX;  // free_span: not freed during the capture
+  uint32_t stack = 0;       // index in ProfileModel::stacks
+  uint32_t thread = 0;      // index in ProfileModel::threads
+  uint32_t alloc_span = 0, free_span = kStillLive;
+  uint64_t count = 0, bytes = 0;
+};
+
 struct ProfileThread {
   uint64_t tid = 0;
   std::string name;
@@ -106,6 +117,12 @@ struct ProfileModel {
 
   // The view's stacks, largest `bytes` first.
   std::vector<ProfileStack> stacks;
+  // Only when read with CaptureReadOptions::uses: the view's allocations by stack, thread and
+  // time. For the leaks view they hold every allocation, freed or not (the page shows what was
+  // live at the end of a range), and `stacks` holds every stack that allocated (some with no
+  // bytes in the view).
+  std::vector<StackUse> uses;
+  double use_step_s = 0;
 
   // Also from the capture.
   std::string scope;           // scope captures: the scope's name

@@ -390,6 +390,69 @@ TEST_F(ProfilingTest, TimelineFollowsLiveMemoryAndTheProcessCounters) {
 
 // Two captures of the same program: the second phase adds a site, drops one and keeps one as
 // it was. The new site alone is the growth, with its exact bytes; the dropped one is "gone".
+// Two phases on two threads, in 1 ms units: main allocates 10 x 100 B (plain) at 100-190 ms and
+// frees 5 of them at 1500 ms; worker allocates 20 x 50 B (outer) at 1200-1390 ms and frees them
+// all at 1900 ms. The timeline's spans are 4 ms (1900 ms in at most 512 spans).
+std::string two_phases() {
+  const Stacks st = real_stacks();
+  rsrtest::CaptureBuilder b(1'000'000);
+  b.json(Record::kHeader, R"({"format":"rsrmem-capture","version":2,"id":"background_2","kind":"background",)"
+                          R"("start_time":1764400000.0,"time_unit_ns":1000000})");
+  add_modules(b, st);
+  b.thread(100, "main");
+  b.thread(200, "worker");
+  b.stack(1, st.plain);
+  b.stack(2, st.outer);
+  constexpr int64_t kMs = 1'000'000;
+  for (int i = 0; i < 10; ++i) b.alloc((100 + 10 * i) * kMs, 100, kA1 + 0x100 * i, 100, 1);
+  for (int i = 0; i < 20; ++i) b.alloc((1200 + 10 * i) * kMs, 200, kA2 + 0x100 * i, 50, 2);
+  for (int i = 0; i < 5; ++i) b.free(1500 * kMs, 100, kA1 + 0x100 * i);
+  for (int i = 0; i < 20; ++i) b.free(1900 * kMs, 200, kA2 + 0x100 * i);
+  b.json(Record::kEnd, R"({"reason":"stopped","truncated":false,"end_time":1764400001.9})");
+  return b.bytes();
+}
+
+TEST_F(ProfilingTest, UsesByStackThreadAndTime) {
+  const std::string path = write(two_phases());
+  // Sums of the uses matching `pick`.
+  const auto sum = [](const ProfileModel& m, auto pick) {
+    std::pair<uint64_t, uint64_t> t{0, 0};
+    for (const StackUse& u : m.uses)
+      if (pick(u)) t.first += u.count, t.second += u.bytes;
+    return t;
+  };
+  const ProfileModel all = read_capture(path, {ProfileView::kAll, {}, true});
+  EXPECT_DOUBLE_EQ(all.use_step_s, 0.004);
+  ASSERT_EQ(all.threads.size(), 2u);
+  ASSERT_EQ(all.stacks.size(), 2u);
+  const uint32_t plain = all.stacks[0].count == 10 ? 0 : 1;
+  EXPECT_EQ(sum(all, [](const StackUse&) { return true; }), std::make_pair(uint64_t{30}, uint64_t{2000}));
+  EXPECT_EQ(sum(all, [&](const StackUse& u) { return u.stack == plain && u.thread == 0; }),
+            std::make_pair(uint64_t{10}, uint64_t{1000}));
+  // Allocated in 100-190 ms (spans 25-47), half freed at 1500 ms (span 375), half still live.
+  EXPECT_EQ(sum(all, [](const StackUse& u) { return u.alloc_span >= 25 && u.alloc_span <= 47; }),
+            std::make_pair(uint64_t{10}, uint64_t{1000}));
+  EXPECT_EQ(sum(all, [](const StackUse& u) { return u.free_span == 375; }), std::make_pair(uint64_t{5}, uint64_t{500}));
+  EXPECT_EQ(sum(all, [](const StackUse& u) { return u.free_span == StackUse::kStillLive; }),
+            std::make_pair(uint64_t{5}, uint64_t{500}));
+  EXPECT_EQ(sum(all, [](const StackUse& u) { return u.thread == 1 && u.free_span == 475; }),
+            std::make_pair(uint64_t{20}, uint64_t{1000}));
+  // Read without uses: none.
+  EXPECT_TRUE(read_capture(path).uses.empty());
+
+  // Leaks: every allocation is kept (a range ends before the frees), and both stacks are there.
+  const ProfileModel leaks = read_capture(path, {ProfileView::kLeaks, {}, true});
+  EXPECT_EQ(leaks.stacks.size(), 2u);
+  EXPECT_EQ(leaks.view_bytes, 500u);
+  EXPECT_EQ(sum(leaks, [](const StackUse&) { return true; }), std::make_pair(uint64_t{30}, uint64_t{2000}));
+  // Temporary: worker's last block, freed with no allocation of that thread after it.
+  const ProfileModel temporary = read_capture(path, {ProfileView::kTemporary, {}, true});
+  ASSERT_EQ(temporary.uses.size(), 1u);
+  EXPECT_EQ(temporary.uses[0].bytes, 50u);
+  EXPECT_EQ(temporary.uses[0].alloc_span, 1390u / 4);
+  EXPECT_EQ(temporary.uses[0].free_span, 475u);
+}
+
 TEST_F(ProfilingTest, DiffShowsTheNewSiteAloneAsTheGrowth) {
   const Stacks st = real_stacks();
   auto capture = [&](bool second) {
