@@ -44,9 +44,10 @@ double share(uint64_t part, uint64_t whole) {
   return whole == 0 ? 0 : static_cast<double>(part) / static_cast<double>(whole);
 }
 
-ProfileModel load(const ReportOptions& options, Io io) {
+ProfileModel load(const ReportOptions& options, Io io, bool uses = false) {
   CaptureReadOptions read;
   read.view = options.view;
+  read.uses = uses;
   const bool tty = ::isatty(STDERR_FILENO) == 1 && &io.err == &std::cerr;
   int shown = -1;
   if (tty) {
@@ -611,7 +612,7 @@ int cmd_profile_tree(const GlobalOptions& g, const ReportOptions& options, Io io
 }
 
 int cmd_profile_flamegraph(const ReportOptions& options, Io io) {
-  const ProfileModel m = load(options, io);
+  const ProfileModel m = load(options, io, /*uses=*/true);
   const std::string out = options.output.empty()
                               ? replace_suffix(options.file, view_suffix(options.view) + ".html")
                               : options.output;

@@ -77,7 +77,10 @@ std::string flamegraph_json(const ProfileModel& model) {
   // several), bytes, count.
   out += "],\"nodes\":[";
   first = true;
-  for (uint32_t i : tree.preorder()) {
+  const std::vector<uint32_t> order = tree.preorder();
+  std::vector<uint32_t> position(order.size());
+  for (uint32_t i = 0; i < order.size(); ++i) position[order[i]] = i;
+  for (uint32_t i : order) {
     const CallTree::Node& n = tree.nodes()[i];
     if (first) {
       out += "0,-1,0,";
@@ -87,7 +90,31 @@ std::string flamegraph_json(const ProfileModel& model) {
     first = false;
     out += std::to_string(n.bytes) + ',' + std::to_string(n.count);
   }
-  out += "]}";
+  out += "]";
+  // Threads as [tid, name] pairs; memory over time as three series of the timeline's spans.
+  json threads = json::array();
+  for (const ProfileThread& t : model.threads) threads.push_back(json::array({t.tid, t.name}));
+  out += ",\"threads\":" + dump(threads);
+  json live = json::array(), heap = json::array(), rss = json::array();
+  for (const TimePoint& p : model.timeline) {
+    live.push_back(p.live_bytes);
+    heap.push_back(p.heap_bytes);
+    rss.push_back(p.rss_bytes);
+  }
+  out += ",\"timeline\":" + dump(json{{"step_s", model.timeline_step_s}, {"live", live}, {"heap", heap}, {"rss", rss}});
+  // Six numbers a use: the node its stack ends at, thread, alloc span, free span (-1: still
+  // live at the end), count, bytes.
+  out += ",\"uses\":{\"step_s\":" + json(model.use_step_s).dump() + ",\"rows\":[";
+  first = true;
+  for (const StackUse& u : model.uses) {
+    out += first ? "" : ",";
+    first = false;
+    out += std::to_string(position[tree.leaf(u.stack)]) + ',' + std::to_string(u.thread) + ',' +
+           std::to_string(u.alloc_span) + ',' +
+           (u.free_span == StackUse::kStillLive ? std::string("-1") : std::to_string(u.free_span)) + ',' +
+           std::to_string(u.count) + ',' + std::to_string(u.bytes);
+  }
+  out += "]}}";
   return out;
 }
 

@@ -4,15 +4,26 @@
 // switch, by allocations.
 //
 // The page receives the model's call tree (call_tree.h: one node per distinct call path, never
-// the raw stacks) and draws only frames at least half a pixel wide.
+// the raw stacks), its threads, its memory timeline and its uses (ProfileModel::uses: what each
+// stack allocated on each thread in each span of time, and when it was freed), and draws only
+// frames at least half a pixel wide.
 //
-// The page: click a frame to zoom into it (breadcrumb and "Reset zoom" to come back, Esc too); a
-// search box (substring, or /regex/, case-insensitive) highlights matching frames and shows
-// "N frames match, X% of bytes" in #match-info; a URL fragment #search=TEXT runs that search on
-// load; a tooltip gives function, file:line, module, bytes, allocations and share; inlined frames
-// are drawn in their own colour and said to be inlined. The header names the capture (id,
-// service, program, pid), the view, when and how long, its totals, and warns when the capture
-// was truncated or dropped events.
+// The page (ctl/page/flamegraph.{html,css,js}):
+// - A chart of memory over the capture (the capture's live blocks; the process's heap and RSS).
+//   Dragging across it picks a time range: the graph is redrawn for the allocations made in it
+//   (--leaks: made in it and still live at its end), with the exact totals in #range-info and
+//   #view-totals. "Whole capture" clears it.
+// - A thread menu; an inverted view (each allocating function at the top, its callers below);
+//   inlined library frames (std::, /usr/include) hidden unless asked for.
+// - Frames labelled with shortened names (template arguments and parameters elided), the full
+//   name in the tooltip with file:line, module, bytes, allocations and share.
+// - Click to zoom (breadcrumb, "Reset zoom", Esc); search (substring or /regex/,
+//   case-insensitive) highlights matching frames, dims the rest and says "N frames match, X% of
+//   bytes" in #match-info.
+// - The URL fragment keeps the state: #search=TEXT, #range=FROM-TO (seconds), #thread=TID, joined
+//   with '&', so a link opens the page that way.
+// - The header names the capture (id, service, program, pid), the view, when and how long, its
+//   totals, and warns when the capture was truncated or dropped events.
 //
 // Everything from the model travels as JSON in a <script type="application/json"> block with
 // '<', '>' and '&' written as \u003c, \u003e and \u0026, so no function name can end the block or

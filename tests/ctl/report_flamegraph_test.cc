@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
+#include <tuple>
 
 #include "report_flamegraph.h"
 #include "report_test_models.h"
@@ -190,10 +191,43 @@ class Browser : public ::testing::Test {
     return out + dom.substr(at);
   }
 
-  static std::string match_info(const std::string& dom) {
+  static std::string match_info(const std::string& dom) { return text_of(dom, "match-info"); }
+
+  // The text of the <span> with `id`.
+  static std::string text_of(const std::string& dom, const std::string& id) {
     std::smatch m;
-    static const std::regex re(R"re(<span id="match-info"[^>]*>([^<]*)</span>)re");
-    return std::regex_search(dom, m, re) ? m[1].str() : "(no #match-info)";
+    const std::regex re("<span id=\"" + id + "\"[^>]*>([^<]*)</span>");
+    return std::regex_search(dom, m, re) ? m[1].str() : "(no #" + id + ")";
+  }
+
+  // Runs `driver` (a <script> appended to the page of `m`, which calls report(out) with what it
+  // saw) and returns what it reported, or {"error": ...}.
+  nlohmann::json drive(const ProfileModel& m, const char* driver, const std::string& name) {
+    static constexpr const char* kReport = R"js(<script>
+function report(out) {
+  var pre = document.createElement('pre');
+  pre.id = 'test-result';
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+}
+</script>)js";
+    std::string page = html(m);
+    page.insert(page.rfind("</body>"), std::string(kReport) + driver);
+    const rsrtest::Result r = dump_dom(write(name, page), "");
+    if (r.code != 0) return nlohmann::json{{"error", r.err}};
+    const std::vector<std::string> errors = script_errors(r.err);
+    if (!errors.empty()) return nlohmann::json{{"error", errors}};
+    return driven(r);
+  }
+
+  // The JSON a driver script appended to the page wrote into <pre id="test-result">.
+  static nlohmann::json driven(const rsrtest::Result& r) {
+    const size_t begin = r.out.find("<pre id=\"test-result\">");
+    if (begin == std::string::npos) return nlohmann::json{{"error", "no #test-result: " + visible(r.out).substr(0, 3000)}};
+    std::string text = r.out.substr(begin + 22, r.out.find("</pre>", begin) - begin - 22);
+    for (auto [from, to] : {std::pair{"&lt;", "<"}, {"&gt;", ">"}, {"&amp;", "&"}})
+      for (size_t at; (at = text.find(from)) != std::string::npos;) text.replace(at, strlen(from), to);
+    return nlohmann::json::parse(text);
   }
 
   std::string dir_;
@@ -216,11 +250,13 @@ TEST_F(Browser, ShowsFramesAndRunsTheSearchFromTheFragment) {
   EXPECT_THAT(script_errors(r.err), testing::IsEmpty());
   EXPECT_THAT(dom, HasSubstr("data-ready=\"1\""));
   EXPECT_EQ(match_info(dom), "1 frame matches, 74.1% of bytes");
-  EXPECT_THAT(dom, testing::ContainsRegex("class=\"f m\"[^>]*>register_session\\(Session const&amp;\\)<"));
-  EXPECT_THAT(dom, HasSubstr("class=\"f inl\""));
-  EXPECT_THAT(dom, HasSubstr(">std::vector&lt;int, std::allocator&lt;int&gt; &gt;::push_back(int const&amp;)<"));
-  EXPECT_THAT(dom, HasSubstr(">operator new(unsigned long)<"));
-  EXPECT_THAT(dom, HasSubstr(">&lt;/script&gt;&lt;script&gt;alert(\"x&amp;y\")&lt;/script&gt;<"));
+  // Names shortened on the frames (parameters and template arguments elided); the inlined
+  // std::vector frame hidden (an inlined library frame); everything else dimmed by the search.
+  EXPECT_THAT(dom, testing::ContainsRegex("class=\"f m\"[^>]*>register_session\\(\u2026\\)<"));
+  EXPECT_THAT(dom, testing::ContainsRegex("class=\"f dim\"[^>]*>main<"));
+  EXPECT_THAT(dom, Not(HasSubstr("push_back")));
+  EXPECT_THAT(dom, HasSubstr(">operator new(\u2026)<"));
+  EXPECT_THAT(dom, HasSubstr(">&lt;/script&gt;&lt;script&gt;alert(\u2026)&lt;/script&gt;<"));
   // The header.
   EXPECT_THAT(dom, HasSubstr("rsrmem flamegraph: background_1700000000"));
   EXPECT_THAT(dom, HasSubstr("demo"));
@@ -235,7 +271,7 @@ TEST_F(Browser, ShowsFramesAndRunsTheSearchFromTheFragment) {
 }
 
 // Drives the page as a user would (hover, click, type, switch, Esc) from a script appended to
-// it, which writes what it saw as JSON into <pre id="test-result">.
+// it, which reports what it saw (Browser::drive).
 constexpr const char* kDriver = R"js(<script>
 (function () {
   var out = {};
@@ -247,13 +283,15 @@ constexpr const char* kDriver = R"js(<script>
     frame(name).dispatchEvent(new MouseEvent('mousemove', { bubbles: true, clientX: 200, clientY: 300 }));
     return document.getElementById('tip').textContent;
   }
-  out.tip = hover('register_session(Session const&)');
-  out.inlinedTip = hover('std::vector<int, std::allocator<int> >::push_back(int const&)');
+  out.tip = hover('register_session(\u2026)');
+  out.collapsedInlined = !frame('std::vector<\u2026>::push_back(\u2026)');
+  document.getElementById('collapse').click();
+  out.inlinedTip = hover('std::vector<\u2026>::push_back(\u2026)');
   out.mainTip = hover('main');
-  frame('register_session(Session const&)').click();
+  frame('register_session(\u2026)').click();
   out.crumbs = document.getElementById('crumbs').textContent;
-  out.zoomedWidth = frame('register_session(Session const&)').style.width;
-  out.hiddenWhileZoomed = !frame('handler<a;b>::run()');
+  out.zoomedWidth = frame('register_session(\u2026)').style.width;
+  out.hiddenWhileZoomed = !frame('handler<\u2026>::run()');
   var input = document.getElementById('search');
   input.value = 'operator new';
   input.dispatchEvent(new Event('input'));
@@ -265,27 +303,15 @@ constexpr const char* kDriver = R"js(<script>
     out.infoByCount = document.getElementById('match-info').textContent;
     document.dispatchEvent(new KeyboardEvent('keydown', { key: 'Escape' }));
     out.crumbsAfterEsc = document.getElementById('crumbs').textContent;
-    out.handlerWidthByCount = frame('handler<a;b>::run()').style.width;
-    var pre = document.createElement('pre');
-    pre.id = 'test-result';
-    pre.textContent = JSON.stringify(out);
-    document.body.appendChild(pre);
+    out.handlerWidthByCount = frame('handler<\u2026>::run()').style.width;
+    report(out);
   }, 400);
 })();
 </script>)js";
 
 TEST_F(Browser, HoverZoomSearchSwitchAndReset) {
-  std::string page = html(rsrtest::small_model());
-  page.insert(page.rfind("</body>"), kDriver);
-  const rsrtest::Result r = dump_dom(write("driven.html", page), "");
-  ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_THAT(script_errors(r.err), testing::IsEmpty());
-  const size_t begin = r.out.find("<pre id=\"test-result\">");
-  ASSERT_NE(begin, std::string::npos) << visible(r.out);
-  std::string text = r.out.substr(begin + 22, r.out.find("</pre>", begin) - begin - 22);
-  for (auto [from, to] : {std::pair{"&lt;", "<"}, {"&gt;", ">"}, {"&amp;", "&"}})
-    for (size_t at; (at = text.find(from)) != std::string::npos;) text.replace(at, strlen(from), to);
-  const nlohmann::json out = nlohmann::json::parse(text);
+  const nlohmann::json out = drive(rsrtest::small_model(), kDriver, "driven.html");
+  ASSERT_FALSE(out.contains("error")) << out["error"];
   EXPECT_EQ(out["tip"],
             "register_session(Session const&)source: src/sessions.cc:42module: /usr/bin/demo-service"
             "bytes: 1000 B (1,000 B)allocations: 10share: 74.1% of bytes, 50.0% of allocations");
@@ -295,7 +321,8 @@ TEST_F(Browser, HoverZoomSearchSwitchAndReset) {
   EXPECT_THAT(out["inlinedTip"].get<std::string>(),
               HasSubstr("inlined into: register_session(Session const&)"));
   EXPECT_THAT(out["mainTip"].get<std::string>(), HasSubstr("source: src/main.cc (several lines)"));
-  EXPECT_EQ(out["crumbs"], "all\u203amain\u203aregister_session(Session const&)");
+  EXPECT_EQ(out["collapsedInlined"], true);
+  EXPECT_EQ(out["crumbs"], "all\u203amain\u203aregister_session(\u2026)");
   EXPECT_EQ(out["zoomedWidth"], "100%");
   EXPECT_EQ(out["hiddenWhileZoomed"], true);
   EXPECT_EQ(out["info"], "2 frames match, 96.3% of bytes");
@@ -311,7 +338,7 @@ TEST_F(Browser, RegexSearchAndOtherViews) {
   m.truncated = false;
   m.dropped_events = 0;
   const std::string path = write("leaks.html", html(m));
-  const rsrtest::Result r = dump_dom(path, "#search=%2Fpush_back%7Chandler%2F");
+  const rsrtest::Result r = dump_dom(path, "#search=%2Fregister_session%7Chandler%2F");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(script_errors(r.err), testing::IsEmpty());
   const std::string dom = visible(r.out);
@@ -332,6 +359,109 @@ TEST_F(Browser, EmptyView) {
   EXPECT_EQ(match_info(dom), "0 frames match, 0.0% of bytes");
 }
 
+// The memory chart and what a time range, a thread and the views show: exact figures of
+// timed_model() (report_test_models.h).
+TEST_F(Browser, TimeRangeAndThreadFromTheFragment) {
+  const std::string all = write("timed.html", html(rsrtest::timed_model()));
+  const std::string leaks = write("timed-leaks.html", html(rsrtest::timed_model(ProfileView::kLeaks)));
+  struct Case {
+    std::string path, fragment, totals, range;
+  };
+  const Case cases[] = {
+      {all, "", "Shown: 2,000 B in 30 allocations", "Drag across the chart to pick a time range."},
+      {all, "#range=0.5-0.7", "Shown: 1,000 B in 20 allocations",
+       "Range 0.500 s \u2013 0.700 s: 1,000 B in 20 allocations, allocated in it"},
+      {all, "#range=0.15-0.6", "Shown: 1,000 B in 15 allocations",
+       "Range 0.150 s \u2013 0.600 s: 1,000 B in 15 allocations, allocated in it"},
+      {all, "#thread=4242", "Shown: 1,000 B in 10 allocations on thread 4242 (main)",
+       "Drag across the chart to pick a time range."},
+      {all, "#range=0.5-0.7&thread=4242", "Shown: 0 B in 0 allocations on thread 4242 (main)",
+       "Range 0.500 s \u2013 0.700 s: 0 B in 0 allocations on thread 4242 (main), allocated in it"},
+      // --leaks: what was allocated in the range and still live at its end.
+      {leaks, "", "Shown: 500 B in 5 allocations", "Drag across the chart to pick a time range."},
+      {leaks, "#range=0.1-0.7", "Shown: 1,500 B in 25 allocations",
+       "Range 0.100 s \u2013 0.700 s: 1,500 B in 25 allocations, allocated in it and still live at its end"},
+      {leaks, "#range=0-0.9", "Shown: 500 B in 5 allocations",
+       "Range 0.000 s \u2013 0.900 s: 500 B in 5 allocations, allocated in it and still live at its end"},
+  };
+  for (const Case& c : cases) {
+    const rsrtest::Result r = dump_dom(c.path, c.fragment);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_THAT(script_errors(r.err), testing::IsEmpty()) << c.fragment;
+    const std::string dom = visible(r.out);
+    EXPECT_EQ(text_of(dom, "view-totals"), c.totals) << c.path << c.fragment;
+    EXPECT_EQ(text_of(dom, "range-info"), c.range) << c.path << c.fragment;
+    // The chart is drawn: live memory as an area, heap and RSS as lines.
+    EXPECT_THAT(dom, HasSubstr("<section id=\"time\">"));
+    EXPECT_THAT(dom, HasSubstr("<polygon class=\"live\""));
+    EXPECT_THAT(dom, HasSubstr("<polyline class=\"heap\""));
+    EXPECT_THAT(dom, HasSubstr("<polyline class=\"rss\""));
+    EXPECT_EQ(dom.find("<rect class=\"sel\"") != std::string::npos, c.fragment.find("range") != std::string::npos);
+  }
+}
+
+// A range dragged across the chart with the mouse, the inverted view, the thread menu.
+constexpr const char* kTimeDriver = R"js(<script>
+(function () {
+  var out = {};
+  var chart = document.getElementById('timeline');
+  function totals() { return document.getElementById('view-totals').textContent; }
+  function mouse(type, target, t) {
+    var r = chart.getBoundingClientRect();
+    target.dispatchEvent(new MouseEvent(type, { bubbles: true, clientX: r.left + t * r.width, clientY: r.top + 50 }));
+  }
+  function row(n) {
+    return Array.prototype.filter.call(document.querySelectorAll('#chart .f'), function (e) {
+      return e.style.top === 18 * n + 'px';
+    }).map(function (e) { return e.textContent; });
+  }
+  out.before = totals();
+  mouse('mousedown', chart, 0.505);
+  mouse('mousemove', document, 0.6);
+  mouse('mouseup', document, 0.695);
+  out.dragged = totals();
+  out.range = document.getElementById('range-info').textContent;
+  out.hash = location.hash;
+  out.row1 = row(1);
+  document.getElementById('inverted').click();
+  out.invertedRow1 = row(1);
+  out.invertedRow2 = row(2);
+  out.invertedTotals = totals();
+  var select = document.getElementById('thread');
+  select.value = '0';
+  select.dispatchEvent(new Event('change'));
+  out.mainInRange = totals();
+  document.getElementById('clear-range').click();
+  out.mainWhole = totals();
+  out.invertedMainRow1 = row(1);
+  out.cssRules = document.styleSheets[0].cssRules.length;
+  report(out);
+})();
+</script>)js";
+
+TEST_F(Browser, DragARangeInvertAndPickAThread) {
+  const nlohmann::json out = drive(rsrtest::timed_model(), kTimeDriver, "timed-driven.html");
+  ASSERT_FALSE(out.contains("error")) << out["error"];
+  EXPECT_EQ(out["before"], "Shown: 2,000 B in 30 allocations");
+  // 0.505 s to 0.695 s: the 10 ms spans 50 to 69, the worker's 20 allocations exactly.
+  EXPECT_EQ(out["dragged"], "Shown: 1,000 B in 20 allocations");
+  EXPECT_EQ(out["range"], "Range 0.500 s \u2013 0.700 s: 1,000 B in 20 allocations, allocated in it");
+  EXPECT_EQ(out["hash"], "#range=0.5-0.7");
+  EXPECT_EQ(out["row1"], nlohmann::json::array({"main"}));
+  // Inverted: the allocating function on top, its caller below.
+  EXPECT_EQ(out["invertedRow1"], nlohmann::json::array({"handler<\u2026>::run()"}));
+  EXPECT_EQ(out["invertedRow2"], nlohmann::json::array({"main"}));
+  EXPECT_EQ(out["invertedTotals"], "Shown: 1,000 B in 20 allocations");
+  EXPECT_EQ(out["mainInRange"], "Shown: 0 B in 0 allocations on thread 4242 (main)");
+  EXPECT_EQ(out["mainWhole"], "Shown: 1,000 B in 10 allocations on thread 4242 (main)");
+  EXPECT_EQ(out["invertedMainRow1"], nlohmann::json::array({"register_session(\u2026)"}));
+  // Chromium parsed every rule of the style sheet (one it cannot parse is dropped).
+  std::ifstream css(rsrtest::env_or_die("RSR_PAGE_CSS"));
+  const std::string sheet((std::istreambuf_iterator<char>(css)), std::istreambuf_iterator<char>());
+  ASSERT_GT(occurrences(sheet, "}"), 30u);
+  EXPECT_EQ(out["cssRules"], occurrences(sheet, "}"));
+}
+
 TEST_F(Browser, HundredThousandStacksRender) {
   const std::string path = write("large.html", html(rsrtest::large_model(100000)));
   const auto start = std::chrono::steady_clock::now();
@@ -342,29 +472,33 @@ TEST_F(Browser, HundredThousandStacksRender) {
   EXPECT_THAT(script_errors(r.err), testing::IsEmpty());
   const std::string dom = visible(r.out);
   EXPECT_THAT(dom, HasSubstr("data-ready=\"1\""));
-  EXPECT_THAT(dom, HasSubstr(">ns::function_3&lt;int&gt;()<"));
+  EXPECT_THAT(dom, HasSubstr(">ns::function_3&lt;\u2026&gt;()<"));
   EXPECT_THAT(match_info(dom), testing::MatchesRegex("[0-9]+ frames match, [0-9.]+% of bytes"));
   // Only frames at least half a pixel wide become elements.
   EXPECT_LT(occurrences(dom, "class=\"f"), 20000u);
   std::printf("100000 stacks loaded and drawn in %.1f s\n", seconds);
 }
 
-TEST_F(Browser, Screenshot) {
-  const std::string artefacts = rsrtest::env_or_die("RSR_ARTEFACT_DIR");
-  const std::string path = artefacts + "/flamegraph.html";
-  std::ofstream(path, std::ios::binary) << html(page_model());
-  const std::string png = artefacts + "/flamegraph.png";
-  std::filesystem::remove(png);
-  const rsrtest::Result r =
-      chromium(path, "#search=register_session", {"--window-size=1400,900", "--screenshot=" + png});
-  ASSERT_EQ(r.code, 0) << r.err;
-  ASSERT_TRUE(std::filesystem::exists(png)) << r.err;
-  EXPECT_GT(std::filesystem::file_size(png), 10000u);
-  std::ifstream in(png, std::ios::binary);
-  char magic[8] = {};
-  in.read(magic, sizeof magic);
-  EXPECT_EQ(std::string(magic, 8), "\x89PNG\r\n\x1a\n");
-  std::printf("screenshot: %s\npage: %s\n", png.c_str(), path.c_str());
+// Screenshots kept in the test's build directory (RSR_ARTEFACT_DIR), each beside the page it
+// shows: the page with a search, and a capture's page with a time range selected.
+TEST_F(Browser, Screenshots) {
+  for (auto [name, model, fragment] : {std::tuple{"flamegraph", page_model(), "#search=register_session"},
+                                       std::tuple{"flamegraph-range", rsrtest::timed_model(), "#range=0.1-0.7"}}) {
+    const std::string artefacts = rsrtest::env_or_die("RSR_ARTEFACT_DIR");
+    const std::string path = artefacts + "/" + name + ".html";
+    std::ofstream(path, std::ios::binary) << html(model);
+    const std::string png = artefacts + "/" + name + ".png";
+    std::filesystem::remove(png);
+    const rsrtest::Result r = chromium(path, fragment, {"--window-size=1400,900", "--screenshot=" + png});
+    ASSERT_EQ(r.code, 0) << r.err;
+    ASSERT_TRUE(std::filesystem::exists(png)) << r.err;
+    EXPECT_GT(std::filesystem::file_size(png), 10000u);
+    std::ifstream in(png, std::ios::binary);
+    char magic[8] = {};
+    in.read(magic, sizeof magic);
+    EXPECT_EQ(std::string(magic, 8), "\x89PNG\r\n\x1a\n");
+    std::printf("screenshot: %s\npage: %s\n", png.c_str(), path.c_str());
+  }
 }
 
 }  // namespace

@@ -101,4 +101,36 @@ inline ProfileModel large_model(size_t stacks) {
   return m;
 }
 
+// A second of capture in 100 spans of 10 ms, with the uses the flamegraph page filters by time
+// and thread:
+//   main;register_session   thread 4242 (main):   10 x 100 B at 0.10-0.19 s; the first 5 freed
+//                           at 0.30 s, the other 5 still live at the end
+//   main;handler<a;b>::run  thread 4243 (worker): 20 x 50 B at 0.50-0.69 s, all freed at 0.80 s
+// All: 2000 B in 30; leaks: 500 B in 5 (register_session), the handler stack kept with none.
+inline ProfileModel timed_model(ProfileView view = ProfileView::kAll) {
+  ProfileModel m = small_model(view);
+  m.truncated = false;
+  m.dropped_events = 0;
+  m.duration_s = 1;
+  const ProfileFrame main10 = frame(0x400900, "main", "src/main.cc", 10, kService);
+  const bool leaks = view == ProfileView::kLeaks;
+  m.stacks = {{{frame(0x401100, kRegister, "src/sessions.cc", 42, kService), main10}, leaks ? 500u : 1000u,
+               leaks ? 5u : 10u},
+              {{frame(0x401300, kHandler, "src/h.cc", 3, kService), main10}, leaks ? 0u : 1000u, leaks ? 0u : 20u}};
+  m.threads = {{4242, "main"}, {4243, "worker"}};
+  m.timeline_step_s = 0.01;
+  m.use_step_s = 0.01;
+  uint64_t live = 0;
+  for (uint32_t span = 0; span < 100; ++span) {
+    if (span >= 10 && span < 20) live += 100;
+    if (span == 30) live -= 500;
+    if (span >= 50 && span < 70) live += 50;
+    if (span == 80) live -= 1000;
+    m.timeline.push_back({span * 0.01, live, 4096 + live, 65536});
+  }
+  for (uint32_t span = 10; span < 20; ++span) m.uses.push_back({0, 0, span, span < 15 ? 30u : rsr::ctl::StackUse::kStillLive, 1, 100});
+  for (uint32_t span = 50; span < 70; ++span) m.uses.push_back({1, 1, span, 80, 1, 50});
+  return m;
+}
+
 }  // namespace rsrtest
