@@ -258,14 +258,15 @@
     var liveMost = most(['live']), processMost = most(['heap', 'rss']);
     var h = TH - top - bottom;
     function x(i) { return i / spanCount * W; }
+    // A step line; the process's readings (every 100 ms) hold until the next one.
     function series(name, area, scale) {
       var y = function (v) { return top + h - v / (scale || 1) * h; };
-      var pts = [], have = false;
+      var pts = [], held = area ? 0 : -1;
       timeline[name].forEach(function (v, i) {
-        if (v > 0) have = true;
-        pts.push(x(i).toFixed(1) + ',' + y(v).toFixed(1), x(i + 1).toFixed(1) + ',' + y(v).toFixed(1));
+        if (v > 0 || area) held = v;
+        if (held >= 0) pts.push(x(i).toFixed(1) + ',' + y(held).toFixed(1), x(i + 1).toFixed(1) + ',' + y(held).toFixed(1));
       });
-      if (!have) return;
+      if (!scale || !pts.length) return;
       if (area) pts = [x(0) + ',' + y(0)].concat(pts, [x(spanCount) + ',' + y(0)]);
       box.appendChild(svg(area ? 'polygon' : 'polyline', { 'class': name, points: pts.join(' ') }));
     }
@@ -521,7 +522,8 @@
   // ---- Everything redrawn after a change ----
 
   function showTotals() {
-    var text = num(D.bytes[0]) + ' B in ' + num(D.count[0]) + (D.count[0] === 1 ? ' allocation' : ' allocations');
+    var b = D.bytes[0], text = (b < 1024 ? num(b) + ' B' : human(b) + ' (' + num(b) + ' B)') + ' in ' + num(D.count[0]) +
+      (D.count[0] === 1 ? ' allocation' : ' allocations');
     var where = state.thread >= 0 ? ' on thread ' + threads[state.thread][0] +
       (threads[state.thread][1] ? ' (' + threads[state.thread][1] + ')' : '') : '';
     $('view-totals').textContent = 'Shown: ' + text + where;

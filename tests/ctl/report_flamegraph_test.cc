@@ -368,7 +368,7 @@ TEST_F(Browser, TimeRangeAndThreadFromTheFragment) {
     std::string path, fragment, totals, range;
   };
   const Case cases[] = {
-      {all, "", "Shown: 2,000 B in 30 allocations", "Drag across the chart to pick a time range."},
+      {all, "", "Shown: 2.0 KiB (2,000 B) in 30 allocations", "Drag across the chart to pick a time range."},
       {all, "#range=0.5-0.7", "Shown: 1,000 B in 20 allocations",
        "Range 0.500 s \u2013 0.700 s: 1,000 B in 20 allocations, allocated in it"},
       {all, "#range=0.15-0.6", "Shown: 1,000 B in 15 allocations",
@@ -379,8 +379,8 @@ TEST_F(Browser, TimeRangeAndThreadFromTheFragment) {
        "Range 0.500 s \u2013 0.700 s: 0 B in 0 allocations on thread 4242 (main), allocated in it"},
       // --leaks: what was allocated in the range and still live at its end.
       {leaks, "", "Shown: 500 B in 5 allocations", "Drag across the chart to pick a time range."},
-      {leaks, "#range=0.1-0.7", "Shown: 1,500 B in 25 allocations",
-       "Range 0.100 s \u2013 0.700 s: 1,500 B in 25 allocations, allocated in it and still live at its end"},
+      {leaks, "#range=0.1-0.7", "Shown: 1.5 KiB (1,500 B) in 25 allocations",
+       "Range 0.100 s \u2013 0.700 s: 1.5 KiB (1,500 B) in 25 allocations, allocated in it and still live at its end"},
       {leaks, "#range=0-0.9", "Shown: 500 B in 5 allocations",
        "Range 0.000 s \u2013 0.900 s: 500 B in 5 allocations, allocated in it and still live at its end"},
   };
@@ -442,7 +442,7 @@ constexpr const char* kTimeDriver = R"js(<script>
 TEST_F(Browser, DragARangeInvertAndPickAThread) {
   const nlohmann::json out = drive(rsrtest::timed_model(), kTimeDriver, "timed-driven.html");
   ASSERT_FALSE(out.contains("error")) << out["error"];
-  EXPECT_EQ(out["before"], "Shown: 2,000 B in 30 allocations");
+  EXPECT_EQ(out["before"], "Shown: 2.0 KiB (2,000 B) in 30 allocations");
   // 0.505 s to 0.695 s: the 10 ms spans 50 to 69, the worker's 20 allocations exactly.
   EXPECT_EQ(out["dragged"], "Shown: 1,000 B in 20 allocations");
   EXPECT_EQ(out["range"], "Range 0.500 s \u2013 0.700 s: 1,000 B in 20 allocations, allocated in it");
