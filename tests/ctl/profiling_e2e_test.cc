@@ -143,6 +143,32 @@ TEST_F(ProfilingE2eTest, CaptureShowsTheAllocatingFunctionsWithExactCounts) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("keep_records"));
   EXPECT_THAT(r.out, HasSubstr("profile_target.cc"));
+
+  // The flamegraph page's uses (what each stack allocated per thread and time span) add up to
+  // the view's totals: every allocation, and with --leaks the blocks never freed.
+  for (const std::string view : {"", "--leaks"}) {
+    const std::string html = dir_ + "/page" + view + ".html";
+    std::vector<std::string> args = {"flamegraph", file, "-o", html};
+    if (!view.empty()) args.push_back(view);
+    r = ctl(args);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const std::string page = rsrtest::read_file(html);
+    const std::string open = "<script type=\"application/json\" id=\"profile-data\">";
+    const size_t begin = page.find(open) + open.size();
+    const Json data = Json::parse(page.substr(begin, page.find("</script>", begin) - begin));
+    uint64_t count = 0, bytes = 0;
+    const Json& rows = data["uses"]["rows"];
+    for (size_t i = 0; i + 5 < rows.size(); i += 6) {
+      EXPECT_LT(rows[i + 1].get<size_t>(), data["threads"].size());
+      if (view.empty() || rows[i + 3] == -1) count += rows[i + 4].get<uint64_t>(), bytes += rows[i + 5].get<uint64_t>();
+    }
+    r = ctl({"summary", file, "--format", "json", view.empty() ? "--top=1" : view});
+    const Json totals = Json::parse(r.out);
+    EXPECT_EQ(count, totals["view_allocations"]) << view;
+    EXPECT_EQ(bytes, totals["view_bytes"]) << view;
+    EXPECT_GT(data["timeline"]["step_s"].get<double>(), 0);
+    EXPECT_GT(data["uses"]["step_s"].get<double>(), 0);
+  }
 }
 
 // Two captures of one program: the first while it idles, the second across its work. diff shows

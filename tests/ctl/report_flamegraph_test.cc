@@ -456,8 +456,7 @@ TEST_F(Browser, DragARangeInvertAndPickAThread) {
   EXPECT_EQ(out["mainWhole"], "Shown: 1,000 B in 10 allocations on thread 4242 (main)");
   EXPECT_EQ(out["invertedMainRow1"], nlohmann::json::array({"register_session(\u2026)"}));
   // Chromium parsed every rule of the style sheet (one it cannot parse is dropped).
-  std::ifstream css(rsrtest::env_or_die("RSR_PAGE_CSS"));
-  const std::string sheet((std::istreambuf_iterator<char>(css)), std::istreambuf_iterator<char>());
+  const std::string sheet = rsrtest::read_file(rsrtest::env_or_die("RSR_PAGE_CSS"));
   ASSERT_GT(occurrences(sheet, "}"), 30u);
   EXPECT_EQ(out["cssRules"], occurrences(sheet, "}"));
 }

@@ -9,7 +9,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
@@ -99,6 +101,12 @@ inline Result finish(Child c) {
 
 inline Result run(const std::vector<std::string>& args, const EnvOverrides& overrides = {}) {
   return finish(spawn(args, overrides));
+}
+
+// A file's whole content; "" when it cannot be read.
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 inline std::string env_or_die(const char* name) {
