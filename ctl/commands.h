@@ -149,6 +149,7 @@ struct ReportOptions {
   std::string output;       // flamegraph / export: output file ("" : derived or stdout)
   std::string export_format;  // export: "pprof" or "folded"
   bool by_count = false;    // export --format folded: allocations instead of bytes
+  std::string diff_as = "table";  // diff: "table", "tree" or "flamegraph"
 };
 // Each reads the capture (progress on stderr when it is a terminal), prints warnings about a
 // truncated or damaged capture on stderr, and the report on stdout (text or --format json).
@@ -157,8 +158,10 @@ int cmd_profile_summary(const GlobalOptions& g, const ReportOptions& options, Io
 int cmd_profile_stats(const GlobalOptions& g, const ReportOptions& options, Io io);
 int cmd_profile_table(const GlobalOptions& g, const ReportOptions& options, Io io);
 int cmd_profile_tree(const GlobalOptions& g, const ReportOptions& options, Io io);
-// diff: `options.file` against `options.base`, function and line by function and line, in the
-// view: what grew or is new (largest growth first) and what shrank or is gone.
+// diff: `options.file` against `options.base`, in the view: as a table, function and line by
+// function and line, what grew or is new (largest growth first) and what shrank or is gone; as a
+// tree, the call trees of the growth and of the shrinkage (stacks matched frame by frame); as a
+// flamegraph, the page of the growth (default NEW-diff.html).
 int cmd_profile_diff(const GlobalOptions& g, const ReportOptions& options, Io io);
 // flamegraph: one HTML file (default: FILE with .bin replaced by .html); export: pprof (default
 // FILE.pb.gz) or folded (default stdout).

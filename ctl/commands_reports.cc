@@ -323,6 +323,31 @@ Json node_json(const CallTree& tree, uint32_t node, int depth, const ReportOptio
   return j;
 }
 
+// The call tree of `m` under `title`.
+void render_tree(std::ostream& out, const ProfileModel& m, const ReportOptions& options, const std::string& title) {
+  const CallTree tree(m);
+  const CallTree::Node& root = tree.nodes()[CallTree::kRoot];
+  const uint64_t min_bytes = static_cast<uint64_t>(static_cast<double>(root.bytes) * options.threshold / 100.0);
+  out << title << '\n';
+  out << human_bytes(static_cast<double>(root.bytes)) << "  100.0%  in "
+      << human_count(static_cast<double>(root.count)) << (root.count == 1 ? " allocation\n" : " allocations\n");
+  uint64_t hidden_bytes = 0;
+  size_t hidden = 0;
+  const std::vector<uint32_t> kids = shown_children(tree, CallTree::kRoot, min_bytes, &hidden_bytes, &hidden);
+  for (size_t i = 0; i < kids.size(); ++i)
+    render_node(out, tree, kids[i], "", i + 1 == kids.size() && hidden == 0, 1, options, root.bytes, min_bytes);
+  if (hidden > 0)
+    out << "└── " << human_bytes(static_cast<double>(hidden_bytes)) << " in " << hidden
+        << (hidden == 1 ? " call" : " calls") << " below " << fixed(options.threshold, 1) << "%\n";
+}
+
+Json tree_json(const ProfileModel& m, const ReportOptions& options) {
+  const CallTree tree(m);
+  const uint64_t total = tree.nodes()[CallTree::kRoot].bytes;
+  return node_json(tree, CallTree::kRoot, 0, options, total,
+                   static_cast<uint64_t>(static_cast<double>(total) * options.threshold / 100.0));
+}
+
 std::string replace_suffix(const std::string& path, const std::string& suffix) {
   const std::string bin = ".bin";
   if (path.size() > bin.size() && path.compare(path.size() - bin.size(), bin.size(), bin) == 0)
@@ -333,6 +358,17 @@ std::string replace_suffix(const std::string& path, const std::string& suffix) {
 // Default output names keep the views apart: FILE.html, FILE-leaks.html, FILE-temporary.html.
 std::string view_suffix(ProfileView view) {
   return view == ProfileView::kAll ? std::string() : std::string("-") + view_name(view);
+}
+
+// The flamegraph page of `m` to `out` ("-": stdout); `given`: named with -o.
+int write_page(const std::string& out, bool given, const ProfileModel& m, Io io) {
+  if (out == "-") {
+    write_flamegraph_html(m, io.out);
+    return kExitOk;
+  }
+  write_file(out, given, [&m](std::ostream& f) { write_flamegraph_html(m, f); });
+  io.err << "wrote " << out << '\n';
+  return kExitOk;
 }
 
 }  // namespace
@@ -479,11 +515,77 @@ int cmd_profile_table(const GlobalOptions& g, const ReportOptions& options, Io i
   return kExitOk;
 }
 
+// The difference of two captures as a model: each stack's growth from `base` to `now` (or, with
+// `grew` false, its shrinkage), stacks matched frame by frame (function, file, line, module,
+// inlined), those that did not change left out. The rest of the model is `now`'s.
+ProfileModel difference(const ProfileModel& base, const ProfileModel& now, bool grew) {
+  struct Sides {
+    const ProfileStack* stack = nullptr;
+    int64_t bytes = 0, count = 0;
+  };
+  std::map<std::string, Sides> by_frames;
+  for (const auto& [model, sign] : {std::pair{&base, -1}, std::pair{&now, 1}}) {
+    for (const ProfileStack& s : model->stacks) {
+      std::string key;
+      for (const ProfileFrame& f : s.frames)
+        key += f.function + '\x1f' + f.file + '\x1f' + std::to_string(f.line) + '\x1f' + f.module + (f.inlined ? "\x1fi\x1e" : "\x1e");
+      Sides& d = by_frames[key];
+      if (!d.stack || sign > 0) d.stack = &s;
+      d.bytes += sign * static_cast<int64_t>(s.bytes);
+      d.count += sign * static_cast<int64_t>(s.count);
+    }
+  }
+  ProfileModel out = now;
+  out.stacks.clear();
+  out.uses.clear();
+  out.view_bytes = out.view_allocations = 0;
+  out.id = (grew ? "growth from " : "shrinkage from ") + base.id + " to " + now.id;
+  for (const auto& [key, d] : by_frames) {
+    const int64_t bytes = grew ? d.bytes : -d.bytes, count = grew ? d.count : -d.count;
+    if (bytes <= 0 && (bytes < 0 || count <= 0)) continue;
+    ProfileStack s = *d.stack;
+    s.bytes = static_cast<uint64_t>(bytes);
+    s.count = static_cast<uint64_t>(std::max<int64_t>(count, 0));
+    out.view_bytes += s.bytes;
+    out.view_allocations += s.count;
+    out.stacks.push_back(std::move(s));
+  }
+  std::stable_sort(out.stacks.begin(), out.stacks.end(),
+                   [](const ProfileStack& a, const ProfileStack& b) { return a.bytes > b.bytes; });
+  return out;
+}
+
+int diff_as_tree(const GlobalOptions& g, const ReportOptions& options, const ProfileModel& base,
+                 const ProfileModel& now, Io io) {
+  const ProfileModel grew = difference(base, now, true), shrank = difference(base, now, false);
+  if (g.format == OutputFormat::kJson) {
+    io.out << Json{{"view", view_name(options.view)},
+                   {"base", capture_json(base, options)},
+                   {"new", capture_json(now, options)},
+                   {"grew", tree_json(grew, options)},
+                   {"shrank", tree_json(shrank, options)}}
+                  .dump(2)
+           << '\n';
+    return kExitOk;
+  }
+  render_tree(io.out, grew, options, "Grew from " + base.id + " to " + now.id + ", " + view_label(options.view) + ":");
+  io.out << '\n';
+  render_tree(io.out, shrank, options, "Shrank:");
+  return kExitOk;
+}
+
 int cmd_profile_diff(const GlobalOptions& g, const ReportOptions& options, Io io) {
   ReportOptions base_options = options;
   base_options.file = options.base;
   const ProfileModel base = load(base_options, io);
   const ProfileModel now = load(options, io);
+  if (options.diff_as == "tree") return diff_as_tree(g, options, base, now, io);
+  if (options.diff_as == "flamegraph") {
+    const ProfileModel grew = difference(base, now, true);
+    const std::string out = options.output.empty() ? replace_suffix(options.file, view_suffix(options.view) + "-diff.html")
+                                                   : options.output;
+    return write_page(out, !options.output.empty(), grew, io);
+  }
   struct Change {
     Row row;
     uint64_t base_bytes = 0, base_count = 0, new_bytes = 0, new_count = 0;
@@ -585,29 +687,13 @@ int cmd_profile_diff(const GlobalOptions& g, const ReportOptions& options, Io io
 
 int cmd_profile_tree(const GlobalOptions& g, const ReportOptions& options, Io io) {
   const ProfileModel m = load(options, io);
-  const CallTree tree(m);
-  const CallTree::Node& root = tree.nodes()[CallTree::kRoot];
-  const uint64_t min_bytes =
-      static_cast<uint64_t>(static_cast<double>(root.bytes) * options.threshold / 100.0);
   if (g.format == OutputFormat::kJson) {
     Json j = capture_json(m, options);
-    j["tree"] = node_json(tree, CallTree::kRoot, 0, options, root.bytes, min_bytes);
+    j["tree"] = tree_json(m, options);
     io.out << j.dump(2) << '\n';
     return kExitOk;
   }
-  io.out << "Capture " << m.id << ": " << view_label(m.view) << '\n';
-  io.out << human_bytes(static_cast<double>(root.bytes)) << "  100.0%  in "
-         << human_count(static_cast<double>(root.count))
-         << (root.count == 1 ? " allocation\n" : " allocations\n");
-  uint64_t hidden_bytes = 0;
-  size_t hidden = 0;
-  const std::vector<uint32_t> kids = shown_children(tree, CallTree::kRoot, min_bytes, &hidden_bytes, &hidden);
-  for (size_t i = 0; i < kids.size(); ++i)
-    render_node(io.out, tree, kids[i], "", i + 1 == kids.size() && hidden == 0, 1, options, root.bytes, min_bytes);
-  if (hidden > 0)
-    io.out << "└── " << human_bytes(static_cast<double>(hidden_bytes)) << " in " << hidden
-           << (hidden == 1 ? " call" : " calls") << " below " << fixed(options.threshold, 1)
-           << "%\n";
+  render_tree(io.out, m, options, "Capture " + m.id + ": " + view_label(m.view));
   return kExitOk;
 }
 
@@ -616,13 +702,7 @@ int cmd_profile_flamegraph(const ReportOptions& options, Io io) {
   const std::string out = options.output.empty()
                               ? replace_suffix(options.file, view_suffix(options.view) + ".html")
                               : options.output;
-  if (out == "-") {
-    write_flamegraph_html(m, io.out);
-    return kExitOk;
-  }
-  write_file(out, !options.output.empty(), [&m](std::ostream& f) { write_flamegraph_html(m, f); });
-  io.err << "wrote " << out << '\n';
-  return kExitOk;
+  return write_page(out, !options.output.empty(), m, io);
 }
 
 int cmd_profile_export(const ReportOptions& options, Io io) {

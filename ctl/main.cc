@@ -315,6 +315,19 @@ int dispatch(int argc, const char* const* argv) {
     l->excludes(t);
   }
   count_option(profile_diff, "--top", report.top, "Rows shown on each side, 0 for all (default 10)");
+  profile_diff
+      ->add_option("--as", report.diff_as,
+                   "table (default), tree (the call trees of what grew and of what shrank) or flamegraph "
+                   "(a page of what grew)")
+      ->type_name("FORM")
+      ->check(CLI::IsMember({"table", "tree", "flamegraph"}).description(""));
+  profile_diff->add_option("-o,--output", report.output, "--as flamegraph: the page's file (default NEW-diff.html)")
+      ->type_name("FILE");
+  count_option(profile_diff, "--depth", report.depth, "--as tree: levels shown, 0 for all (default all)");
+  profile_diff
+      ->add_option("--threshold", report.threshold, "--as tree: hide calls below this percent (default 1)")
+      ->type_name("PERCENT")
+      ->check(CLI::Range(0.0, 100.0).description(""));
   profile_diff->footer(kReportHelp);
   CLI::App* profile_tree =
       report_command("tree", "Capture report: the call tree from the root with bytes and share");

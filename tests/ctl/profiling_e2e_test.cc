@@ -207,6 +207,18 @@ TEST_F(ProfilingE2eTest, DiffOfTwoPhasesShowsTheNewSiteAsTheTopGrowth) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("keep_records"));
   EXPECT_THAT(r.out, Not(HasSubstr("churn_buffers")));  // freed at once: not live at the end
+
+  r = ctl({"diff", idle, busy, "--leaks", "--as", "tree", "--format", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json trees = Json::parse(r.out);
+  EXPECT_EQ(trees["grew"]["bytes"], 100 * kept_usable);
+  EXPECT_THAT(trees["grew"].dump(), HasSubstr("keep_records"));
+  r = ctl({"diff", idle, busy, "--as", "flamegraph", "-o", dir_ + "/diff.html"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(rsrtest::read_file(dir_ + "/diff.html"), HasSubstr("keep_records"));
+  r = ctl({"diff", idle, busy, "--as", "chart"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--as"));
 }
 
 TEST_F(ProfilingE2eTest, RefusalsExitFour) {

@@ -502,6 +502,39 @@ TEST_F(ProfilingTest, DiffShowsTheNewSiteAloneAsTheGrowth) {
   EXPECT_THAT(growth, HasSubstr("register_session"));
   EXPECT_THAT(growth, Not(HasSubstr("plain_function")));  // unchanged: in neither list
   EXPECT_THAT(s.substr(shrank), HasSubstr("gone"));
+
+  // As call trees: the growth is register_session's stack alone, 5000 B; the shrinkage the
+  // inlined helper's 64 B.
+  o.diff_as = "tree";
+  o.threshold = 0;
+  out_.str("");
+  EXPECT_EQ(cmd_profile_diff(json(), o, io_), kExitOk);
+  const Json trees = Json::parse(out_.str());
+  EXPECT_EQ(trees["grew"]["bytes"], 5000);
+  EXPECT_EQ(trees["grew"]["count"], 5);
+  EXPECT_EQ(trees["shrank"]["bytes"], 64);
+  const std::string grew_tree = trees["grew"].dump(), shrank_tree = trees["shrank"].dump();
+  EXPECT_THAT(grew_tree, HasSubstr("register_session"));
+  EXPECT_THAT(grew_tree, Not(HasSubstr("plain_function")));
+  EXPECT_THAT(grew_tree, Not(HasSubstr("inlined_helper")));
+  EXPECT_THAT(shrank_tree, HasSubstr("inlined_helper"));
+  EXPECT_THAT(shrank_tree, Not(HasSubstr("register_session")));
+  out_.str("");
+  EXPECT_EQ(cmd_profile_diff(text(), o, io_), kExitOk);
+  EXPECT_THAT(out_.str(), HasSubstr("Grew from background_1 to background_2, all allocations:\n4.88 KiB  100.0%  in 5 allocations"));
+  EXPECT_THAT(out_.str(), HasSubstr("Shrank:\n64 B  100.0%  in 1 allocation"));
+
+  // As a flame graph: the page of the growth.
+  o.diff_as = "flamegraph";
+  out_.str("");
+  err_.str("");
+  EXPECT_EQ(cmd_profile_diff(text(), o, io_), kExitOk);
+  const std::string page_path = dir_.path() + "/second-diff.html";
+  EXPECT_THAT(err_.str(), HasSubstr("wrote " + page_path));
+  const std::string page = rsrtest::read_file(page_path);
+  EXPECT_THAT(page, HasSubstr("growth from background_1 to background_2"));
+  EXPECT_THAT(page, HasSubstr("register_session"));
+  EXPECT_THAT(page, Not(HasSubstr("plain_function")));
 }
 
 TEST_F(ProfilingTest, SummaryJsonLeaks) {
