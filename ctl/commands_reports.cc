@@ -250,7 +250,8 @@ void render_header(std::ostream& out, const ProfileModel& m) {
 // A node's location: "file.cc:42", or the file alone when merged calls came from several lines.
 std::string node_location(const CallTree& tree, uint32_t node) {
   const int line = tree.nodes()[node].line;
-  return short_location(tree.file(node), line > 0 ? line : 0);
+  const std::string where = short_location(tree.file(node), line > 0 ? line : 0);
+  return line == CallTree::kSeveralLines && !where.empty() ? where + " (several lines)" : where;
 }
 
 std::vector<uint32_t> shown_children(const CallTree& tree, uint32_t node, uint64_t min_bytes,
