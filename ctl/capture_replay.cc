@@ -14,6 +14,8 @@ constexpr int kBuckets = 65;
 constexpr uint32_t kLiveSpan = 0xffff;
 // Kept uses beyond which their spans are made twice as long (the page's data stays a few MB).
 constexpr size_t kMaxUses = 200000;
+// Timeline spans (at most 512 of them) halved this often are one span.
+constexpr uint32_t kMaxUseShift = 9;
 
 }  // namespace
 
@@ -161,7 +163,9 @@ void Replay::add_use(uint64_t stack, uint32_t thread, uint32_t born, uint32_t fr
   if (!u) throw std::bad_alloc();
   ++u->count;
   u->bytes += size;
-  if (uses_.size() > kMaxUses) {
+  // Longer spans until one span covers the capture; past that, more spans would not help (the
+  // uses differ by stack and thread) and the uses are kept as they come.
+  if (uses_.size() > kMaxUses && use_shift_ < kMaxUseShift) {
     ++use_shift_;
     halve_uses();
   }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <new>
 #include <sstream>
@@ -451,6 +452,38 @@ TEST_F(ProfilingTest, UsesByStackThreadAndTime) {
   EXPECT_EQ(temporary.uses[0].bytes, 50u);
   EXPECT_EQ(temporary.uses[0].alloc_span, 1390u / 4);
   EXPECT_EQ(temporary.uses[0].free_span, 475u);
+}
+
+// More distinct (stack, thread) pairs than the uses kept: their spans grow as long as they can,
+// then the uses are kept as they are (no halving at every further allocation, which made this
+// read take minutes).
+TEST_F(ProfilingTest, UsesBeyondTheirLimitStayCheap) {
+  const Stacks st = real_stacks();
+  rsrtest::CaptureBuilder b(1'000'000);
+  b.json(Record::kHeader, R"({"format":"rsrmem-capture","version":2,"id":"background_3","kind":"background",)"
+                          R"("start_time":1764400000.0,"time_unit_ns":1000000})");
+  add_modules(b, st);
+  b.thread(100, "main");
+  constexpr uint64_t kStacks = 230000;
+  for (uint64_t i = 1; i <= kStacks; ++i) {
+    b.stack(i, st.plain);
+    if (i % 10000 == 0) b.cut_frame();  // frames as small as the library's
+  }
+  for (uint64_t i = 1; i <= kStacks; ++i) {
+    b.alloc(static_cast<int64_t>(i) * 1000, 100, kA1 + 16 * i, 16, i);
+    if (i % 10000 == 0) b.cut_frame();
+  }
+  b.json(Record::kEnd, R"({"reason":"stopped","truncated":false})");
+  const std::string path = write(b.bytes());
+  const auto start = std::chrono::steady_clock::now();
+  const ProfileModel m = read_capture(path, {ProfileView::kAll, {}, true});
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  uint64_t count = 0;
+  for (const StackUse& u : m.uses) count += u.count;
+  EXPECT_EQ(count, kStacks);
+  EXPECT_EQ(m.stacks.size(), 1u);
+  EXPECT_LT(seconds, 30.0);  // loose: a loaded machine passes, a rebuild per allocation does not
+  std::printf("%lu uses from %lu stacks read in %.1f s\n", m.uses.size(), kStacks, seconds);
 }
 
 TEST_F(ProfilingTest, DiffShowsTheNewSiteAloneAsTheGrowth) {
