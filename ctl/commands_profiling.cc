@@ -20,6 +20,7 @@
 #include "commands.h"
 #include "config.h"
 #include "errors.h"
+#include "spans.h"
 #include "format.h"
 
 namespace rsr::ctl {
@@ -27,7 +28,7 @@ namespace {
 
 constexpr std::chrono::milliseconds kStopTimeout{10000};
 
-constexpr double kMaxDurationS = 24 * 3600;
+constexpr double kMaxDurationS = 7 * 86400;  // the library refuses longer (handlers.cc)
 // The settings table's defaults (common/config.h): this command and the library agree on them.
 const Config& setting_defaults() {
   static const Config defaults = [] {
@@ -72,29 +73,17 @@ void render_profiler(std::ostream& out, const Json& p) {
 double parse_profiling_duration(const std::string& text) {
   const auto bad = [&text](const std::string& why) {
     return CtlError(kExitUsage, "bad --duration '" + text + "': " + why +
-                                    " (minutes, e.g. 10 or 0.5, or with a unit: 30s, 2m, 1h; "
-                                    "from 1 second to 24 hours)");
+                                    " (minutes, e.g. 10 or 0.5, or with units: 30s, 2m, 1h30m, 2d; "
+                                    "from 1 second to 7 days)");
   };
-  if (text.empty()) throw bad("empty");
-  std::string number = text;
-  double unit = 60;
-  const char last = text.back();
-  if (last == 's' || last == 'm' || last == 'h') {
-    unit = last == 's' ? 1 : last == 'm' ? 60 : 3600;
-    number.pop_back();
+  double seconds = 0;
+  try {
+    seconds = parse_span(text, 60);
+  } catch (const SpanError& e) {
+    throw bad(e.what());
   }
-  if (!number.empty() && number[0] == '-') throw bad("negative");
-  if (number.empty() || !(std::isdigit(static_cast<unsigned char>(number[0])) || number[0] == '.'))
-    throw bad("not a number");
-  char* end = nullptr;
-  errno = 0;
-  const double v = std::strtod(number.c_str(), &end);
-  if (end != number.c_str() + number.size() || std::isnan(v)) throw bad("not a number");
-  const double seconds = v * unit;
   if (seconds < 1) throw bad("shorter than 1 second");
-  // ERANGE (1e999) and infinity are out of range too, not malformed.
-  if (errno == ERANGE || !std::isfinite(seconds) || seconds > kMaxDurationS)
-    throw bad("out of range, longer than 24 hours");
+  if (seconds > kMaxDurationS) throw bad("longer than 7 days");
   return seconds;
 }
 

@@ -8,7 +8,9 @@
 #include "cmdline.h"
 #include "commands.h"
 #include "errors.h"
+#include "format.h"
 #include "run.h"
+#include "spans.h"
 #include "target.h"
 #include "watchdog.h"
 
@@ -17,6 +19,33 @@
 #endif
 
 namespace {
+
+// An option holding seconds that also takes units (30s, 5m, 1h30m, 1d): the text becomes the
+// number of seconds, or the error says what is wrong and the range.
+CLI::Validator seconds_option(double min_s, double max_s) {
+  const auto text = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g s", v);
+    return v < 60 ? std::string(buf) : rsr::ctl::human_span(v);
+  };
+  const std::string range = "from " + text(min_s) + " to " + text(max_s);
+  return CLI::Validator(
+      [=](std::string& value) -> std::string {
+        double s = 0;
+        try {
+          s = rsr::ctl::parse_span(value, 1);
+        } catch (const rsr::ctl::SpanError& e) {
+          return "bad length of time '" + value + "': " + e.what() + " (seconds, or with units: 30s, 5m, 1h30m; " +
+                 range + ")";
+        }
+        if (s < min_s || s > max_s) return "'" + value + "' is out of range (" + range + ")";
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.17g", s);
+        value = buf;
+        return "";
+      },
+      "", "seconds");
+}
 
 using namespace rsr::ctl;
 
@@ -135,7 +164,7 @@ int dispatch(int argc, const char* const* argv) {
                  "Seconds a command may take for each process: connecting, its answer and the "
                  "work on it (default 5); then it gives up with exit 4")
       ->type_name("SECONDS")
-      ->check(CLI::Range(0.1, 3600.0).description(""));
+      ->transform(seconds_option(0.1, 3600));
 
   CLI::App* run = app.add_subcommand("run", "Launch a command under the preload");
   std::string env_file;
@@ -161,7 +190,7 @@ int dispatch(int argc, const char* const* argv) {
                   "Seconds between pushes (default: RSR_MEMORY_METRICS_UPDATE_INTERVAL as the "
                   "command sees it, else 10)")
       ->type_name("SECONDS")
-      ->check(CLI::Range(0.1, 86400.0).description(""));
+      ->transform(seconds_option(0.1, 86400));
   run->footer(
       "Usage: rsrmemctl run [--env-file F] [--push-gateway URL] [--pyroscope URL] "
       "[--push-interval S] -- CMD ARGS...");
@@ -205,7 +234,7 @@ int dispatch(int argc, const char* const* argv) {
   TopOptions top_options;
   top->add_option("--interval", top_options.interval_s, "Seconds between refreshes (default 2)")
       ->type_name("S")
-      ->check(CLI::Range(0.2, 3600.0).description(""));
+      ->transform(seconds_option(0.2, 3600));
   top->footer(
       "Keys: q quit, p pause, l / g / a sort by live bytes / growth / allocated bytes, r refresh "
       "now.\nWhen stdout is not a terminal, prints one frame and exits.");
@@ -238,7 +267,7 @@ int dispatch(int argc, const char* const* argv) {
   push->add_option("--interval", push_options.interval_s,
                    "Push every S seconds until SIGINT/SIGTERM (default: once)")
       ->type_name("S")
-      ->check(CLI::Range(0.1, 86400.0).description(""));
+      ->transform(seconds_option(0.1, 86400));
   push->footer(kPushHelp);
   CLI::App* leaks = app.add_subcommand(
       "check-leaks", "Run leak detection now; exit 1 when leak indicators are found");

@@ -559,7 +559,7 @@ proto::Kind handle_request(std::string_view req, String& out) {
     double duration = 0;
     const json::Value v = json::json_get(req, "duration_s");
     if (!json::json_double(v, &duration))
-      return refuse(out, "bad argument: \"duration_s\" must be a number of seconds above 0 and at most 86400");
+      return refuse(out, "bad argument: \"duration_s\" must be a number of seconds above 0 and at most 604800 (7 days)");
     char err[kPathMax + 256];
     common_fields(w);
     if (!profiling_start(duration, w, err, sizeof err)) return refuse(out, err);

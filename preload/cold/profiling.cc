@@ -896,8 +896,8 @@ bool profiling_start(double duration_s, Writer& w, char* err, size_t cap) {
     snprintf(err, cap, "profiling is unavailable: its writer thread did not start");
     return false;
   }
-  if (!(duration_s > 0) || duration_s > 86400) {
-    snprintf(err, cap, "bad argument: \"duration_s\" must be a number of seconds above 0 and at most 86400");
+  if (!(duration_s > 0) || duration_s > 7 * 86400) {
+    snprintf(err, cap, "bad argument: \"duration_s\" must be a number of seconds above 0 and at most 604800 (7 days)");
     return false;
   }
   lock();

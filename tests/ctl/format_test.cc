@@ -1,5 +1,6 @@
 // Human units and tables.
 #include "format.h"
+#include "spans.h"
 
 #include <gtest/gtest.h>
 
@@ -60,6 +61,42 @@ TEST(Format, TableAlignsColumnsAndLeavesTheLastUnpadded) {
             "  PID  MODE      COMMAND\n"
             "    7  sampled   ./svc --port 8080\n"
             "12345  detailed  a\n");
+}
+
+// Lengths of time: a bare number in the option's unit, units, sums of units in decreasing order,
+// and a precise reason for each refusal.
+TEST(Spans, UnitsAndSums) {
+  EXPECT_DOUBLE_EQ(parse_span("90", 1), 90);
+  EXPECT_DOUBLE_EQ(parse_span("10", 60), 600);
+  EXPECT_DOUBLE_EQ(parse_span("0.5", 60), 30);
+  EXPECT_DOUBLE_EQ(parse_span("30s", 60), 30);
+  EXPECT_DOUBLE_EQ(parse_span("25h", 60), 90000);
+  EXPECT_DOUBLE_EQ(parse_span("1h30m", 1), 5400);
+  EXPECT_DOUBLE_EQ(parse_span("1d12h", 1), 129600);
+  EXPECT_DOUBLE_EQ(parse_span("2m0.5s", 1), 120.5);
+  EXPECT_DOUBLE_EQ(parse_span(".5m", 1), 30);
+  const std::pair<const char*, const char*> bad[] = {
+      {"", "empty"},
+      {"-5s", "negative"},
+      {"soon", "not a number"},
+      {"inf", "not a number"},
+      {"nan", "not a number"},
+      {"1e999", "out of range"},
+      {"5x", "unknown unit 'x' (s, m, h or d)"},
+      {"1h30", "'30' has no unit (s, m, h or d)"},
+      {"30m1h", "units out of order (write 1h30m, not 30m1h)"},
+      {"1h1h", "units out of order"},
+      {"1h m", "not a number at ' m'"},
+      {"2 m", "unknown unit ' ' (s, m, h or d)"},
+  };
+  for (const auto& [text, why] : bad) {
+    try {
+      parse_span(text, 1);
+      ADD_FAILURE() << "accepted '" << text << "'";
+    } catch (const SpanError& e) {
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << text << ": " << e.what();
+    }
+  }
 }
 
 }  // namespace
