@@ -64,7 +64,11 @@ void add_dwarf(Dwfl_Module* mod, ScopeIndex& index, Dwarf_Addr pc, SymbolizedFra
   }
   for (Dwarf_Die& die : index.scopes(cudie, pc - bias)) {
     if (dwarf_tag(&die) == DW_TAG_inlined_subroutine) {
-      f->inlined.push_back({index.function_name(&die), file, line});
+      std::string name = index.function_name(&die);
+      // GCC may nest an inlined instance of a function directly in another of the same function
+      // (std::_Vector_base::_M_allocate in _M_default_append): one call, one frame, at the inner
+      // instance's line.
+      if (f->inlined.empty() || f->inlined.back().function != name) f->inlined.push_back({std::move(name), file, line});
       call_site(&die, &file, &line);
     } else if (f->function.empty()) {
       f->function = index.function_name(&die);

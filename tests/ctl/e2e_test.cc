@@ -181,6 +181,31 @@ TEST_F(E2eTest, MissingTargetExitsThree) {
   EXPECT_EQ(ctl({"health-check"}).code, 3);
 }
 
+// The example service's sessions grow through std::vector::resize (-O2): GCC's DWARF nests an
+// inlined std::_Vector_base::_M_allocate directly in another. A stack shows that call once.
+TEST_F(E2eTest, AnInlinedCallNestedInItselfIsOneFrame) {
+  Child runner = spawn({ctl_, "run", "--", env_or_die("RSR_DEMO_SERVICE"), "--requests-per-second", "2000"});
+  const pid_t pid = wait_for_socket();
+  ASSERT_GT(pid, 0) << "no monitored process appeared in " << dir_;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const Result r = ctl({"memory-summary", "--format", "json", "--top", "10"});
+  kill(runner.pid, SIGTERM);
+  finish(runner);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json summary = Json::parse(r.out);
+  int allocate_frames = 0;
+  for (const Json& site : summary["top_live"])
+    for (const Json& f : site["frames"]) {
+      const Json& inlined = f["inlined"];
+      for (size_t i = 0; i < inlined.size(); ++i) {
+        const std::string name = inlined[i]["function"];
+        if (name.find("_M_allocate") != std::string::npos) ++allocate_frames;
+        if (i > 0) EXPECT_NE(name, inlined[i - 1]["function"].get<std::string>()) << f.dump();
+      }
+    }
+  EXPECT_GT(allocate_frames, 0) << "no std::vector allocation among the sites: " << summary.dump(1).substr(0, 3000);
+}
+
 TEST_F(E2eTest, QueriesALiveProcessAndForwardsSigterm) {
   setenv("RSR_MEMORY_DETAILED_TRACKING", "true", 1);
   Child runner = spawn({ctl_, "run", "--", target_, "wait"});
