@@ -281,7 +281,7 @@ int dispatch(int argc, const char* const* argv) {
   std::string duration_text;
   start_profiling
       ->add_option("--duration", duration_text,
-                   "Minutes (10, 0.5), or with a unit: 30s, 2m, 1h; 1 second to 24 hours")
+                   "Minutes (10, 0.5), or with units: 30s, 2m, 25h, 1h30m; 1 second to 7 days")
       ->type_name("MIN")
       ->required();
   start_profiling->footer(kStartProfilingHelp);

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The generated manual pages and completions (ctl/doc): they render without warnings, name every
+# command and option of rsrmemctl's --help and every setting of scripts/env.template, and the
+# completions parse and complete in scripted shells; then `meson install` puts them, the
+# pkg-config file and the header where a C build finds them.
+#   docs_test.sh RSRMEMCTL DOC_DIR ENV_TEMPLATE BUILD_DIR
+set -euo pipefail
+ctl=$1 doc=$2 template=$3 build=$4
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+for page in "$doc/rsrmemctl.1" "$doc/librsrmem.7"; do
+  warnings=$(LC_ALL=C.UTF-8 MANWIDTH=100 man --warnings -l "$page" 2>&1 >/dev/null || true)
+  [ -z "$warnings" ] || fail "$page renders with warnings: $warnings"
+done
+text=$(LC_ALL=C.UTF-8 MANWIDTH=200 man -l "$doc/rsrmemctl.1" 2>/dev/null)
+commands=$("$ctl" --help | sed -n '/^Subcommands:/,/^$/p' | awk 'NF && $1 != "Subcommands:" {print $1}')
+[ "$(echo "$commands" | wc -l)" -ge 20 ] || fail "too few commands in --help: $commands"
+for c in $commands; do
+  grep -q "^   $c\$" <<<"$text" || fail "rsrmemctl.1 has no section for $c"
+  for flag in $("$ctl" "$c" --help | grep -oE '^  -{1,2}[a-z][-a-z]*(,--[a-z][-a-z]*)?' | tr ',' ' '); do
+    [ "$flag" = -h ] || [ "$flag" = --help ] || grep -q -- "$flag" <<<"$text" || fail "rsrmemctl.1 lacks $c $flag"
+  done
+done
+grep -q "EXIT STATUS" <<<"$text" || fail "rsrmemctl.1 has no EXIT STATUS"
+lib=$(LC_ALL=C.UTF-8 MANWIDTH=200 man -l "$doc/librsrmem.7" 2>/dev/null)
+while IFS='=' read -r key default; do
+  grep -q "^       $key\$" <<<"$lib" || fail "librsrmem.7 lacks $key"
+  [ -z "$default" ] || grep -qF "Default: $default." <<<"$lib" || fail "librsrmem.7 lacks the default of $key ($default)"
+done < <(grep -E '^RSR_[A-Z_]+=' "$template")
+for f in rsrmem_present rsrmem_cache_hit rsrmem_cache_miss rsrmem_scope_begin rsrmem_memory_headers; do
+  grep -q "$f" <<<"$lib" || fail "librsrmem.7 lacks $f"
+done
+
+# bash: parses, and completes commands and a command's options.
+bash -n "$doc/rsrmemctl" || fail "bash completion does not parse"
+complete_bash() {
+  bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _rsrmemctl; printf "%s\n" "${COMPREPLY[@]}" | sort | xargs' _ "$doc/rsrmemctl" "$@"
+}
+[ "$(complete_bash rsrmemctl sta)" = "start-profiling stats status" ] || fail "bash: 'sta' gave '$(complete_bash rsrmemctl sta)'"
+[ "$(complete_bash rsrmemctl --pid 1 diff --a)" = "--as" ] || fail "bash: 'diff --a' gave '$(complete_bash rsrmemctl --pid 1 diff --a)'"
+[ "$(complete_bash rsrmemctl --for)" = "--format" ] || fail "bash: '--for' gave '$(complete_bash rsrmemctl --for)'"
+# zsh: parses, and its command list is rsrmemctl's.
+zsh -n "$doc/_rsrmemctl" || fail "zsh completion does not parse"
+for c in $commands; do grep -q "'$c:" "$doc/_rsrmemctl" || fail "zsh completion lacks $c"; done
+
+# Installed: man pages, completions, header and pkg-config file where tools look for them.
+dest=$(mktemp -d)
+trap 'rm -rf "$dest"' EXIT
+meson install -C "$build" --destdir "$dest" --no-rebuild --quiet >/dev/null
+prefix=$(meson introspect "$build" --buildoptions | python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"][0])')
+for f in share/man/man1/rsrmemctl.1 share/man/man7/librsrmem.7 share/bash-completion/completions/rsrmemctl \
+         share/zsh/vendor-completions/_rsrmemctl include/rsrmem.h; do
+  [ -f "$dest$prefix/$f" ] || fail "not installed: $prefix/$f"
+done
+pc=$(find "$dest" -name rsrmem.pc | head -n 1)
+[ -n "$pc" ] || fail "no rsrmem.pc installed"
+if [ -n "$pc" ]; then
+  cflags=$(PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$dest pkg-config --cflags rsrmem)
+  printf '#include <rsrmem.h>\nint main(void) { return rsrmem_present(); }\n' > "$dest/api.c"
+  cc $cflags -o "$dest/api" "$dest/api.c" || fail "cc \$(pkg-config --cflags rsrmem) cannot build against rsrmem.h"
+  [ ! -x "$dest/api" ] || "$dest/api" || fail "rsrmem_present() is not 0 without the library"
+fi
+
+[ "$failures" = 0 ] && echo "docs: all checks passed"
+exit $((failures > 0))
