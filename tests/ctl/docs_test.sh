@@ -2,7 +2,8 @@
 # The generated manual pages and completions (ctl/doc): they render without warnings, name every
 # command and option of rsrmemctl's --help and every setting of scripts/env.template, and the
 # completions parse and complete in scripted shells; then `meson install` puts them, the
-# pkg-config file and the header where a C build finds them.
+# pkg-config file and the header where a C build finds them, and the dashboards and alert rules
+# under share/rsrmem/grafana.
 #   docs_test.sh RSRMEMCTL DOC_DIR ENV_TEMPLATE BUILD_DIR
 set -euo pipefail
 ctl=$1 doc=$2 template=$3 build=$4
@@ -50,7 +51,10 @@ trap 'rm -rf "$dest"' EXIT
 meson install -C "$build" --destdir "$dest" --no-rebuild --quiet >/dev/null
 prefix=$(meson introspect "$build" --buildoptions | python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"][0])')
 for f in share/man/man1/rsrmemctl.1 share/man/man7/librsrmem.7 share/bash-completion/completions/rsrmemctl \
-         share/zsh/vendor-completions/_rsrmemctl include/rsrmem.h; do
+         share/zsh/vendor-completions/_rsrmemctl include/rsrmem.h \
+         share/rsrmem/grafana/rsr-memory-overview.json share/rsrmem/grafana/rsr-memory-details.json \
+         share/rsrmem/grafana/alerts.yml share/rsrmem/grafana/prometheus.yml \
+         share/rsrmem/grafana/provisioning/dashboards/rsrmem.yaml; do
   [ -f "$dest$prefix/$f" ] || fail "not installed: $prefix/$f"
 done
 pc=$(find "$dest" -name rsrmem.pc | head -n 1)
