@@ -241,11 +241,14 @@ class PprofHandler : public CivetHandler {
   int active_ = 0;  // requests being answered
 };
 
-// Pushes every answering process once; returns the exit code (failures are on io.err).
+// Pushes every answering process once; returns the exit code. Failures are on io.err; with
+// --format json, stdout gets one object a round: {gateway, pushed: [{pid, job, instance}],
+// failed: [{pid, job, instance, error}]}.
 int push_round(const GlobalOptions& g, const PushOptions& options, const GatewayAddress& gateway,
                Io io) {
   const std::vector<TargetResult> results = collect(g, fetch_metrics);
   int code = report_failures(g, io, results);
+  Json pushed = Json::array(), failed = Json::array();
   for (const TargetResult& r : results) {
     if (r.state != TargetResult::State::kOk) continue;
     const Json& reply = r.outcome.json;
@@ -253,15 +256,23 @@ int push_round(const GlobalOptions& g, const PushOptions& options, const Gateway
     Exposition exposition(ExpositionOptions{"", job});
     exposition.add(reply);
     const std::string instance = exposition.instance_of(reply);
+    Json group{{"pid", r.target.pid}, {"job", job}, {"instance", instance}};
     try {
       push_group(gateway, job, instance, exposition.families());
-      io.out << "Pushed " << process_label(reply, r.target.pid) << " to " << gateway.url
-             << " as job=\"" << job << "\", instance=\"" << instance << "\"" << std::endl;
+      pushed.push_back(std::move(group));
+      if (g.format != OutputFormat::kJson)
+        io.out << "Pushed " << process_label(reply, r.target.pid) << " to " << gateway.url
+               << " as job=\"" << job << "\", instance=\"" << instance << "\"" << std::endl;
     } catch (const CtlError& e) {
       io.err << "rsrmemctl: " << e.what() << std::endl;
       code = std::max<int>(code, e.code());
+      group["error"] = e.what();
+      failed.push_back(std::move(group));
     }
   }
+  if (g.format == OutputFormat::kJson)
+    io.out << Json{{"gateway", gateway.url}, {"pushed", std::move(pushed)}, {"failed", std::move(failed)}}.dump()
+           << std::endl;
   return code;
 }
 

@@ -179,16 +179,6 @@ std::map<std::string, double> by_site(const Json& list, size_t limit, const char
   return out;
 }
 
-class FixedCollectable : public prometheus::Collectable {
- public:
-  explicit FixedCollectable(std::vector<prometheus::MetricFamily> families)
-      : families_(std::move(families)) {}
-  std::vector<prometheus::MetricFamily> Collect() const override { return families_; }
-
- private:
-  const std::vector<prometheus::MetricFamily> families_;
-};
-
 }  // namespace
 
 std::string job_of(const Json& reply) {
@@ -324,9 +314,5 @@ std::vector<prometheus::MetricFamily> Exposition::families() const {
 
 std::string Exposition::text() const { return prometheus::TextSerializer().Serialize(families()); }
 
-std::shared_ptr<prometheus::Collectable> fixed_collectable(
-    std::vector<prometheus::MetricFamily> families) {
-  return std::make_shared<FixedCollectable>(std::move(families));
-}
 
 }  // namespace rsr::ctl

@@ -74,8 +74,4 @@ class Exposition {
   std::unique_ptr<Families> families_;
 };
 
-// Serves fixed families to prometheus-cpp (a Gateway or an Exposer); thread-safe (immutable).
-std::shared_ptr<prometheus::Collectable> fixed_collectable(
-    std::vector<prometheus::MetricFamily> families);
-
 }  // namespace rsr::ctl

@@ -1,12 +1,13 @@
 #include "metrics_push.h"
 
 #include <curl/curl.h>
-#include <prometheus/collectable.h>
-#include <prometheus/gateway.h>
 #include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <cctype>
 #include <iostream>
+#include <memory>
 
 #include "commands.h"
 #include "errors.h"
@@ -16,6 +17,18 @@ namespace rsr::ctl {
 namespace {
 
 constexpr std::chrono::milliseconds kFirstAnswerRetry{250};
+constexpr std::chrono::milliseconds kPushTimeout{10000};
+
+size_t collect_body(char* data, size_t size, size_t n, void* out) {
+  std::string& s = *static_cast<std::string*>(out);
+  if (s.size() < 4096) s.append(data, std::min<size_t>(size * n, 4096 - s.size()));
+  return size * n;
+}
+
+struct CurlFree {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
 
 bool all_digits(const std::string& s) {
   if (s.empty()) return false;
@@ -124,21 +137,41 @@ std::string encoded_job(const std::string& job) {
   return percent_encode(job);
 }
 
+HttpAnswer http_exchange(void* handle, std::chrono::milliseconds timeout, const std::string& doing) {
+  CURL* curl = static_cast<CURL*>(handle);
+  HttpAnswer answer;
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect_body);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer.body);
+  const CURLcode rc = curl_easy_perform(curl);
+  if (rc != CURLE_OK) throw CtlError(kExitConnection, "could not " + doing + ": " + curl_easy_strerror(rc));
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &answer.status);
+  while (!answer.body.empty() && std::isspace(static_cast<unsigned char>(answer.body.back()))) answer.body.pop_back();
+  return answer;
+}
+
 void push_group(const GatewayAddress& gateway, const std::string& job, const std::string& instance,
                 const std::vector<prometheus::MetricFamily>& families) {
   const auto [name, value] = grouping_segment("instance", instance);
-  prometheus::Gateway client(gateway.host, gateway.port, encoded_job(job), {{name, value}});
-  const std::shared_ptr<prometheus::Collectable> metrics = fixed_collectable(families);
-  client.RegisterCollectable(metrics);
-  const int status = client.PushAdd();  // PUT in prometheus-cpp 1.0.1: replaces the group
+  const std::string url = gateway.host + ":" + gateway.port + "/metrics/job/" + encoded_job(job) + "/" + name + "/" + value;
+  const std::string body = prometheus::TextSerializer().Serialize(families);
   const std::string group = "job=\"" + job + "\", instance=\"" + instance + "\"";
-  if (status < 0)
-    throw CtlError(kExitConnection,
-                   "could not push to the Pushgateway at " + gateway.url + " (group " + group +
-                       "): " + curl_easy_strerror(static_cast<CURLcode>(-status)));
-  if (status >= 400)
-    throw CtlError(kExitConnection, "the Pushgateway at " + gateway.url + " refused the push (group " +
-                                        group + "): HTTP status " + std::to_string(status));
+  std::unique_ptr<CURL, CurlFree> curl(curl_easy_init());
+  if (!curl) throw CtlError(kExitConnection, "curl could not start");
+  std::unique_ptr<curl_slist, CurlFree> headers(
+      curl_slist_append(nullptr, "Content-Type: text/plain; version=0.0.4; charset=utf-8"));
+  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl.get(), CURLOPT_CUSTOMREQUEST, "PUT");  // PUT replaces the group
+  curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, body.data());
+  curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, headers.get());
+  const HttpAnswer answer =
+      http_exchange(curl.get(), kPushTimeout, "push to the Pushgateway at " + gateway.url + " (group " + group + ")");
+  if (answer.status < 200 || answer.status >= 300)
+    throw CtlError(kExitConnection, "the Pushgateway at " + gateway.url + " refused the push (group " + group +
+                                        "): HTTP status " + std::to_string(answer.status) +
+                                        (answer.body.empty() ? "" : ": " + answer.body.substr(0, 300)));
 }
 
 RunPusher::RunPusher(Settings settings) : settings_(std::move(settings)) {

@@ -52,15 +52,26 @@ std::string base64url(const std::string& value);
 std::pair<std::string, std::string> grouping_segment(const std::string& name,
                                                      const std::string& value);
 
-// The job as prometheus::Gateway puts it into the path (it offers no base64 form for the job).
+// The job as the Pushgateway's path takes it (a job has no base64 form there).
 // Throws CtlError (kExitUsage) for an empty job or one holding '/'.
 std::string encoded_job(const std::string& job);
 
-// Replaces the group {job, instance} on the gateway with `families` (HTTP PUT). Throws CtlError
-// (kExitConnection) when the gateway cannot be reached or refuses the push, naming the URL and
-// curl's error or the HTTP status.
+// Replaces the group {job, instance} on the gateway with `families` (HTTP PUT of the text
+// exposition, through curl: prometheus-cpp's Gateway drops the gateway's answer, and its curl
+// handle prints it on the process's stdout). Throws CtlError (kExitConnection) when the gateway
+// cannot be reached or refuses the push, naming the URL and curl's error, or the HTTP status and
+// what the gateway answered.
 void push_group(const GatewayAddress& gateway, const std::string& job, const std::string& instance,
                 const std::vector<prometheus::MetricFamily>& families);
+
+// One HTTP exchange on `curl` (its URL and request already set): the answer's status and at
+// most 4 KiB of its body, trailing white space removed. Throws CtlError (kExitConnection) with
+// "could not <doing>: <curl's error>" when no answer came within `timeout`.
+struct HttpAnswer {
+  long status = 0;
+  std::string body;
+};
+HttpAnswer http_exchange(void* curl, std::chrono::milliseconds timeout, const std::string& doing);
 
 // `run --push-gateway`: while the launched process runs, fetches its `metrics` every `interval`
 // (every 250 ms until the first answer, so a short job is still seen) and pushes them with

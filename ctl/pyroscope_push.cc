@@ -26,12 +26,6 @@ std::string pyroscope_safe(const std::string& s) {
   return out;
 }
 
-size_t collect_body(char* data, size_t size, size_t n, void* out) {
-  std::string& s = *static_cast<std::string*>(out);
-  if (s.size() < 4096) s.append(data, std::min<size_t>(size * n, 4096 - s.size()));
-  return size * n;
-}
-
 struct CurlFree {
   void operator()(CURL* c) const { curl_easy_cleanup(c); }
   void operator()(curl_mime* m) const { curl_mime_free(m); }
@@ -86,25 +80,13 @@ void pyroscope_ingest(const GatewayAddress& address, const std::string& name, do
   curl_mime_type(part, "application/json");
   curl_mime_data(part, config.data(), config.size());
 
-  std::string answer;
   curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl.get(), CURLOPT_MIMEPOST, form.get());
-  curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, collect_body);
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &answer);
-  const CURLcode rc = curl_easy_perform(curl.get());
-  if (rc != CURLE_OK)
-    throw CtlError(kExitConnection, "could not push to Pyroscope at " + address.url + " (" + name +
-                                        "): " + curl_easy_strerror(rc));
-  long status = 0;
-  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
-  if (status < 200 || status >= 300) {
-    while (!answer.empty() && std::isspace(static_cast<unsigned char>(answer.back()))) answer.pop_back();
-    throw CtlError(kExitConnection, "Pyroscope at " + address.url + " refused the profile of " +
-                                        name + ": HTTP status " + std::to_string(status) +
-                                        (answer.empty() ? "" : ": " + answer.substr(0, 300)));
-  }
+  const HttpAnswer answer = http_exchange(curl.get(), timeout, "push to Pyroscope at " + address.url + " (" + name + ")");
+  if (answer.status < 200 || answer.status >= 300)
+    throw CtlError(kExitConnection, "Pyroscope at " + address.url + " refused the profile of " + name +
+                                        ": HTTP status " + std::to_string(answer.status) +
+                                        (answer.body.empty() ? "" : ": " + answer.body.substr(0, 300)));
 }
 
 PyroscopePusher::PyroscopePusher(GatewayAddress address, GlobalOptions g)

@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace rsrtest {
@@ -64,14 +65,14 @@ inline HttpReply http_get(int port, const std::string& path) {
 }
 
 // Listens on 127.0.0.1:<ephemeral port> in a thread; records each request's method, path,
-// content type and body and answers it with `status`.
+// content type and body and answers it with `status` and `answer` as the reply's body.
 class RecordingHttp {
  public:
   struct Request {
     std::string method, path, content_type, body;
   };
 
-  explicit RecordingHttp(int status = 200) : status_(status) {
+  explicit RecordingHttp(int status = 200, std::string answer = "") : status_(status), answer_(std::move(answer)) {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -149,8 +150,8 @@ class RecordingHttp {
       std::lock_guard<std::mutex> lock(mu_);
       requests_.push_back(r);
     }
-    send_all(c, "HTTP/1.1 " + std::to_string(status_) +
-                    " Test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    send_all(c, "HTTP/1.1 " + std::to_string(status_) + " Test\r\nContent-Length: " +
+                    std::to_string(answer_.size()) + "\r\nConnection: close\r\n\r\n" + answer_);
   }
 
   static void send_all(int c, const std::string& s) {
@@ -163,6 +164,7 @@ class RecordingHttp {
   }
 
   int status_;
+  std::string answer_;
   int fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};

@@ -550,6 +550,34 @@ TEST(Pushgateway, ARefusalOrNoGatewayIsExitFour) {
   }
 }
 
+// A refused push says what the gateway said, on stderr only: stdout stays the command's (text,
+// or JSON with --format json).
+TEST_F(MetricsCommandTest, ARefusedPushSaysWhatTheGatewaySaid) {
+  const std::string why = "pushed metrics are invalid or inconsistent with existing metrics: collected metric x";
+  rsrtest::RecordingHttp http(400, why + "\n");
+  rsrtest::FakeServer server(socket_for(getpid()), answer(metrics_reply(getpid())));
+  PushOptions push{http.url(), "", 0, ""};
+  testing::internal::CaptureStdout();
+  EXPECT_EQ(cmd_push(options(TargetMode::kPid), push, io_), kExitConnection);
+  const std::string leaked = testing::internal::GetCapturedStdout();
+  EXPECT_EQ(leaked, "");  // nothing of the gateway's answer on the process's own stdout
+  EXPECT_THAT(err_.str(), HasSubstr("refused the push"));
+  EXPECT_THAT(err_.str(), HasSubstr("HTTP status 400: " + why));
+  EXPECT_EQ(out_.str(), "");
+
+  err_.str("");
+  GlobalOptions g = options(TargetMode::kPid);
+  g.format = OutputFormat::kJson;
+  EXPECT_EQ(cmd_push(g, push, io_), kExitConnection);
+  const Json j = Json::parse(out_.str());
+  EXPECT_EQ(j["gateway"], http.url());
+  EXPECT_TRUE(j["pushed"].empty());
+  ASSERT_EQ(j["failed"].size(), 1u);
+  EXPECT_EQ(j["failed"][0]["pid"], getpid());
+  EXPECT_EQ(j["failed"][0]["job"], "svc");
+  EXPECT_THAT(j["failed"][0]["error"].get<std::string>(), HasSubstr(why));
+}
+
 TEST_F(MetricsCommandTest, PushSendsEachProcessAsItsGroup) {
   rsrtest::RecordingHttp http;
   rsrtest::FakeServer server(socket_for(getpid()), answer(metrics_reply(getpid())));
