@@ -334,20 +334,30 @@ void build_stacks(ProfileModel& model, const Replay& replay,
     sorted.push_back(std::move(model.stacks[order[i]]));
   }
   model.stacks = std::move(sorted);
-  if (with_uses) {
-    // The replay's uses by the model's stacks (several stack ids may have become one).
-    std::map<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>, std::pair<uint64_t, uint64_t>> merged;
+  if (with_uses && replay.uses_dropped()) {
+    model.warnings.push_back("too many distinct (stack, thread, time) combinations for the flamegraph page's time "
+                             "ranges and thread filter: the page shows the whole capture");
+  } else if (with_uses) {
+    // The replay's uses by the model's stacks (several stack ids may have become one): sorted by
+    // key, then equal keys summed.
     const uint32_t rest_at = rest_stacks > 0 ? moved_to.back() : 0;
+    const auto key = [](const StackUse& u) { return std::tie(u.stack, u.thread, u.alloc_span, u.free_span); };
     for (const ReplayUse& u : replay.uses()) {
       const auto p = position.find(u.stack);
-      const uint32_t stack = p == position.end() ? rest_at : moved_to[p->second];
-      auto& [count, bytes] = merged[{stack, u.thread, u.alloc_span, u.free_span}];
-      count += u.count;
-      bytes += u.bytes;
+      model.uses.push_back(StackUse{p == position.end() ? rest_at : moved_to[p->second], u.thread, u.alloc_span,
+                                    u.free_span, u.count, u.bytes});
     }
-    for (const auto& [key, totals] : merged)
-      model.uses.push_back(StackUse{std::get<0>(key), std::get<1>(key), std::get<2>(key), std::get<3>(key),
-                                    totals.first, totals.second});
+    std::sort(model.uses.begin(), model.uses.end(), [&](const StackUse& a, const StackUse& b) { return key(a) < key(b); });
+    size_t kept = 0;
+    for (size_t i = 0; i < model.uses.size(); ++i) {
+      if (kept > 0 && key(model.uses[kept - 1]) == key(model.uses[i])) {
+        model.uses[kept - 1].count += model.uses[i].count;
+        model.uses[kept - 1].bytes += model.uses[i].bytes;
+      } else {
+        model.uses[kept++] = model.uses[i];
+      }
+    }
+    model.uses.resize(kept);
     model.use_step_s = replay.use_step_s();
   }
   for (const std::string& p : symbolizer.problems()) model.warnings.push_back(p);

@@ -163,11 +163,18 @@ void Replay::add_use(uint64_t stack, uint32_t thread, uint32_t born, uint32_t fr
   if (!u) throw std::bad_alloc();
   ++u->count;
   u->bytes += size;
-  // Longer spans until one span covers the capture; past that, more spans would not help (the
-  // uses differ by stack and thread) and the uses are kept as they come.
-  if (uses_.size() > kMaxUses && use_shift_ < kMaxUseShift) {
-    ++use_shift_;
-    halve_uses();
+  // Longer spans until one span covers the capture. Past that the uses differ by stack and
+  // thread alone, and when there are still too many of them none are kept (the page then shows
+  // the whole capture, without time ranges or threads).
+  if (uses_.size() > kMaxUses) {
+    if (use_shift_ < kMaxUseShift) {
+      ++use_shift_;
+      halve_uses();
+    } else {
+      keep_uses_ = false;
+      uses_dropped_ = true;
+      uses_.clear();
+    }
   }
 }
 

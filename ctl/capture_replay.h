@@ -71,9 +71,11 @@ class Replay {
 
   // Totals per stack id, summed over the (size, stack) pairs.
   std::unordered_map<uint64_t, StackTotals> stacks() const;
-  // After fill(): the uses kept, and the length of their spans in seconds.
+  // After fill(): the uses kept, and the length of their spans in seconds. uses_dropped(): there
+  // were too many to keep (more than 200,000 with one span covering the capture), none are.
   std::vector<ReplayUse> uses() const;
   double use_step_s() const;
+  bool uses_dropped() const { return uses_dropped_; }
   int64_t last_time() const { return static_cast<int64_t>(now_ * unit_ns_); }
   // Estimated bytes held now (capture_limits.h).
   uint64_t held_bytes() const;
@@ -129,7 +131,7 @@ class Replay {
   std::vector<TimePoint> spans_{1};
   uint64_t span_units_ = 1;  // time units per span
   uint32_t doublings_ = 0;   // of span_units_
-  bool keep_uses_ = false;
+  bool keep_uses_ = false, uses_dropped_ = false;
   ProfileView uses_view_ = ProfileView::kAll;
   FlatMap<Key, UseTotals, KeyPairHash> uses_;
   uint32_t use_shift_ = 0;

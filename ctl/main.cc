@@ -2,6 +2,7 @@
 // run.cc); this file declares the flags, maps parse errors to exit code 2 and CtlError to its
 // code.
 #include <CLI/CLI.hpp>
+#include <curl/curl.h>
 #include <iostream>
 #include <limits>
 
@@ -475,6 +476,9 @@ int dispatch(int argc, const char* const* argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Once, before any thread: `run` may push metrics and profiles from two threads at once, and
+  // curl_easy_init() initializes libcurl lazily without a lock in older libcurl.
+  curl_global_init(CURL_GLOBAL_DEFAULT);
   try {
     return dispatch(argc, argv);
   } catch (const CtlError& e) {

@@ -1,5 +1,6 @@
 #include "report_flamegraph.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -54,7 +55,8 @@ json meta(const ProfileModel& m) {
       {"dropped_events", m.dropped_events},
       {"threads", m.threads.size()},
       {"modules", m.modules.size()},
-      {"stacks", m.stacks.size()},
+      {"stacks", std::count_if(m.stacks.begin(), m.stacks.end(),
+                               [](const ProfileStack& s) { return s.count > 0 || s.bytes > 0; })},
   };
 }
 

@@ -29,9 +29,15 @@ double parse_span(const std::string& text, double default_unit_s) {
     const char* begin = text.c_str() + at;
     if (!(std::isdigit(static_cast<unsigned char>(*begin)) || *begin == '.'))
       throw SpanError(at == 0 ? "not a number" : "not a number at '" + text.substr(at) + "'");
+    // Plain decimals only: strtod would take "0x1d", "1e3" and "inf" too.
+    size_t digits = 0;
+    while (std::isdigit(static_cast<unsigned char>(begin[digits])) || begin[digits] == '.') ++digits;
+    const std::string number(begin, digits);
     char* end = nullptr;
     errno = 0;
-    const double v = std::strtod(begin, &end);
+    const double v = std::strtod(number.c_str(), &end);
+    if (end != number.c_str() + number.size()) throw SpanError("not a number: '" + number + "'");
+    end = const_cast<char*>(begin) + digits;
     if (end == begin || std::isnan(v)) throw SpanError("not a number");
     if (errno == ERANGE || !std::isfinite(v)) throw SpanError("out of range");
     at = static_cast<size_t>(end - text.c_str());

@@ -24,14 +24,17 @@ def run_help(binary, *words):
 
 
 class Help:
-    """One --help text (CLI11's layout): a description, a usage line, options, subcommands, and
-    a footer of free text."""
+    """One --help text (CLI11's layout): a description, a usage line, options, positionals,
+    subcommands, and a footer of free text."""
+
+    LISTS = {'options': 'options', 'subcommands': 'subcommands', 'positionals': 'positionals'}
 
     def __init__(self, text):
         lines = text.rstrip('\n').split('\n')
         self.description = ''
         self.usage = ''
         self.options = []      # (spec, description)
+        self.positionals = []  # (spec, description)
         self.subcommands = []  # (name, description)
         self.footer = []
         section = 'head'
@@ -43,16 +46,17 @@ class Help:
                 section = 'options'
             elif line == 'Subcommands:':
                 section = 'subcommands'
+            elif line == 'Positionals:':
+                section = 'positionals'
             elif section == 'head':
                 self.description += (' ' if self.description else '') + line.strip()
-            elif section in ('options', 'subcommands') and line.startswith('  ') and not line.startswith('   '):
+            elif section in self.LISTS and line.startswith('  ') and not line.startswith('   '):
                 spec, _, desc = line[2:].partition('  ')
-                target = self.options if section == 'options' else self.subcommands
-                target.append([spec.strip(), desc.strip()])
-            elif section in ('options', 'subcommands') and line.startswith('   ') and (self.options or self.subcommands):
-                target = self.options if section == 'options' else self.subcommands
+                getattr(self, self.LISTS[section]).append([spec.strip(), desc.strip()])
+            elif section in self.LISTS and line.startswith('   ') and getattr(self, self.LISTS[section]):
+                target = getattr(self, self.LISTS[section])
                 target[-1][1] = (target[-1][1] + ' ' + line.strip()).strip()
-            elif line.strip() == '' and section in ('options', 'subcommands', 'usage'):
+            elif line.strip() == '' and section in ('options', 'subcommands', 'positionals', 'usage'):
                 section = 'gap'
             elif section in ('gap', 'footer'):
                 section = 'footer'
@@ -148,9 +152,10 @@ def rsrmemctl_man(binary, version, out):
     page += ['.SH COMMANDS']
     for name, h in subs:
         page += ['.SS ' + roff(name), roff(h.description), '.PP', '.B Usage:', roff(h.usage)]
-        items = option_items(h.options)
-        if items:
-            page += ['.PP', 'Options:', '.RS'] + items + ['.RE']
+        for title, entries in (('Arguments:', h.positionals), ('Options:', h.options)):
+            items = option_items(entries)
+            if items:
+                page += ['.PP', title, '.RS'] + items + ['.RE']
         if h.footer and h.footer != top.footer:  # not the targets and exit codes again
             page += ['.PP'] + roff_block(h.footer)
     page += ['.SH EXIT STATUS']
@@ -287,7 +292,8 @@ def zsh_completion(binary, out):
     commands = '\n'.join("    '%s:%s'" % (n, zsh_quote(h.description)) for n, h in subs)
     cases = []
     for name, h in subs:
-        flags = ' '.join("'%s'" % f for f in h.flags())
+        takes = set(h.value_flags())
+        flags = ' '.join("'%s:value: '" % f if f in takes else "'%s'" % f for f in h.flags())
         cases.append("    %s) _arguments -s %s '*:file:_files' ;;" % (name, flags) if flags else
                      "    %s) _files ;;" % name)
     script = '''#compdef rsrmemctl
@@ -313,6 +319,9 @@ _rsrmemctl() {
     fi
     return
   fi
+  # The command's own arguments, as if it were the command line.
+  shift $((i - 1)) words
+  (( CURRENT -= i - 1 ))
   case $command in
 %s
     *) _files ;;

@@ -14,10 +14,13 @@ def main(argv):
         sys.exit(__doc__)
     out, html_path, css_path, js_path = argv[1:]
     html, css, js = (open(p, encoding='utf-8').read() for p in (html_path, css_path, js_path))
-    # Either text must not end the element it goes into.
-    for text, path, closing in ((css, css_path, '</style'), (js, js_path, '</script')):
-        if re.search(re.escape(closing), text, re.IGNORECASE):
-            sys.exit(f'{path}: contains "{closing}", which would end the page\'s element early')
+    # Neither text may end the element it goes into, nor (the script) open a comment that keeps
+    # its end tag from ending it.
+    for text, path, bad in ((css, css_path, '</style'), (js, js_path, '</script'), (js, js_path, '<!--')):
+        if re.search(re.escape(bad), text, re.IGNORECASE):
+            sys.exit(f'{path}: contains "{bad}", which would break the page\'s element')
+    if html.count('@PROFILE_DATA@') != 1:
+        sys.exit(f'{html_path}: needs exactly one @PROFILE_DATA@, where the profile goes')
     for slot in ('/* @STYLE@ */\n', '// @SCRIPT@\n'):
         if html.count(slot) != 1:
             sys.exit(f'{html_path}: needs exactly one line "{slot.strip()}"')

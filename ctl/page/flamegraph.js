@@ -303,9 +303,13 @@
   function spanAt(t) { return Math.floor(t / uses.step_s + 1e-9); }
 
   function wireTimeline() {
-    if (!hasUses || spanCount === 0 || total <= 0) return;
+    if (spanCount === 0 || total <= 0) return;
     $('time').hidden = false;
     var box = $('timeline'), from = null;
+    if (!hasUses) {  // the chart alone: no ranges without the uses
+      box.style.cursor = 'default';
+      return;
+    }
     function at(ev) {
       var r = box.getBoundingClientRect();
       return Math.max(0, Math.min(1, (ev.clientX - r.left) / (r.width || 1))) * total;
@@ -509,8 +513,8 @@
     var r = /^([0-9.]+)-([0-9.]+)$/.exec(fragment('range'));
     state.range = null;
     if (r && hasUses) {
-      var a = spanAt(+r[1]), b = Math.ceil(+r[2] / uses.step_s - 1e-9) - 1;
-      if (b >= a) state.range = [a, Math.min(b, useSpans - 1)];
+      var a = spanAt(+r[1]), b = Math.min(Math.ceil(+r[2] / uses.step_s - 1e-9) - 1, useSpans - 1);
+      if (a <= b) state.range = [a, b];
     }
     var tid = fragment('thread');
     state.thread = -1;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The generated manual pages and completions (ctl/doc): they render without warnings, name every
 # command and option of rsrmemctl's --help and every setting of scripts/env.template, and the
-# completions parse and complete in scripted shells; then `meson install` puts them, the
+# completions parse and complete in scripted shells (bash's own, zsh with its completion
+# builtins replaced by functions that print what they are given); then `meson install` puts them, the
 # pkg-config file and the header where a C build finds them, and the dashboards and alert rules
 # under share/rsrmem/grafana.
 #   docs_test.sh RSRMEMCTL DOC_DIR ENV_TEMPLATE BUILD_DIR
@@ -19,8 +20,11 @@ commands=$("$ctl" --help | sed -n '/^Subcommands:/,/^$/p' | awk 'NF && $1 != "Su
 [ "$(echo "$commands" | wc -l)" -ge 20 ] || fail "too few commands in --help: $commands"
 for c in $commands; do
   grep -q "^   $c\$" <<<"$text" || fail "rsrmemctl.1 has no section for $c"
+  # The command's own section: from its heading to the next one.
+  section=$(awk -v c="   $c" '$0 == c {on = 1; next} on && /^   [a-z]/ {exit} on' <<<"$text")
   for flag in $("$ctl" "$c" --help | grep -oE '^  -{1,2}[a-z][-a-z]*(,--[a-z][-a-z]*)?' | tr ',' ' '); do
-    [ "$flag" = -h ] || [ "$flag" = --help ] || grep -q -- "$flag" <<<"$text" || fail "rsrmemctl.1 lacks $c $flag"
+    [ "$flag" = -h ] || [ "$flag" = --help ] || grep -qE -- "(^|[ ,])$flag( |,|\$)" <<<"$section" ||
+      fail "rsrmemctl.1: the section of $c lacks $flag"
   done
 done
 grep -q "EXIT STATUS" <<<"$text" || fail "rsrmemctl.1 has no EXIT STATUS"
@@ -41,9 +45,23 @@ complete_bash() {
 [ "$(complete_bash rsrmemctl sta)" = "start-profiling stats status" ] || fail "bash: 'sta' gave '$(complete_bash rsrmemctl sta)'"
 [ "$(complete_bash rsrmemctl --pid 1 diff --a)" = "--as" ] || fail "bash: 'diff --a' gave '$(complete_bash rsrmemctl --pid 1 diff --a)'"
 [ "$(complete_bash rsrmemctl --for)" = "--format" ] || fail "bash: '--for' gave '$(complete_bash rsrmemctl --for)'"
-# zsh: parses, and its command list is rsrmemctl's.
+# zsh: parses, and completes in a scripted zsh whose completion builtins print what they get.
 zsh -n "$doc/_rsrmemctl" || fail "zsh completion does not parse"
-for c in $commands; do grep -q "'$c:" "$doc/_rsrmemctl" || fail "zsh completion lacks $c"; done
+complete_zsh() {
+  zsh -fc '
+    _describe() { print -rl -- "${(@)${(P)2}%%:*}"; }
+    compadd() { shift; print -rl -- "$@"; }
+    _arguments() { print -r -- "words[1]=$words[1] CURRENT=$CURRENT"; print -rl -- "$@"; }
+    _files() { print -r -- "(files)"; }
+    file=$1; shift; words=("$@"); CURRENT=$#
+    source "$file"' _ "$doc/_rsrmemctl" "$@"
+}
+z=$(complete_zsh rsrmemctl sta)
+for c in $commands; do grep -qx "$c" <<<"$z" || fail "zsh: no $c among the commands offered"; done
+z=$(complete_zsh rsrmemctl --pid 1 diff --a)
+grep -qx "words\[1\]=diff CURRENT=2" <<<"$z" || fail "zsh: diff's arguments not given as their own command line: $z"
+grep -qx -- "--as:value: " <<<"$z" || fail "zsh: diff's --as not offered as taking a value: $z"
+grep -qx -- "--format" <<<"$(complete_zsh rsrmemctl --f)" || fail "zsh: --format not offered"
 
 # Installed: man pages, completions, header and pkg-config file where tools look for them.
 dest=$(mktemp -d)

@@ -75,13 +75,16 @@ TEST(Spans, UnitsAndSums) {
   EXPECT_DOUBLE_EQ(parse_span("1d12h", 1), 129600);
   EXPECT_DOUBLE_EQ(parse_span("2m0.5s", 1), 120.5);
   EXPECT_DOUBLE_EQ(parse_span(".5m", 1), 30);
-  const std::pair<const char*, const char*> bad[] = {
+  const std::pair<std::string, std::string> bad[] = {
       {"", "empty"},
       {"-5s", "negative"},
       {"soon", "not a number"},
       {"inf", "not a number"},
       {"nan", "not a number"},
-      {"1e999", "out of range"},
+      {"1e3", "unknown unit 'e'"},
+      {"0x1d", "unknown unit 'x'"},
+      {"1..2", "not a number: '1..2'"},
+      {"1" + std::string(400, '0') + "s", "out of range"},
       {"5x", "unknown unit 'x' (s, m, h or d)"},
       {"1h30", "'30' has no unit (s, m, h or d)"},
       {"30m1h", "units out of order (write 1h30m, not 30m1h)"},

@@ -263,7 +263,7 @@ TEST_F(Browser, ShowsFramesAndRunsTheSearchFromTheFragment) {
   EXPECT_THAT(dom, HasSubstr("4242"));
   EXPECT_THAT(dom, HasSubstr("all allocations"));
   EXPECT_THAT(dom, HasSubstr("12.5 s"));
-  EXPECT_THAT(dom, HasSubstr("1.3 KiB in 20 allocations, 5 stacks"));
+  EXPECT_THAT(dom, HasSubstr("1.3 KiB in 20 allocations, 4 stacks"));  // the markup frame's stack has none
   EXPECT_THAT(dom, HasSubstr("Truncated: the capture stopped before its planned duration (size_limit)"));
   EXPECT_THAT(dom, HasSubstr("3 events were dropped"));
   // Names were drawn as text, never parsed as markup.
@@ -381,6 +381,8 @@ TEST_F(Browser, TimeRangeAndThreadFromTheFragment) {
       {leaks, "", "Shown: 500 B in 5 allocations", "Drag across the chart to pick a time range."},
       {leaks, "#range=0.1-0.7", "Shown: 1.5 KiB (1,500 B) in 25 allocations",
        "Range 0.100 s \u2013 0.700 s: 1.5 KiB (1,500 B) in 25 allocations, allocated in it and still live at its end"},
+      // A range past the capture's end is no range.
+      {all, "#range=5-9", "Shown: 2.0 KiB (2,000 B) in 30 allocations", "Drag across the chart to pick a time range."},
       {leaks, "#range=0-0.9", "Shown: 500 B in 5 allocations",
        "Range 0.000 s \u2013 0.900 s: 500 B in 5 allocations, allocated in it and still live at its end"},
   };
@@ -396,8 +398,23 @@ TEST_F(Browser, TimeRangeAndThreadFromTheFragment) {
     EXPECT_THAT(dom, HasSubstr("<polygon class=\"live\""));
     EXPECT_THAT(dom, HasSubstr("<polyline class=\"heap\""));
     EXPECT_THAT(dom, HasSubstr("<polyline class=\"rss\""));
-    EXPECT_EQ(dom.find("<rect class=\"sel\"") != std::string::npos, c.fragment.find("range") != std::string::npos);
+    EXPECT_EQ(dom.find("<rect class=\"sel\"") != std::string::npos, c.range.rfind("Range", 0) == 0) << c.fragment;
   }
+}
+
+// A capture read without uses (too many of them): the chart alone, the whole capture shown.
+TEST_F(Browser, TheChartWithoutUses) {
+  ProfileModel m = rsrtest::timed_model();
+  m.uses.clear();
+  const rsrtest::Result r = dump_dom(write("no-uses.html", html(m)), "#range=0.5-0.7&thread=4242");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(script_errors(r.err), testing::IsEmpty());
+  const std::string dom = visible(r.out);
+  EXPECT_THAT(dom, HasSubstr("<section id=\"time\">"));
+  EXPECT_THAT(dom, HasSubstr("<polygon class=\"live\""));
+  EXPECT_THAT(dom, Not(HasSubstr("<rect class=\"sel\"")));
+  EXPECT_EQ(text_of(dom, "view-totals"), "Shown: 2.0 KiB (2,000 B) in 30 allocations");
+  EXPECT_THAT(dom, HasSubstr("<select id=\"thread\" disabled"));
 }
 
 // A range dragged across the chart with the mouse, the inverted view, the thread menu.
