@@ -96,10 +96,28 @@ std::vector<SocketFile> scan_socket_dir(const std::string& dir) {
     throw CtlError(kExitNotFound,
                    "cannot read socket directory " + dir + ": " + std::strerror(errno));
   }
+  std::vector<std::string> services;
   while (const dirent* e = readdir(d)) {
-    if (auto pid = pid_from_socket_name(e->d_name)) out.push_back({*pid, dir + "/" + e->d_name});
+    if (auto pid = pid_from_socket_name(e->d_name)) {
+      out.push_back({*pid, dir + "/" + e->d_name});
+    } else if (e->d_name[0] != '.') {
+      struct stat st;
+      const std::string sub = dir + "/" + e->d_name;
+      if (lstat(sub.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) services.push_back(sub);
+    }
   }
   closedir(d);
+  // One level down: a directory per service (README "Fleet set-up", systemd). One that group or
+  // others may write, or that this user may not read, holds nothing for it.
+  for (const std::string& sub : services) {
+    struct stat st;
+    if (stat(sub.c_str(), &st) != 0 || (st.st_mode & 022) != 0) continue;
+    DIR* s = opendir(sub.c_str());
+    if (!s) continue;
+    while (const dirent* e = readdir(s))
+      if (auto pid = pid_from_socket_name(e->d_name)) out.push_back({*pid, sub + "/" + e->d_name});
+    closedir(s);
+  }
   std::sort(out.begin(), out.end(),
             [](const SocketFile& a, const SocketFile& b) { return a.pid < b.pid; });
   return out;
@@ -145,8 +163,12 @@ std::vector<Target> resolve_targets(const TargetRequest& req) {
     }
     case TargetMode::kPid: {
       check_trusted(req.dir);
-      const std::string path = req.dir + "/" + std::to_string(req.pid) + ".sock";
+      std::string path = req.dir + "/" + std::to_string(req.pid) + ".sock";
       struct stat st;
+      if (lstat(path.c_str(), &st) != 0 && errno == ENOENT) {
+        for (const SocketFile& f : scan_socket_dir(req.dir))  // in a service's directory
+          if (f.pid == req.pid) path = f.path;
+      }
       if (lstat(path.c_str(), &st) != 0) {
         if (errno == EACCES) unreachable(req.dir, path, errno);
         std::string msg = "no monitored process with pid " + std::to_string(req.pid) +

@@ -40,8 +40,11 @@ struct SocketFile {
   std::string path;
 };
 
-// Every <pid>.sock in `dir`, sorted by pid. A missing directory is an empty result; an
-// unreadable one throws CtlError (kExitNotFound), one group or others may write kExitUsage.
+// Every <pid>.sock in `dir`, and in its subdirectories one level down (a directory per service,
+// each its user's, readable by an exporter's group), sorted by pid. A missing directory is an
+// empty result; an unreadable one throws CtlError (kExitNotFound), one group or others may write
+// kExitUsage. A subdirectory group or others may write, or one this user cannot read, is passed
+// over.
 std::vector<SocketFile> scan_socket_dir(const std::string& dir);
 
 // False only when the kernel says no such process (ESRCH); EPERM means alive.

@@ -89,6 +89,30 @@ TEST(Scan, ListsPidSocketsSortedAndIgnoresTheRest) {
   EXPECT_TRUE(scan_socket_dir(dir.path() + "/missing").empty());
 }
 
+// A directory per service one level down (systemd's RuntimeDirectory=rsrmem/%N): its sockets
+// are found by --all and --pid; a service directory others may write is passed over.
+TEST(Scan, FindsSocketsInServiceDirectoriesOneLevelDown) {
+  rsrtest::TempDir dir;
+  for (const char* sub : {"/api", "/worker", "/open", "/api/deeper"}) ASSERT_EQ(mkdir((dir.path() + sub).c_str(), 0750), 0);
+  ASSERT_EQ(chmod((dir.path() + "/open").c_str(), 0777), 0);
+  make_dead_socket(dir.path() + "/10.sock");
+  make_dead_socket(dir.path() + "/api/20.sock");
+  make_dead_socket(dir.path() + "/worker/30.sock");
+  make_dead_socket(dir.path() + "/open/40.sock");         // anyone could have put it there
+  make_dead_socket(dir.path() + "/api/deeper/50.sock");  // two levels down: not looked at
+  const auto files = scan_socket_dir(dir.path());
+  ASSERT_EQ(files.size(), 3u);
+  EXPECT_EQ(files[0].path, dir.path() + "/10.sock");
+  EXPECT_EQ(files[1].path, dir.path() + "/api/20.sock");
+  EXPECT_EQ(files[2].path, dir.path() + "/worker/30.sock");
+  EXPECT_EQ(resolve_targets({TargetMode::kAll, 0, "", dir.path()}).size(), 3u);
+  const pid_t self = getpid();
+  make_dead_socket(dir.path() + "/api/" + std::to_string(self) + ".sock");
+  const auto targets = resolve_targets({TargetMode::kPid, self, "", dir.path()});
+  ASSERT_EQ(targets.size(), 1u);
+  EXPECT_EQ(targets[0].socket, dir.path() + "/api/" + std::to_string(self) + ".sock");
+}
+
 // Any socket in a directory that group or others may write could be an impostor's: discovery
 // refuses such a directory, whichever way the target is named in it (an explicit --socket path
 // is the operator's own choice and is not judged).
