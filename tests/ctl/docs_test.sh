@@ -72,7 +72,8 @@ for f in share/man/man1/rsrmemctl.1 share/man/man7/librsrmem.7 share/bash-comple
          share/zsh/vendor-completions/_rsrmemctl include/rsrmem.h \
          share/rsrmem/grafana/rsr-memory-overview.json share/rsrmem/grafana/rsr-memory-details.json \
          share/rsrmem/grafana/alerts.yml share/rsrmem/grafana/prometheus.yml \
-         share/rsrmem/grafana/provisioning/dashboards/rsrmem.yaml; do
+         share/rsrmem/grafana/provisioning/dashboards/rsrmem.yaml share/rsrmem/systemd/rsrmem-preload.conf \
+         lib/systemd/system/rsrmem-exporter.service lib/sysusers.d/rsrmem.conf lib/tmpfiles.d/rsrmem.conf; do
   [ -f "$dest$prefix/$f" ] || fail "not installed: $prefix/$f"
 done
 pc=$(find "$dest" -name rsrmem.pc | head -n 1)
