@@ -249,13 +249,14 @@ int push_round(const GlobalOptions& g, const PushOptions& options, const Gateway
   const std::vector<TargetResult> results = collect(g, fetch_metrics);
   int code = report_failures(g, io, results);
   Json pushed = Json::array(), failed = Json::array();
+  InstanceNames names(local_hostname());  // one group per process, the same across restarts
   for (const TargetResult& r : results) {
     if (r.state != TargetResult::State::kOk) continue;
     const Json& reply = r.outcome.json;
     const std::string job = options.job.empty() ? job_of(reply) : options.job;
-    Exposition exposition(ExpositionOptions{"", job});
+    const std::string instance = names.of(job, r.target.pid);
+    Exposition exposition(ExpositionOptions{"", job, instance});
     exposition.add(reply);
-    const std::string instance = exposition.instance_of(reply);
     Json group{{"pid", r.target.pid}, {"job", job}, {"instance", instance}};
     try {
       push_group(gateway, job, instance, exposition.families());

@@ -67,8 +67,9 @@ constexpr const char* kCheckLeaksHelp =
     "     process could not be checked and none had indicators)\n";
 
 constexpr const char* kMetricsHelp =
-    "Every series carries job (the service name) and instance (<hostname>:<pid>); with --all,\n"
-    "every process is in the one exposition, told apart by instance. The process refuses when\n"
+    "Every series carries job (the service name) and instance (the host's name, the same across\n"
+    "restarts; <hostname>/2, /3, ... for more processes of a job); the pid is on rsr_info. With\n"
+    "--all, every process is in the one exposition, told apart by instance. The process refuses when\n"
     "RSR_PROMETHEUS_METRICS_ENABLED=false (exit 4).\n";
 
 constexpr const char* kServeHelp =
@@ -90,7 +91,8 @@ constexpr const char* kHeapProfileHelp =
 
 constexpr const char* kPushHelp =
     "--gateway: each process is its own group, job=J (default: its service name) and\n"
-    "instance=<hostname>:<pid>, and each push replaces that group's metrics (HTTP PUT).\n"
+    "instance=<hostname> (/2, /3, ... for more processes of a job), and each push replaces that\n"
+    "group's metrics (HTTP PUT): one group per job and host, whatever the pids.\n"
     "--pyroscope: each process's heap profile goes to POST /ingest (format=pprof) as\n"
     "JOB{hostname=...,pid=...}: allocations since the previous push, what is in use now; a\n"
     "failed push is covered by the next one.\n"

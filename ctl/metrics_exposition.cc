@@ -193,18 +193,30 @@ std::string local_hostname() {
   return buf;
 }
 
+const std::string& InstanceNames::of(const std::string& job, long long pid) {
+  auto [it, fresh] = given_.try_emplace({job, pid});
+  if (fresh) {
+    const int n = ++per_job_[job];
+    it->second = n == 1 ? host_ : host_ + "/" + std::to_string(n);
+  }
+  return it->second;
+}
+
 Exposition::Exposition(ExpositionOptions options)
-    : options_(std::move(options)), families_(std::make_unique<Families>()) {
+    : options_(std::move(options)),
+      names_(options_.hostname.empty() ? local_hostname() : options_.hostname),
+      families_(std::make_unique<Families>()) {
   if (options_.hostname.empty()) options_.hostname = local_hostname();
 }
 
 Exposition::~Exposition() = default;
 
-std::string Exposition::instance_of(const Json& reply) const {
-  return options_.hostname + ":" + std::to_string(static_cast<long long>(num(reply, "pid")));
+std::string Exposition::instance_of(const Json& reply) {
+  if (!options_.instance.empty()) return options_.instance;
+  return names_.of(options_.job.empty() ? job_of(reply) : options_.job, static_cast<long long>(num(reply, "pid")));
 }
 
-Labels Exposition::base_labels(const Json& reply) const {
+Labels Exposition::base_labels(const Json& reply) {
   return Labels{{"job", options_.job.empty() ? job_of(reply) : options_.job},
                 {"instance", instance_of(reply)}};
 }

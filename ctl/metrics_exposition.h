@@ -3,7 +3,9 @@
 // and `run --push-gateway` all expose what this builds.
 //
 // Every series carries `job` (the reply's service, else its program's base name; or the job a
-// push groups under) and `instance` ("<hostname>:<pid>"). Call sites are named by their first
+// push groups under) and `instance`, which stays the same across restarts: the host's name, with
+// "/2", "/3", ... for further processes of one job on the host (InstanceNames); the pid is a label
+// of rsr_info only. Call sites are named by their first
 // user frame, symbolized here (user_frame_label in site_stacks.h, as check-leaks names them);
 // sites that end up with the same name are summed, and at most the reply's `top_sites` sites of
 // each list are read. Histograms are rebuilt from the reply's per-bucket counts. Series carry no
@@ -32,6 +34,22 @@ namespace rsr::ctl {
 struct ExpositionOptions {
   std::string hostname;  // the instance label's host part; empty: this machine's name
   std::string job;       // every series' job label; empty: each reply's own service name
+  std::string instance;  // every series' instance label; empty: InstanceNames over `hostname`
+};
+
+// Instance labels that stay the same across restarts: `host` for the first process of a job
+// asked about, "<host>/2", "<host>/3", ... for the job's next ones (asked in pid order, a job's
+// N processes on a host keep N series whatever their pids). The same (job, pid) always gets the
+// same name.
+class InstanceNames {
+ public:
+  explicit InstanceNames(std::string host) : host_(std::move(host)) {}
+  const std::string& of(const std::string& job, long long pid);
+
+ private:
+  std::string host_;
+  std::map<std::pair<std::string, long long>, std::string> given_;
+  std::map<std::string, int> per_job_;
 };
 
 // The job a reply reports under: its service, else its program's base name, else "rsrmem".
@@ -63,14 +81,15 @@ class Exposition {
   // The text exposition format (prometheus::TextSerializer).
   std::string text() const;
 
-  // The instance label of a reply: "<hostname>:<pid>".
-  std::string instance_of(const Json& reply) const;
+  // The instance label of a reply (options.instance, else InstanceNames).
+  std::string instance_of(const Json& reply);
 
  private:
   struct Families;
-  std::map<std::string, std::string> base_labels(const Json& reply) const;
+  std::map<std::string, std::string> base_labels(const Json& reply);
 
   ExpositionOptions options_;
+  InstanceNames names_;
   std::unique_ptr<Families> families_;
 };
 

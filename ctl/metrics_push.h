@@ -1,12 +1,12 @@
-// Pushing rsrmem's metrics to a Prometheus Pushgateway with prometheus-cpp-push 1.0.1: the
-// gateway URL, the grouping key, one push, and the pusher `rsrmemctl run --push-gateway` keeps
-// beside the command it launched.
+// Pushing rsrmem's metrics to a Prometheus Pushgateway: the gateway URL, the grouping key, one
+// push (an HTTP PUT of prometheus-cpp's text exposition, through curl), and the pusher
+// `rsrmemctl run --push-gateway` keeps beside the command it launched.
 //
-// Each process is its own group, {job, instance="<hostname>:<pid>"}, and every push replaces the
-// group's metrics (HTTP PUT, which prometheus-cpp 1.0.1 sends from PushAdd(); its Push() sends
-// POST). prometheus-cpp puts the grouping key into the URL path as given, so it is encoded here:
-// values are percent-encoded, and a label value the path cannot carry ('/' or empty) is sent in
-// the Pushgateway's base64 form (name@base64). Pushes carry no timestamps.
+// Each process is its own group, {job, instance} with the instance of InstanceNames (the host,
+// the same across runs), and every push replaces the group's metrics (PUT). The grouping key is
+// encoded into the URL path: values are percent-encoded, and a label value the path cannot carry
+// ('/' or empty) is sent in the Pushgateway's base64 form (name@base64). Pushes carry no
+// timestamps.
 #pragma once
 
 #include <sys/types.h>

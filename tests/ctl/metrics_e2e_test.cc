@@ -165,7 +165,7 @@ TEST_F(MetricsE2eTest, MetricsPrintsTheExposition) {
   const Result r = ctl({"metrics"});
   ASSERT_EQ(r.code, 0) << r.err;
   const std::string labels =
-      "{instance=\"" + hostname() + ":" + std::to_string(pid) + "\",job=\"ctl-e2e-target\"";
+      "{instance=\"" + hostname() + "\",job=\"ctl-e2e-target\"";
   EXPECT_THAT(r.out, AllOf(HasSubstr("rsr_memory_usage_bytes" + labels + "}"),
                            HasSubstr("rsr_heap_live_bytes" + labels + "}"),
                            HasSubstr("rsr_model_instance_count" + labels +
@@ -185,7 +185,7 @@ TEST_F(MetricsE2eTest, ServeAnswersScrapesUntilSigterm) {
 
   rsrtest::HttpReply reply = rsrtest::http_get(port, "/metrics");
   EXPECT_EQ(reply.status, 200);
-  const std::string instance = "instance=\"" + hostname() + ":" + std::to_string(pid) + "\"";
+  const std::string instance = "instance=\"" + hostname() + "\"";
   for (const char* name :
        {"rsr_memory_usage_bytes{", "rsr_memory_peak_usage_bytes{", "rsr_deletion_tracker_size{",
         "rsr_project_hierarchy_depth_bucket{", "rsr_model_instance_count{",
@@ -195,11 +195,15 @@ TEST_F(MetricsE2eTest, ServeAnswersScrapesUntilSigterm) {
   EXPECT_THAT(reply.body, HasSubstr("rsr_exporter_scrape_errors_total 0\n"));
   EXPECT_EQ(promtool_findings(reply.body), "");
 
-  // A second process is picked up at the next scrape.
+  EXPECT_THAT(reply.body, HasSubstr("pid=\"" + std::to_string(pid) + "\""));  // on rsr_info
+
+  // A second process of the job is picked up at the next scrape, as the host's second instance
+  // (the instance stays the same when the processes restart; the pids are on rsr_info).
   const pid_t second = start_target();
   ASSERT_GT(second, 0);
   reply = rsrtest::http_get(port, "/metrics");
-  EXPECT_THAT(reply.body, HasSubstr("instance=\"" + hostname() + ":" + std::to_string(second)));
+  EXPECT_THAT(reply.body, HasSubstr("instance=\"" + hostname() + "/2\""));
+  EXPECT_THAT(reply.body, HasSubstr("pid=\"" + std::to_string(second) + "\""));
   EXPECT_THAT(reply.body, HasSubstr(instance));
 
   kill(serve.pid, SIGTERM);
@@ -247,8 +251,7 @@ TEST_F(MetricsE2eTest, PushGroupsByJobAndInstance) {
   ASSERT_GT(pid, 0);
   Result r = ctl({"--pid", std::to_string(pid), "push", "--gateway", gateway.url()});
   ASSERT_EQ(r.code, 0) << r.err;
-  const std::string labels =
-      "{instance=\"" + hostname() + ":" + std::to_string(pid) + "\",job=\"ctl-e2e-target\"}";
+  const std::string labels = "{instance=\"" + hostname() + "\",job=\"ctl-e2e-target\"}";
   std::string pushed = gateway.metrics();
   EXPECT_THAT(pushed, AllOf(HasSubstr("rsr_memory_usage_bytes" + labels),
                             HasSubstr("push_time_seconds" + labels)));
@@ -258,8 +261,7 @@ TEST_F(MetricsE2eTest, PushGroupsByJobAndInstance) {
   r = ctl({"push", "--gateway", gateway.url(), "--job", "batch job:1"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(gateway.metrics(),
-              HasSubstr("rsr_memory_usage_bytes{instance=\"" + hostname() + ":" +
-                        std::to_string(pid) + "\",job=\"batch job:1\"}"));
+              HasSubstr("rsr_memory_usage_bytes{instance=\"" + hostname() + "\",job=\"batch job:1\"}"));
 }
 
 TEST_F(MetricsE2eTest, PushToNoGatewayExitsFour) {
@@ -281,8 +283,8 @@ TEST_F(MetricsE2eTest, RunPushesWhileRunningAndOnceMoreAfterExit) {
   const std::string line = read_line_with(run, "monitoring pid ");
   ASSERT_NE(line, "");
   const pid_t pid = std::atoi(line.c_str() + line.rfind(' ') + 1);
-  const std::string labels =
-      "{instance=\"" + hostname() + ":" + std::to_string(pid) + "\",job=\"ctl-e2e-target\"}";
+  ASSERT_GT(pid, 0);
+  const std::string labels = "{instance=\"" + hostname() + "\",job=\"ctl-e2e-target\"}";
   bool running_seen = false;
   for (int i = 0; i < 200 && !running_seen; ++i) {
     running_seen = gateway.metrics().find("rsr_process_exited" + labels + " 0") != std::string::npos;
@@ -296,6 +298,16 @@ TEST_F(MetricsE2eTest, RunPushesWhileRunningAndOnceMoreAfterExit) {
   EXPECT_THAT(gateway.metrics(), AllOf(HasSubstr("rsr_process_exited" + labels + " 1"),
                                        HasSubstr("rsr_process_exit_code" + labels + " 143"),
                                        HasSubstr("rsr_memory_usage_bytes" + labels)));
+
+  // The next run of the job replaces that group rather than leaving one more behind.
+  const Result again = rsrtest::run({ctl_, "run", "--push-gateway", gateway.url(), "--", target_, "exit", "5"});
+  EXPECT_EQ(again.code, 5) << again.err;
+  const std::string pushed = gateway.metrics();
+  size_t groups = 0;
+  for (size_t at = pushed.find("push_time_seconds{"); at != std::string::npos; at = pushed.find("push_time_seconds{", at + 1))
+    if (pushed.compare(at - 1, 1, "\n") == 0 && pushed.find("job=\"ctl-e2e-target\"", at) < pushed.find('\n', at)) ++groups;
+  EXPECT_EQ(groups, 1u) << pushed;
+  EXPECT_THAT(pushed, HasSubstr("rsr_process_exit_code" + labels + " 5"));
 }
 
 }  // namespace

@@ -179,7 +179,7 @@ TEST(Exposition, EveryMetricHasItsTypeAndHelp) {
 
 TEST(Exposition, ValuesComeFromTheReply) {
   const std::string text = exposition_of({metrics_reply(1234)});
-  const std::string base = "instance=\"testhost:1234\",job=\"svc\"";
+  const std::string base = "instance=\"testhost\",job=\"svc\"";
   EXPECT_THAT(text, HasSubstr("rsr_memory_usage_bytes{" + base + "} 50000000\n"));
   EXPECT_THAT(text, HasSubstr("rsr_memory_peak_usage_bytes{" + base + "} 60000000\n"));
   EXPECT_THAT(text, HasSubstr("rsr_heap_live_bytes{" + base + "} 1000\n"));
@@ -211,7 +211,7 @@ TEST(Exposition, EverySeriesCarriesJobAndInstance) {
     if (l.empty() || l[0] == '#') continue;
     ++series;
     EXPECT_THAT(l, HasSubstr("job=\"svc\"")) << l;
-    EXPECT_THAT(l, HasSubstr("instance=\"testhost:1234\"")) << l;
+    EXPECT_THAT(l, HasSubstr("instance=\"testhost\"")) << l;
   }
   EXPECT_GT(series, 40);
 }
@@ -225,7 +225,7 @@ TEST(Exposition, JobFallsBackToTheProgramAndCanBeOverridden) {
   Exposition e(ExpositionOptions{"h", "batch"});
   e.add(r);
   EXPECT_THAT(e.text(), AllOf(HasSubstr("job=\"batch\""), Not(HasSubstr("job=\"worker\""))));
-  EXPECT_EQ(e.instance_of(r), "h:7");
+  EXPECT_EQ(e.instance_of(r), "h");
 }
 
 TEST(Exposition, HistogramsAreCumulativeWithSumAndCount) {
@@ -279,9 +279,9 @@ TEST(Exposition, SitesAreNamedByTheirFirstUserFrameAndSummed) {
   EXPECT_EQ(by_site[plain], 5);
   EXPECT_EQ(by_site[inlined], 2);
   EXPECT_EQ(by_site["0x10"], 1);
-  EXPECT_THAT(text, HasSubstr("rsr_site_live_bytes{instance=\"testhost:1\",job=\"svc\",site=\"" +
+  EXPECT_THAT(text, HasSubstr("rsr_site_live_bytes{instance=\"testhost\",job=\"svc\",site=\"" +
                               plain + "\"} 5120\n"));
-  EXPECT_THAT(text, HasSubstr("rsr_object_growth_rate{instance=\"testhost:1\",job=\"svc\",site=\"" +
+  EXPECT_THAT(text, HasSubstr("rsr_object_growth_rate{instance=\"testhost\",job=\"svc\",site=\"" +
                               plain + "\"} 15\n"));
 }
 
@@ -300,7 +300,7 @@ TEST(Exposition, SitesAreBoundedByTopSites) {
 
 TEST(Exposition, SeverityIsLowercaseAndLeakCountsAreSummed) {
   const std::string text = exposition_of({metrics_reply(1)});
-  const std::string base = "rsr_memory_leaks_detected_total{instance=\"testhost:1\",job=\"svc\",";
+  const std::string base = "rsr_memory_leaks_detected_total{instance=\"testhost\",job=\"svc\",";
   EXPECT_THAT(text, HasSubstr(base + "severity=\"high\",type=\"memory_growth\"} 2\n"));
   EXPECT_THAT(text, HasSubstr(base + "severity=\"critical\",type=\"memory_growth\"} 1\n"));
   EXPECT_THAT(text, HasSubstr(base + "severity=\"medium\",type=\"cache\"} 4\n"));
@@ -331,6 +331,19 @@ TEST(Exposition, LabelValuesAreEscaped) {
   for (const std::string& l : lines_of(text)) EXPECT_THAT(l, Not(HasSubstr("a\"b")));
 }
 
+// The same labels across restarts: a job's processes on a host are numbered in the order asked
+// (pid order in a scrape), not named by pid.
+TEST(Exposition, InstanceNamesStayTheSameAcrossRestarts) {
+  InstanceNames first("h");
+  EXPECT_EQ(first.of("api", 100), "h");
+  EXPECT_EQ(first.of("api", 200), "h/2");
+  EXPECT_EQ(first.of("batch", 300), "h");
+  EXPECT_EQ(first.of("api", 100), "h");  // asked again: the same
+  InstanceNames restarted("h");           // both api processes restarted with new pids
+  EXPECT_EQ(restarted.of("api", 5000), "h");
+  EXPECT_EQ(restarted.of("api", 6000), "h/2");
+}
+
 TEST(Exposition, SeveralProcessesShareEachFamily) {
   const std::string text = exposition_of({metrics_reply(11), metrics_reply(22)});
   int help = 0;
@@ -338,14 +351,17 @@ TEST(Exposition, SeveralProcessesShareEachFamily) {
   EXPECT_EQ(help, 1);
   const std::vector<std::string> rss = samples(text, "rsr_memory_usage_bytes");
   ASSERT_EQ(rss.size(), 2u);
-  EXPECT_THAT(text, HasSubstr("instance=\"testhost:11\""));
-  EXPECT_THAT(text, HasSubstr("instance=\"testhost:22\""));
+  // Two processes of one job on one host: the host's name, then "/2" (the pids are on rsr_info).
+  EXPECT_THAT(text, HasSubstr("instance=\"testhost\""));
+  EXPECT_THAT(text, HasSubstr("instance=\"testhost/2\""));
+  EXPECT_THAT(text, Not(HasSubstr("instance=\"testhost:")));
+  EXPECT_THAT(text, HasSubstr("pid=\"22\""));
 }
 
 TEST(Exposition, AnOldOrSparseReplyStillRenders) {
   const Json r = {{"ok", true}, {"pid", 5}, {"service", "old"}, {"rss_bytes", 10}};
   const std::string text = exposition_of({r});
-  EXPECT_THAT(text, HasSubstr("rsr_memory_usage_bytes{instance=\"testhost:5\",job=\"old\"} 10\n"));
+  EXPECT_THAT(text, HasSubstr("rsr_memory_usage_bytes{instance=\"testhost\",job=\"old\"} 10\n"));
   EXPECT_THAT(text, Not(HasSubstr("rsr_project_hierarchy_depth")));
   EXPECT_THAT(text, Not(HasSubstr("site=")));
 }
@@ -355,12 +371,12 @@ TEST(Exposition, ProcessStateForRun) {
   Exposition running(ExpositionOptions{"h", ""});
   running.add(r);
   running.add_process_state(r, false, 0);
-  EXPECT_THAT(running.text(), AllOf(HasSubstr("rsr_process_exited{instance=\"h:9\",job=\"svc\"} 0\n"),
+  EXPECT_THAT(running.text(), AllOf(HasSubstr("rsr_process_exited{instance=\"h\",job=\"svc\"} 0\n"),
                                     Not(HasSubstr("rsr_process_exit_code"))));
   Exposition done(ExpositionOptions{"h", ""});
   done.add_process_state(r, true, 3);
-  EXPECT_THAT(done.text(), AllOf(HasSubstr("rsr_process_exited{instance=\"h:9\",job=\"svc\"} 1\n"),
-                                 HasSubstr("rsr_process_exit_code{instance=\"h:9\",job=\"svc\"} 3\n")));
+  EXPECT_THAT(done.text(), AllOf(HasSubstr("rsr_process_exited{instance=\"h\",job=\"svc\"} 1\n"),
+                                 HasSubstr("rsr_process_exit_code{instance=\"h\",job=\"svc\"} 3\n")));
 }
 
 TEST(Exposition, NoTimestamps) {
@@ -426,7 +442,7 @@ class MetricsCommandTest : public ::testing::Test {
 TEST_F(MetricsCommandTest, PrintsTheExposition) {
   rsrtest::FakeServer server(socket_for(getpid()), answer(metrics_reply(getpid())));
   EXPECT_EQ(cmd_metrics(options(TargetMode::kPid), io_), kExitOk) << err_.str();
-  const std::string instance = "instance=\"" + local_hostname() + ":" + std::to_string(getpid());
+  const std::string instance = "instance=\"" + local_hostname();
   EXPECT_THAT(out_.str(), HasSubstr("rsr_memory_usage_bytes{" + instance + "\",job=\"svc\"}"));
   EXPECT_EQ(err_.str(), "");
 }
@@ -519,14 +535,14 @@ TEST(Pushgateway, EncodesTheGroupingKey) {
 
 TEST(Pushgateway, ReplacesTheGroupWithPut) {
   rsrtest::RecordingHttp http;
-  Exposition e(ExpositionOptions{"host", "my job"});
+  Exposition e(ExpositionOptions{"host", "my job", "host/2"});
   e.add(metrics_reply(42));
-  push_group(parse_gateway_url(http.url() + "/prefix"), "my job", "host:42", e.families());
+  push_group(parse_gateway_url(http.url() + "/prefix"), "my job", "host/2", e.families());
   const auto requests = http.requests();
   ASSERT_EQ(requests.size(), 1u);
   EXPECT_EQ(requests[0].method, "PUT");
-  EXPECT_EQ(requests[0].path, "/prefix/metrics/job/my%20job/instance/host:42");
-  EXPECT_THAT(requests[0].body, HasSubstr("rsr_memory_usage_bytes{instance=\"host:42\",job=\"my job\"} 50000000\n"));
+  EXPECT_EQ(requests[0].path, "/prefix/metrics/job/my%20job/instance@base64/aG9zdC8y");  // "/" needs base64
+  EXPECT_THAT(requests[0].body, HasSubstr("rsr_memory_usage_bytes{instance=\"host/2\",job=\"my job\"} 50000000\n"));
 }
 
 TEST(Pushgateway, ARefusalOrNoGatewayIsExitFour) {
@@ -586,8 +602,7 @@ TEST_F(MetricsCommandTest, PushSendsEachProcessAsItsGroup) {
   const auto requests = http.requests();
   ASSERT_EQ(requests.size(), 1u);
   EXPECT_EQ(requests[0].method, "PUT");
-  EXPECT_EQ(requests[0].path, "/metrics/job/svc/instance/" + percent_encode(local_hostname()) +
-                                  ":" + std::to_string(getpid()));
+  EXPECT_EQ(requests[0].path, "/metrics/job/svc/instance/" + percent_encode(local_hostname()));
   EXPECT_THAT(out_.str(), HasSubstr("Pushed " + std::to_string(getpid()) + " (svc)"));
 }
 
@@ -602,8 +617,7 @@ TEST_F(MetricsCommandTest, RunPusherPushesWhileRunningThenTheExit) {
   EXPECT_TRUE(std::move(pusher).finish(7));
   const auto requests = http.requests();
   ASSERT_GE(requests.size(), 3u);
-  const std::string labels = "{instance=\"" + local_hostname() + ":" + std::to_string(getpid()) +
-                             "\",job=\"svc\"}";
+  const std::string labels = "{instance=\"" + local_hostname() + "\",job=\"svc\"}";
   EXPECT_EQ(requests[0].method, "PUT");
   EXPECT_THAT(requests[0].body, AllOf(HasSubstr("rsr_memory_usage_bytes" + labels),
                                       HasSubstr("rsr_process_exited" + labels + " 0\n"),
@@ -621,10 +635,9 @@ TEST_F(MetricsCommandTest, RunPusherWithoutAnAnswerPushesTheExitAlone) {
   EXPECT_TRUE(std::move(pusher).finish(0));
   const auto requests = http.requests();
   ASSERT_EQ(requests.size(), 1u);
-  EXPECT_EQ(requests[0].path, "/metrics/job/batch/instance/" + percent_encode(local_hostname()) +
-                                  ":4242424");
+  EXPECT_EQ(requests[0].path, "/metrics/job/batch/instance/" + percent_encode(local_hostname()));
   EXPECT_THAT(requests[0].body, AllOf(HasSubstr("rsr_process_exited{instance=\"" +
-                                                local_hostname() + ":4242424\",job=\"batch\"} 1"),
+                                                local_hostname() + "\",job=\"batch\"} 1"),
                                       HasSubstr("rsr_process_exit_code{"),
                                       Not(HasSubstr("rsr_memory_usage_bytes"))));
 }
