@@ -298,9 +298,11 @@ long long collected(const std::string& output) {
   return at == std::string::npos ? -1 : std::atoll(output.c_str() + at + 12);
 }
 
-// Instructions callgrind counts for a run of pair_loop with `pairs` pairs; -1 on failure.
+// Instructions callgrind counts in pair_loop's main (the program's thread only: the library's
+// own threads wake on timers, and a run that outlasts one more wake-up would count it) for a run
+// with `pairs` pairs; -1 on failure.
 long long instructions(bool preload, long pairs, const std::string& dir) {
-  std::string cmd = "valgrind --tool=callgrind --callgrind-out-file=/dev/null ";
+  std::string cmd = "valgrind --tool=callgrind --callgrind-out-file=/dev/null --collect-atstart=no --toggle-collect=main ";
   cmd = (preload ? "LD_PRELOAD=" + rt::preload_lib() + " RSR_SOCKET_DIR=" + dir + " " : std::string()) + cmd;
   cmd += rt::program("pair_loop") + " " + std::to_string(pairs) + " 2>&1";
   return collected(rt::run_text(cmd));
