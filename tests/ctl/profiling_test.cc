@@ -333,13 +333,19 @@ TEST_F(ProfilingTest, SummaryText) {
   EXPECT_EQ(err_.str(), "");
 }
 
+// The header of a background capture `id` whose times are in milliseconds (as the library
+// writes them), for the builder `b` made with a 1 ms unit.
+void ms_header(rsrtest::CaptureBuilder& b, const std::string& id) {
+  b.json(Record::kHeader, R"({"format":"rsrmem-capture","version":2,"id":")" + id +
+                              R"(","kind":"background","start_time":1764400000.0,"time_unit_ns":1000000})");
+}
+
 // Memory over time: spans of the capture with the highest live bytes of each, the process's heap
 // and RSS from COUNTERS, the peak and when; at most kTimelinePoints spans however long it ran.
 TEST_F(ProfilingTest, TimelineFollowsLiveMemoryAndTheProcessCounters) {
   const Stacks st = real_stacks();
   rsrtest::CaptureBuilder b(1'000'000);
-  b.json(Record::kHeader, R"({"format":"rsrmem-capture","version":2,"id":"background_1","kind":"background",)"
-                          R"("start_time":1764400000.0,"time_unit_ns":1000000})");
+  ms_header(b, "background_1");
   b.thread(100, "main");
   b.stack(1, st.plain);
   b.stack(2, st.outer);
@@ -389,16 +395,13 @@ TEST_F(ProfilingTest, TimelineFollowsLiveMemoryAndTheProcessCounters) {
   EXPECT_EQ(j["timeline"]["points"].size(), m.timeline.size());
 }
 
-// Two captures of the same program: the second phase adds a site, drops one and keeps one as
-// it was. The new site alone is the growth, with its exact bytes; the dropped one is "gone".
 // Two phases on two threads, in 1 ms units: main allocates 10 x 100 B (plain) at 100-190 ms and
 // frees 5 of them at 1500 ms; worker allocates 20 x 50 B (outer) at 1200-1390 ms and frees them
 // all at 1900 ms. The timeline's spans are 4 ms (1900 ms in at most 512 spans).
 std::string two_phases() {
   const Stacks st = real_stacks();
   rsrtest::CaptureBuilder b(1'000'000);
-  b.json(Record::kHeader, R"({"format":"rsrmem-capture","version":2,"id":"background_2","kind":"background",)"
-                          R"("start_time":1764400000.0,"time_unit_ns":1000000})");
+  ms_header(b, "background_2");
   add_modules(b, st);
   b.thread(100, "main");
   b.thread(200, "worker");
@@ -460,8 +463,7 @@ TEST_F(ProfilingTest, UsesByStackThreadAndTime) {
 TEST_F(ProfilingTest, UsesBeyondTheirLimitStayCheap) {
   const Stacks st = real_stacks();
   rsrtest::CaptureBuilder b(1'000'000);
-  b.json(Record::kHeader, R"({"format":"rsrmem-capture","version":2,"id":"background_3","kind":"background",)"
-                          R"("start_time":1764400000.0,"time_unit_ns":1000000})");
+  ms_header(b, "background_3");
   add_modules(b, st);
   b.thread(100, "main");
   constexpr uint64_t kStacks = 230000;
@@ -486,6 +488,8 @@ TEST_F(ProfilingTest, UsesBeyondTheirLimitStayCheap) {
   std::printf("%lu uses from %lu stacks read in %.1f s\n", m.uses.size(), kStacks, seconds);
 }
 
+// Two captures of the same program: the second phase adds a site, drops one and keeps one as
+// it was. The new site alone is the growth, with its exact bytes; the dropped one is "gone".
 TEST_F(ProfilingTest, DiffShowsTheNewSiteAloneAsTheGrowth) {
   const Stacks st = real_stacks();
   auto capture = [&](bool second) {
