@@ -17,6 +17,14 @@ constexpr size_t kMaxUses = 200000;
 // Timeline spans (at most 512 of them) halved this often are one span.
 constexpr uint32_t kMaxUseShift = 9;
 
+// A kept use's key, second half: thread << 32 | alloc span << 16 | free span.
+uint64_t use_key(uint64_t thread, uint64_t alloc_span, uint64_t free_span) {
+  return thread << 32 | alloc_span << 16 | free_span;
+}
+uint32_t use_thread(uint64_t key) { return static_cast<uint32_t>(key >> 32); }
+uint32_t use_alloc_span(uint64_t key) { return static_cast<uint32_t>(key >> 16 & 0xffff); }
+uint32_t use_free_span(uint64_t key) { return static_cast<uint32_t>(key & 0xffff); }
+
 }  // namespace
 
 void* Replay::mem_alloc(size_t n) { return std::malloc(n); }
@@ -158,7 +166,7 @@ void Replay::keep_uses(ProfileView view) {
 void Replay::add_use(uint64_t stack, uint32_t thread, uint32_t born, uint32_t free_span, uint64_t size) {
   const uint32_t alloc_span = (born & 0xffff) >> std::min<uint32_t>(doublings_ - (born >> 16) + use_shift_, 31);
   if (free_span != kLiveSpan) free_span >>= use_shift_;
-  const Key key{stack + 1, uint64_t{thread} << 32 | uint64_t{alloc_span} << 16 | free_span};
+  const Key key{stack + 1, use_key(thread, alloc_span, free_span)};
   UseTotals* u = uses_.insert(key, UseTotals{0, 0});
   if (!u) throw std::bad_alloc();
   ++u->count;
@@ -184,10 +192,10 @@ void Replay::halve_uses() {
   uses_.for_each([&](const Key& k, const UseTotals& u) { kept.emplace_back(k, u); });
   uses_.clear();
   for (auto& [k, u] : kept) {
-    const uint64_t alloc_span = (k.second >> 16 & 0xffff) >> 1;
-    uint64_t free_span = k.second & 0xffff;
-    if (free_span != kLiveSpan) free_span >>= 1;
-    UseTotals* to = uses_.insert(Key{k.first, (k.second >> 32) << 32 | alloc_span << 16 | free_span}, UseTotals{0, 0});
+    const uint32_t free_span = use_free_span(k.second);
+    const Key halved{k.first, use_key(use_thread(k.second), use_alloc_span(k.second) >> 1,
+                                      free_span == kLiveSpan ? kLiveSpan : free_span >> 1)};
+    UseTotals* to = uses_.insert(halved, UseTotals{0, 0});
     if (!to) throw std::bad_alloc();
     to->count += u.count;
     to->bytes += u.bytes;
@@ -201,10 +209,9 @@ std::vector<ReplayUse> Replay::uses() const {
   std::vector<ReplayUse> out;
   out.reserve(uses_.size());
   uses_.for_each([&](const Key& k, const UseTotals& u) {
-    const auto t = by_tid.find(threads_[k.second >> 32].tid);
-    const uint32_t free_span = k.second & 0xffff;
-    out.push_back(ReplayUse{k.first - 1, t == by_tid.end() ? 0 : t->second,
-                            static_cast<uint32_t>(k.second >> 16 & 0xffff),
+    const auto t = by_tid.find(threads_[use_thread(k.second)].tid);
+    const uint32_t free_span = use_free_span(k.second);
+    out.push_back(ReplayUse{k.first - 1, t == by_tid.end() ? 0 : t->second, use_alloc_span(k.second),
                             free_span == kLiveSpan ? StackUse::kStillLive : free_span, u.count, u.bytes});
   });
   return out;
