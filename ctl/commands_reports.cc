@@ -254,12 +254,18 @@ std::string node_location(const CallTree& tree, uint32_t node) {
   return line == CallTree::kSeveralLines && !where.empty() ? where + " (several lines)" : where;
 }
 
-std::vector<uint32_t> shown_children(const CallTree& tree, uint32_t node, uint64_t min_bytes,
+// The bytes below which a call is summed into one line: --threshold percent of `total`.
+uint64_t shown_from(uint64_t total, const ReportOptions& o) {
+  return static_cast<uint64_t>(static_cast<double>(total) * o.threshold / 100.0);
+}
+
+// Of a node's `children`, those at `min_bytes` or more; the others' count and bytes.
+std::vector<uint32_t> shown_children(const CallTree& tree, const std::vector<uint32_t>& children, uint64_t min_bytes,
                                      uint64_t* hidden_bytes, size_t* hidden) {
   std::vector<uint32_t> out;
   *hidden_bytes = 0;
   *hidden = 0;
-  for (uint32_t c : tree.children(node)) {
+  for (uint32_t c : children) {
     const uint64_t bytes = tree.nodes()[c].bytes;
     if (bytes >= min_bytes && bytes > 0) {
       out.push_back(c);
@@ -271,28 +277,37 @@ std::vector<uint32_t> shown_children(const CallTree& tree, uint32_t node, uint64
   return out;
 }
 
-void render_node(std::ostream& out, const CallTree& tree, uint32_t node, const std::string& prefix,
-                 bool last, int depth, const ReportOptions& o, uint64_t total, uint64_t min_bytes) {
+void render_node(std::ostream& out, const CallTree& tree, uint32_t node, const std::string& prefix, bool last,
+                 int depth, const ReportOptions& o, uint64_t total, uint64_t min_bytes);
+
+// The children of `node` (at `depth`) under `prefix`: each shown one with its subtree, then one
+// line for those below the threshold, or a "--depth" line where the tree stops.
+void render_children(std::ostream& out, const CallTree& tree, uint32_t node, const std::string& prefix, int depth,
+                     const ReportOptions& o, uint64_t total, uint64_t min_bytes) {
+  const std::vector<uint32_t> all = tree.children(node);
+  if (o.depth > 0 && depth >= o.depth) {
+    if (!all.empty()) out << prefix << "└── ... (--depth " << o.depth << ")\n";
+    return;
+  }
+  uint64_t hidden_bytes = 0;
+  size_t hidden = 0;
+  const std::vector<uint32_t> kids = shown_children(tree, all, min_bytes, &hidden_bytes, &hidden);
+  for (size_t i = 0; i < kids.size(); ++i)
+    render_node(out, tree, kids[i], prefix, i + 1 == kids.size() && hidden == 0, depth + 1, o, total, min_bytes);
+  if (hidden > 0)
+    out << prefix << "└── " << human_bytes(static_cast<double>(hidden_bytes)) << " in " << hidden
+        << (hidden == 1 ? " call" : " calls") << " below " << fixed(o.threshold, 1) << "%\n";
+}
+
+void render_node(std::ostream& out, const CallTree& tree, uint32_t node, const std::string& prefix, bool last,
+                 int depth, const ReportOptions& o, uint64_t total, uint64_t min_bytes) {
   const CallTree::Node& n = tree.nodes()[node];
   out << prefix << (last ? "└── " : "├── ") << human_bytes(static_cast<double>(n.bytes)) << "  "
       << percent(n.bytes, total) << "  " << tree.function(node);
   const std::string where = node_location(tree, node);
   if (!where.empty()) out << "  " << where;
   out << '\n';
-  const std::string inner = prefix + (last ? "    " : "│   ");
-  const std::vector<uint32_t> all = tree.children(node);
-  if (o.depth > 0 && depth >= o.depth) {
-    if (!all.empty()) out << inner << "└── ... (--depth " << o.depth << ")\n";
-    return;
-  }
-  uint64_t hidden_bytes = 0;
-  size_t hidden = 0;
-  const std::vector<uint32_t> kids = shown_children(tree, node, min_bytes, &hidden_bytes, &hidden);
-  for (size_t i = 0; i < kids.size(); ++i)
-    render_node(out, tree, kids[i], inner, i + 1 == kids.size() && hidden == 0, depth + 1, o, total, min_bytes);
-  if (hidden > 0)
-    out << inner << "└── " << human_bytes(static_cast<double>(hidden_bytes)) << " in " << hidden
-        << (hidden == 1 ? " call" : " calls") << " below " << fixed(o.threshold, 1) << "%\n";
+  render_children(out, tree, node, prefix + (last ? "    " : "│   "), depth, o, total, min_bytes);
 }
 
 Json node_json(const CallTree& tree, uint32_t node, int depth, const ReportOptions& o, uint64_t total,
@@ -311,12 +326,13 @@ Json node_json(const CallTree& tree, uint32_t node, int depth, const ReportOptio
   Json kids = Json::array();
   uint64_t hidden_bytes = 0;
   size_t hidden = 0;
+  const std::vector<uint32_t> all = tree.children(node);
   if (o.depth == 0 || depth < o.depth) {
-    for (uint32_t c : shown_children(tree, node, min_bytes, &hidden_bytes, &hidden))
+    for (uint32_t c : shown_children(tree, all, min_bytes, &hidden_bytes, &hidden))
       kids.push_back(node_json(tree, c, depth + 1, o, total, min_bytes));
   } else {
-    for (uint32_t c : tree.children(node)) hidden_bytes += tree.nodes()[c].bytes;
-    hidden = tree.children(node).size();
+    for (uint32_t c : all) hidden_bytes += tree.nodes()[c].bytes;
+    hidden = all.size();
   }
   j["children"] = std::move(kids);
   j["hidden_children"] = hidden;
@@ -328,25 +344,16 @@ Json node_json(const CallTree& tree, uint32_t node, int depth, const ReportOptio
 void render_tree(std::ostream& out, const ProfileModel& m, const ReportOptions& options, const std::string& title) {
   const CallTree tree(m);
   const CallTree::Node& root = tree.nodes()[CallTree::kRoot];
-  const uint64_t min_bytes = static_cast<uint64_t>(static_cast<double>(root.bytes) * options.threshold / 100.0);
   out << title << '\n';
   out << human_bytes(static_cast<double>(root.bytes)) << "  100.0%  in "
       << human_count(static_cast<double>(root.count)) << (root.count == 1 ? " allocation\n" : " allocations\n");
-  uint64_t hidden_bytes = 0;
-  size_t hidden = 0;
-  const std::vector<uint32_t> kids = shown_children(tree, CallTree::kRoot, min_bytes, &hidden_bytes, &hidden);
-  for (size_t i = 0; i < kids.size(); ++i)
-    render_node(out, tree, kids[i], "", i + 1 == kids.size() && hidden == 0, 1, options, root.bytes, min_bytes);
-  if (hidden > 0)
-    out << "└── " << human_bytes(static_cast<double>(hidden_bytes)) << " in " << hidden
-        << (hidden == 1 ? " call" : " calls") << " below " << fixed(options.threshold, 1) << "%\n";
+  render_children(out, tree, CallTree::kRoot, "", 0, options, root.bytes, shown_from(root.bytes, options));
 }
 
 Json tree_json(const ProfileModel& m, const ReportOptions& options) {
   const CallTree tree(m);
   const uint64_t total = tree.nodes()[CallTree::kRoot].bytes;
-  return node_json(tree, CallTree::kRoot, 0, options, total,
-                   static_cast<uint64_t>(static_cast<double>(total) * options.threshold / 100.0));
+  return node_json(tree, CallTree::kRoot, 0, options, total, shown_from(total, options));
 }
 
 std::string replace_suffix(const std::string& path, const std::string& suffix) {
