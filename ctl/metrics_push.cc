@@ -137,18 +137,22 @@ std::string encoded_job(const std::string& job) {
   return percent_encode(job);
 }
 
-HttpAnswer http_exchange(void* handle, std::chrono::milliseconds timeout, const std::string& doing) {
+void http_exchange(void* handle, std::chrono::milliseconds timeout, const std::string& doing,
+                   const std::string& refusal) {
   CURL* curl = static_cast<CURL*>(handle);
-  HttpAnswer answer;
+  std::string body;
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect_body);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer.body);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
   const CURLcode rc = curl_easy_perform(curl);
   if (rc != CURLE_OK) throw CtlError(kExitConnection, "could not " + doing + ": " + curl_easy_strerror(rc));
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &answer.status);
-  while (!answer.body.empty() && std::isspace(static_cast<unsigned char>(answer.body.back()))) answer.body.pop_back();
-  return answer;
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  if (status >= 200 && status < 300) return;
+  while (!body.empty() && std::isspace(static_cast<unsigned char>(body.back()))) body.pop_back();
+  throw CtlError(kExitConnection, refusal + ": HTTP status " + std::to_string(status) +
+                                      (body.empty() ? "" : ": " + body.substr(0, 300)));
 }
 
 void push_group(const GatewayAddress& gateway, const std::string& job, const std::string& instance,
@@ -166,12 +170,8 @@ void push_group(const GatewayAddress& gateway, const std::string& job, const std
   curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, body.data());
   curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
   curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, headers.get());
-  const HttpAnswer answer =
-      http_exchange(curl.get(), kPushTimeout, "push to the Pushgateway at " + gateway.url + " (group " + group + ")");
-  if (answer.status < 200 || answer.status >= 300)
-    throw CtlError(kExitConnection, "the Pushgateway at " + gateway.url + " refused the push (group " + group +
-                                        "): HTTP status " + std::to_string(answer.status) +
-                                        (answer.body.empty() ? "" : ": " + answer.body.substr(0, 300)));
+  http_exchange(curl.get(), kPushTimeout, "push to the Pushgateway at " + gateway.url + " (group " + group + ")",
+                "the Pushgateway at " + gateway.url + " refused the push (group " + group + ")");
 }
 
 RunPusher::RunPusher(Settings settings) : settings_(std::move(settings)) {

@@ -64,14 +64,12 @@ std::string encoded_job(const std::string& job);
 void push_group(const GatewayAddress& gateway, const std::string& job, const std::string& instance,
                 const std::vector<prometheus::MetricFamily>& families);
 
-// One HTTP exchange on `curl` (its URL and request already set): the answer's status and at
-// most 4 KiB of its body, trailing white space removed. Throws CtlError (kExitConnection) with
-// "could not <doing>: <curl's error>" when no answer came within `timeout`.
-struct HttpAnswer {
-  long status = 0;
-  std::string body;
-};
-HttpAnswer http_exchange(void* curl, std::chrono::milliseconds timeout, const std::string& doing);
+// One HTTP exchange on `curl` (its URL and request already set), answered with a 2xx status.
+// Throws CtlError (kExitConnection): "could not <doing>: <curl's error>" when no answer came
+// within `timeout`; "<refusal>: HTTP status N: <at most 300 bytes of the answer>" for any other
+// status.
+void http_exchange(void* curl, std::chrono::milliseconds timeout, const std::string& doing,
+                   const std::string& refusal);
 
 // `run --push-gateway`: while the launched process runs, fetches its `metrics` every `interval`
 // (every 250 ms until the first answer, so a short job is still seen) and pushes them with

@@ -82,11 +82,8 @@ void pyroscope_ingest(const GatewayAddress& address, const std::string& name, do
 
   curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl.get(), CURLOPT_MIMEPOST, form.get());
-  const HttpAnswer answer = http_exchange(curl.get(), timeout, "push to Pyroscope at " + address.url + " (" + name + ")");
-  if (answer.status < 200 || answer.status >= 300)
-    throw CtlError(kExitConnection, "Pyroscope at " + address.url + " refused the profile of " + name +
-                                        ": HTTP status " + std::to_string(answer.status) +
-                                        (answer.body.empty() ? "" : ": " + answer.body.substr(0, 300)));
+  http_exchange(curl.get(), timeout, "push to Pyroscope at " + address.url + " (" + name + ")",
+                "Pyroscope at " + address.url + " refused the profile of " + name);
 }
 
 PyroscopePusher::PyroscopePusher(GatewayAddress address, GlobalOptions g)

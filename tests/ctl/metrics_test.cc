@@ -108,7 +108,7 @@ Json metrics_reply(pid_t pid) {
 }
 
 std::string exposition_of(const std::vector<Json>& replies) {
-  Exposition e(ExpositionOptions{"testhost", ""});
+  Exposition e(ExpositionOptions{"testhost", "", ""});
   for (const Json& r : replies) e.add(r);
   return e.text();
 }
@@ -222,7 +222,7 @@ TEST(Exposition, JobFallsBackToTheProgramAndCanBeOverridden) {
   r["program"] = "/opt/bin/worker";
   EXPECT_EQ(job_of(r), "worker");
   EXPECT_THAT(exposition_of({r}), HasSubstr("job=\"worker\""));
-  Exposition e(ExpositionOptions{"h", "batch"});
+  Exposition e(ExpositionOptions{"h", "batch", ""});
   e.add(r);
   EXPECT_THAT(e.text(), AllOf(HasSubstr("job=\"batch\""), Not(HasSubstr("job=\"worker\""))));
   EXPECT_EQ(e.instance_of(r), "h");
@@ -368,12 +368,12 @@ TEST(Exposition, AnOldOrSparseReplyStillRenders) {
 
 TEST(Exposition, ProcessStateForRun) {
   const Json r = metrics_reply(9);
-  Exposition running(ExpositionOptions{"h", ""});
+  Exposition running(ExpositionOptions{"h", "", ""});
   running.add(r);
   running.add_process_state(r, false, 0);
   EXPECT_THAT(running.text(), AllOf(HasSubstr("rsr_process_exited{instance=\"h\",job=\"svc\"} 0\n"),
                                     Not(HasSubstr("rsr_process_exit_code"))));
-  Exposition done(ExpositionOptions{"h", ""});
+  Exposition done(ExpositionOptions{"h", "", ""});
   done.add_process_state(r, true, 3);
   EXPECT_THAT(done.text(), AllOf(HasSubstr("rsr_process_exited{instance=\"h\",job=\"svc\"} 1\n"),
                                  HasSubstr("rsr_process_exit_code{instance=\"h\",job=\"svc\"} 3\n")));
