@@ -543,12 +543,12 @@
 
   function update() {
     var path = [];
-    for (var a = zoom; a > 0; a = D.parent[a]) path.push([D.frame[a], D.depth[a]]);
+    for (var a = zoom; a > 0; a = D.parent[a]) path.push(D.frame[a]);
     build();
     // Keep the zoom on the same call path when it still exists.
     zoom = 0;
-    path.reverse().forEach(function (p) {
-      var next = D.kids[zoom].find(function (c) { return D.frame[c] === p[0]; });
+    path.reverse().forEach(function (f) {
+      var next = D.kids[zoom].find(function (c) { return D.frame[c] === f; });
       if (next !== undefined) zoom = next;
     });
     runSearch();
