@@ -72,8 +72,11 @@ std::string find_preload_library(const EnvLookup& env, const std::string& exe_pa
   const size_t slash = exe_path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : exe_path.substr(0, slash);
   std::vector<std::string> tried;
-  for (const std::string rel : {"../preload/librsrmem.so", "../" RSR_LIBDIR "/librsrmem.so",
-                                "../lib/x86_64-linux-gnu/librsrmem.so", "../lib/librsrmem.so"}) {
+  // The build tree's layout, then the installed one: a private directory under libdir, where
+  // ld.so's search path does not reach (the library is preloaded by path, never linked).
+  for (const std::string rel :
+       {"../preload/librsrmem.so", "../" RSR_LIBDIR "/rsrmem/librsrmem.so",
+        "../lib/x86_64-linux-gnu/rsrmem/librsrmem.so", "../lib/rsrmem/librsrmem.so"}) {
     const std::string candidate = dir + "/" + rel;
     bool seen = false;
     for (const std::string& t : tried) seen = seen || t == candidate;

@@ -4,10 +4,10 @@ cannot drift from them:
 
   generate.py rsrmemctl.1 RSRMEMCTL VERSION OUT   the manual of rsrmemctl, from its --help and
                                                   each subcommand's --help
-  generate.py librsrmem.7 ENV_TEMPLATE HEADER VERSION OUT
+  generate.py librsrmem.7 ENV_TEMPLATE HEADER VERSION LIBRARY DROPIN OUT
                                                   the library's manual: every RSR_* setting with
-                                                  its default (scripts/env.template) and the C
-                                                  API (rsrmem.h)
+                                                  its default (scripts/env.template), the C API
+                                                  (rsrmem.h) and the installed files' paths
   generate.py bash RSRMEMCTL OUT                  bash completion
   generate.py zsh RSRMEMCTL OUT                   zsh completion
 """
@@ -212,10 +212,10 @@ def c_api(header):
     return out
 
 
-def librsrmem_man(template, header, version, out):
+def librsrmem_man(template, header, version, library, dropin, out):
     page = ['.TH LIBRSRMEM 7 "" "rsrmem %s" "Miscellaneous"' % roff(version),
             '.SH NAME', 'librsrmem \\- ' + roff('memory monitoring of a native service, loaded with LD_PRELOAD'),
-            '.SH SYNOPSIS', '.B LD_PRELOAD=librsrmem.so', '.I service',
+            '.SH SYNOPSIS', '.B LD_PRELOAD=' + roff(library), '.I service',
             '.br', '.B rsrmemctl run \\-\\- ', '.I service',
             '.SH DESCRIPTION',
             roff('librsrmem.so intercepts the allocation API of the process it is loaded into, counts '
@@ -238,7 +238,17 @@ def librsrmem_man(template, header, version, out):
         for decl in decls[1:]:
             page += ['.TQ', '.B ' + roff(decl)]
         page.append(roff(comment))
-    page += ['.SH SEE ALSO', 'rsrmemctl(1)']
+    heap = library.rsplit('/', 1)[0] + '/librsrmem-heap.so'
+    page += ['.SH FILES',
+             '.TP', '.I ' + roff(library),
+             roff('The library. It is preloaded by this path: its directory is not on the '
+                  "loader's search path."),
+             '.TP', '.I ' + roff(heap),
+             roff("The library's private heap (mimalloc), loaded from beside it."),
+             '.TP', '.I ' + roff(dropin),
+             roff('A systemd drop-in that puts a service under the library; the file says how to '
+                  'install it.'),
+             '.SH SEE ALSO', 'rsrmemctl(1)']
     write(out, page)
 
 
@@ -341,8 +351,8 @@ def main(argv):
     kind = argv[1] if len(argv) > 1 else ''
     if kind == 'rsrmemctl.1' and len(argv) == 5:
         rsrmemctl_man(argv[2], argv[3], argv[4])
-    elif kind == 'librsrmem.7' and len(argv) == 6:
-        librsrmem_man(argv[2], argv[3], argv[4], argv[5])
+    elif kind == 'librsrmem.7' and len(argv) == 8:
+        librsrmem_man(*argv[2:8])
     elif kind == 'bash' and len(argv) == 4:
         bash_completion(argv[2], argv[3])
     elif kind == 'zsh' and len(argv) == 4:

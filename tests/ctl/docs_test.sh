@@ -4,7 +4,7 @@
 # completions parse and complete in scripted shells (bash's own, zsh with its completion
 # builtins replaced by functions that print what they are given); then `meson install` puts them, the
 # pkg-config file and the header where a C build finds them, and the dashboards and alert rules
-# under share/rsrmem/grafana.
+# under share/rsrmem/grafana, the library in libdir/rsrmem where the installed rsrmemctl finds it.
 #   docs_test.sh RSRMEMCTL DOC_DIR ENV_TEMPLATE BUILD_DIR
 set -euo pipefail
 ctl=$1 doc=$2 template=$3 build=$4
@@ -67,23 +67,34 @@ grep -qx -- "--format" <<<"$(complete_zsh rsrmemctl --f)" || fail "zsh: --format
 dest=$(mktemp -d)
 trap 'rm -rf "$dest"' EXIT
 meson install -C "$build" --destdir "$dest" --no-rebuild --quiet >/dev/null
-prefix=$(meson introspect "$build" --buildoptions | python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"][0])')
+option() { meson introspect "$build" --buildoptions | python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]==sys.argv[1]][0])' "$1"; }
+prefix=$(option prefix) libdir=$(option libdir) sysconfdir=$(option sysconfdir)
 for f in share/man/man1/rsrmemctl.1 share/man/man7/librsrmem.7 share/bash-completion/completions/rsrmemctl \
-         share/zsh/vendor-completions/_rsrmemctl include/rsrmem.h \
+         share/zsh/vendor-completions/_rsrmemctl include/rsrmem.h share/pkgconfig/rsrmem.pc \
          share/rsrmem/grafana/rsr-memory-overview.json share/rsrmem/grafana/rsr-memory-details.json \
          share/rsrmem/grafana/alerts.yml share/rsrmem/grafana/prometheus.yml \
          share/rsrmem/grafana/provisioning/dashboards/rsrmem.yaml share/rsrmem/systemd/rsrmem-preload.conf \
-         lib/systemd/system/rsrmem-exporter.service lib/sysusers.d/rsrmem.conf lib/tmpfiles.d/rsrmem.conf; do
+         lib/systemd/system/rsrmem-exporter.service lib/sysusers.d/rsrmem.conf lib/tmpfiles.d/rsrmem.conf \
+         "$libdir/rsrmem/librsrmem.so" "$libdir/rsrmem/librsrmem-heap.so" bin/rsrmemctl; do
   [ -f "$dest$prefix/$f" ] || fail "not installed: $prefix/$f"
 done
-pc=$(find "$dest" -name rsrmem.pc | head -n 1)
-[ -n "$pc" ] || fail "no rsrmem.pc installed"
-if [ -n "$pc" ]; then
-  cflags=$(PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$dest pkg-config --cflags rsrmem)
-  printf '#include <rsrmem.h>\nint main(void) { return rsrmem_present(); }\n' > "$dest/api.c"
-  cc $cflags -o "$dest/api" "$dest/api.c" || fail "cc \$(pkg-config --cflags rsrmem) cannot build against rsrmem.h"
-  [ ! -x "$dest/api" ] || "$dest/api" || fail "rsrmem_present() is not 0 without the library"
-fi
+case $sysconfdir in /*) etc=$sysconfdir ;; *) etc=$prefix/$sysconfdir ;; esac
+[ -f "$dest$etc/default/rsrmem-exporter" ] || fail "not installed: $etc/default/rsrmem-exporter"
+# Nothing on the loader's search path: the library is preloaded by its path only.
+found=$(find "$dest" -name 'librsrmem*.so' -not -path "*/$libdir/rsrmem/*")
+[ -z "$found" ] || fail "a library outside $libdir/rsrmem: $found"
+# The installed rsrmemctl finds the installed library from its own place, and the page names it.
+preloaded=$("$dest$prefix/bin/rsrmemctl" run -- sh -c 'echo "$LD_PRELOAD"; grep -c "/rsrmem/librsrmem.so" /proc/$$/maps') ||
+  fail "the installed rsrmemctl run failed: $preloaded"
+[ "$(head -n 1 <<<"$preloaded")" = "$dest$prefix/$libdir/rsrmem/librsrmem.so" ] ||
+  fail "the installed rsrmemctl preloads $(head -n 1 <<<"$preloaded"), not the installed library"
+[ "$(tail -n 1 <<<"$preloaded")" -ge 1 ] || fail "the installed library is not mapped in the program run"
+LC_ALL=C.UTF-8 MANWIDTH=200 man -l "$doc/librsrmem.7" 2>/dev/null | grep -q "LD_PRELOAD=$prefix/$libdir/rsrmem/librsrmem.so service" ||
+  fail "librsrmem.7's synopsis does not give the installed library's path"
+cflags=$(PKG_CONFIG_PATH=$dest$prefix/share/pkgconfig PKG_CONFIG_SYSROOT_DIR=$dest pkg-config --cflags rsrmem)
+printf '#include <rsrmem.h>\nint main(void) { return rsrmem_present(); }\n' > "$dest/api.c"
+cc $cflags -o "$dest/api" "$dest/api.c" || fail "cc \$(pkg-config --cflags rsrmem) cannot build against rsrmem.h"
+[ ! -x "$dest/api" ] || "$dest/api" || fail "rsrmem_present() is not 0 without the library"
 
 [ "$failures" = 0 ] && echo "docs: all checks passed"
 exit $((failures > 0))

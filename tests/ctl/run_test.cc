@@ -54,11 +54,16 @@ TEST(FindPreload, BuildTreeThenInstalledLayouts) {
   rsrtest::TempDir dir;
   const std::string exe = dir.path() + "/bin/rsrmemctl";
   touch(exe);  // the executable's directory must exist for bin/../lib to resolve
+  // Installed, the library sits in a private directory under libdir (it is not a library to
+  // link against, and ld.so's path must not offer it).
   touch(dir.path() + "/lib/librsrmem.so");
-  EXPECT_EQ(find_preload_library(env_of({}), exe), dir.path() + "/lib/librsrmem.so");
   touch(dir.path() + "/lib/x86_64-linux-gnu/librsrmem.so");
+  EXPECT_THROW(find_preload_library(env_of({}), exe), CtlError);
+  touch(dir.path() + "/lib/rsrmem/librsrmem.so");
+  EXPECT_EQ(find_preload_library(env_of({}), exe), dir.path() + "/lib/rsrmem/librsrmem.so");
+  touch(dir.path() + "/lib/x86_64-linux-gnu/rsrmem/librsrmem.so");
   EXPECT_EQ(find_preload_library(env_of({}), exe),
-            dir.path() + "/lib/x86_64-linux-gnu/librsrmem.so");
+            dir.path() + "/lib/x86_64-linux-gnu/rsrmem/librsrmem.so");
   touch(dir.path() + "/preload/librsrmem.so");
   EXPECT_EQ(find_preload_library(env_of({}), exe), dir.path() + "/preload/librsrmem.so");
 }
@@ -72,7 +77,7 @@ TEST(FindPreload, NothingFoundListsWhereItLooked) {
     EXPECT_EQ(e.code(), kExitNotFound);
     EXPECT_THAT(e.what(), HasSubstr("cannot find librsrmem.so"));
     EXPECT_THAT(e.what(), HasSubstr(dir.path() + "/bin/../preload/librsrmem.so"));
-    EXPECT_THAT(e.what(), HasSubstr(dir.path() + "/bin/../lib/librsrmem.so"));
+    EXPECT_THAT(e.what(), HasSubstr(dir.path() + "/bin/../lib/rsrmem/librsrmem.so"));
     EXPECT_THAT(e.what(), HasSubstr("set RSR_PRELOAD_LIB"));
   }
 }
