@@ -94,8 +94,9 @@ constexpr const char* kPushHelp =
     "instance=<hostname> (/2, /3, ... for more processes of a job), and each push replaces that\n"
     "group's metrics (HTTP PUT): one group per job and host, whatever the pids.\n"
     "--pyroscope: each process's heap profile goes to POST /ingest (format=pprof) as\n"
-    "JOB{hostname=...,pid=...}: allocations since the previous push, what is in use now; a\n"
-    "failed push is covered by the next one.\n"
+    "JOB{hostname=...,process=K} (K: the job's K-th process on the host, as in instance):\n"
+    "allocations since the previous push, what is in use now; a failed push is covered by the\n"
+    "next one.\n"
     "Once: exit 0 when every push succeeded, 4 when a service could not be reached or refused.\n"
     "With --interval: failures are reported and retried; exits 0 on SIGINT or SIGTERM.\n";
 

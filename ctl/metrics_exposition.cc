@@ -193,14 +193,20 @@ std::string local_hostname() {
   return buf;
 }
 
-const std::string& InstanceNames::of(const std::string& job, long long pid) {
+const InstanceNames::Given& InstanceNames::give(const std::string& job, long long pid) {
   auto [it, fresh] = given_.try_emplace({job, pid});
   if (fresh) {
     const int n = ++per_job_[job];
-    it->second = n == 1 ? host_ : host_ + "/" + std::to_string(n);
+    it->second = Given{n, n == 1 ? host_ : host_ + "/" + std::to_string(n)};
   }
   return it->second;
 }
+
+const std::string& InstanceNames::of(const std::string& job, long long pid) {
+  return give(job, pid).name;
+}
+
+int InstanceNames::ordinal(const std::string& job, long long pid) { return give(job, pid).ordinal; }
 
 Exposition::Exposition(ExpositionOptions options)
     : options_(std::move(options)),

@@ -45,10 +45,18 @@ class InstanceNames {
  public:
   explicit InstanceNames(std::string host) : host_(std::move(host)) {}
   const std::string& of(const std::string& job, long long pid);
+  // The process's number among its job's: 1 for `host`, 2 for "<host>/2", ...
+  int ordinal(const std::string& job, long long pid);
 
  private:
+  struct Given {
+    int ordinal;
+    std::string name;
+  };
+  const Given& give(const std::string& job, long long pid);
+
   std::string host_;
-  std::map<std::pair<std::string, long long>, std::string> given_;
+  std::map<std::pair<std::string, long long>, Given> given_;
   std::map<std::string, int> per_job_;
 };
 

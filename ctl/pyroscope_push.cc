@@ -37,9 +37,9 @@ GatewayAddress parse_pyroscope_url(const std::string& url) {
   return parse_http_url(url, "Pyroscope", "http://127.0.0.1:4040");
 }
 
-std::string pyroscope_name(const HeapProfile& p, const std::string& hostname) {
-  return pyroscope_safe(p.job) + "{hostname=" + pyroscope_safe(hostname) +
-         ",pid=" + std::to_string(p.pid) + "}";
+std::string pyroscope_name(const std::string& job, const std::string& hostname, int process) {
+  return pyroscope_safe(job) + "{hostname=" + pyroscope_safe(hostname) +
+         ",process=" + std::to_string(process) + "}";
 }
 
 std::string pyroscope_sample_type_config() {
@@ -101,11 +101,12 @@ int PyroscopePusher::push_round(Io io) {
   });
   symbolizers_.keep_only(answered);
   int code = report_failures(g_, io, results);
+  InstanceNames names(hostname_);  // numbered in pid order, each round, as a scrape does
   for (auto& [pid, profile] : now) {
     auto last = last_.find(pid);
     // Allocations since the previous push (since the start for the first); in use: now.
     HeapProfile sent = last == last_.end() ? profile : allocations_since(last->second, profile);
-    const std::string name = pyroscope_name(profile, hostname_);
+    const std::string name = pyroscope_name(profile.job, hostname_, names.ordinal(profile.job, pid));
     try {
       std::string profile_gz;
       try {

@@ -35,9 +35,10 @@ namespace rsr::ctl {
 // "http://host:4040[/prefix]"; throws CtlError (kExitUsage) naming what is wrong.
 GatewayAddress parse_pyroscope_url(const std::string& url);
 
-// Pyroscope's application name: "job{hostname=...,pid=...}" (characters its names and label
-// values do not take become '_').
-std::string pyroscope_name(const HeapProfile& profile, const std::string& hostname);
+// Pyroscope's application name: "job{hostname=...,process=K}", K the process's number among its
+// job's on the host (InstanceNames::ordinal: the same across restarts, as the Prometheus series'
+// instance). Characters its names and label values do not take become '_'.
+std::string pyroscope_name(const std::string& job, const std::string& hostname, int process);
 
 // The sample_type_config form field for rsrmem's four sample types.
 std::string pyroscope_sample_type_config();

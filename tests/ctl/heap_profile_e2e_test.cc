@@ -337,7 +337,10 @@ TEST_F(HeapProfileE2eTest, PushSendsProfilesToPyroscopesIngestApi) {
   const rsrtest::RecordingHttp::Request& q = first[0];
   EXPECT_EQ(q.method, "POST");
   EXPECT_THAT(q.path, ::testing::StartsWith("/ingest?name=heapsvc%7Bhostname%3D"));
-  EXPECT_THAT(q.path, HasSubstr("%2Cpid%3D" + target + "%7D"));
+  // Named as the Prometheus series are, stable across restarts: the job's first process on
+  // the host (the pid would make a new series at every restart).
+  EXPECT_THAT(q.path, HasSubstr("%2Cprocess%3D1%7D"));
+  EXPECT_THAT(q.path, Not(HasSubstr(target)));
   EXPECT_THAT(q.path, HasSubstr("&format=pprof"));
   EXPECT_THAT(q.path, ContainsRegex("&from=[0-9]+&until=[0-9]+"));
   EXPECT_THAT(q.content_type, ::testing::StartsWith("multipart/form-data; boundary="));

@@ -18,6 +18,7 @@
 #include "metrics_exposition.h"
 #include "metrics_push.h"
 #include "module_map.h"
+#include "pyroscope_push.h"
 #include "subprocess.h"
 #include "symbolizer_fixture.h"
 
@@ -342,6 +343,18 @@ TEST(Exposition, InstanceNamesStayTheSameAcrossRestarts) {
   InstanceNames restarted("h");           // both api processes restarted with new pids
   EXPECT_EQ(restarted.of("api", 5000), "h");
   EXPECT_EQ(restarted.of("api", 6000), "h/2");
+}
+
+// Pyroscope's series follow the same numbering: the job's K-th process on the host.
+TEST(Exposition, PyroscopeNamesNumberTheJobsProcessesAsInstancesDo) {
+  InstanceNames names("h");
+  EXPECT_EQ(names.ordinal("api", 100), 1);
+  EXPECT_EQ(names.ordinal("api", 200), 2);
+  EXPECT_EQ(names.ordinal("batch", 300), 1);
+  EXPECT_EQ(names.ordinal("api", 100), 1);
+  EXPECT_EQ(names.of("api", 200), "h/2");
+  EXPECT_EQ(pyroscope_name("api", "h", 2), "api{hostname=h,process=2}");
+  EXPECT_EQ(pyroscope_name("my svc", "h{1}", 1), "my_svc{hostname=h_1_,process=1}");
 }
 
 TEST(Exposition, SeveralProcessesShareEachFamily) {
