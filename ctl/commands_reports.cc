@@ -543,11 +543,17 @@ ProfileModel difference(const ProfileModel& base, const ProfileModel& now, bool 
       d.count += sign * static_cast<int64_t>(s.count);
     }
   }
-  ProfileModel out = now;
-  out.stacks.clear();
-  out.uses.clear();
-  out.view_bytes = out.view_allocations = 0;
+  // Who and what view it is; none of NEW's own totals, timeline or threads: they are not the
+  // difference's.
+  ProfileModel out;
   out.id = (grew ? "growth from " : "shrinkage from ") + base.id + " to " + now.id;
+  out.kind = "difference";
+  out.service = now.service;
+  out.program = now.program;
+  out.pid = now.pid;
+  out.hostname = now.hostname;
+  out.view = now.view;
+  out.modules = now.modules;
   for (const auto& [key, d] : by_frames) {
     const int64_t bytes = grew ? d.bytes : -d.bytes, count = grew ? d.count : -d.count;
     if (bytes <= 0 && (bytes < 0 || count <= 0)) continue;

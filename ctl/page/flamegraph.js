@@ -205,13 +205,15 @@
       num(meta.frees) + ' frees (' + human(meta.freed_bytes) + ')';
     var facts = [
       ['service', meta.service], ['program', meta.program], ['pid', meta.pid ? String(meta.pid) : ''],
-      ['kind', meta.kind], ['view', views[meta.view] || meta.view], ['started', started],
-      ['duration', span(meta.duration_s)],
-      ['this view', human(nodeBytes[0]) + ' in ' + num(nodeCount[0]) + ' allocations, ' + num(meta.stacks) + ' stacks'],
-      ['capture', capture],
-      ['peak', human(meta.peak_bytes)],
-      ['live at end', human(meta.live_bytes_at_end) + ' in ' + num(meta.live_blocks_at_end) + ' blocks'],
-      ['threads', String(meta.threads)]];
+      ['kind', meta.kind], ['view', views[meta.view] || meta.view],
+      ['this view', human(nodeBytes[0]) + ' in ' + num(nodeCount[0]) + ' allocations, ' + num(meta.stacks) + ' stacks']];
+    // A difference of two captures has no capture totals of its own.
+    if (meta.kind !== 'difference') {
+      facts.splice(5, 0, ['started', started], ['duration', span(meta.duration_s)]);
+      facts.push(['capture', capture], ['peak', human(meta.peak_bytes)],
+        ['live at end', human(meta.live_bytes_at_end) + ' in ' + num(meta.live_blocks_at_end) + ' blocks'],
+        ['threads', String(meta.threads)]);
+    }
     var box = $('facts');
     facts.forEach(function (f) {
       if (!f[1]) return;

@@ -572,6 +572,12 @@ TEST_F(ProfilingTest, DiffShowsTheNewSiteAloneAsTheGrowth) {
   EXPECT_THAT(page, HasSubstr("growth from background_1 to background_2"));
   EXPECT_THAT(page, HasSubstr("register_session"));
   EXPECT_THAT(page, Not(HasSubstr("plain_function")));
+  // The second capture's own totals, timeline and threads are not the difference's.
+  EXPECT_THAT(page, HasSubstr("\"kind\":\"difference\""));
+  EXPECT_THAT(page, HasSubstr("\"allocations\":0,"));
+  EXPECT_THAT(page, HasSubstr("\"peak_bytes\":0,"));
+  EXPECT_THAT(page, HasSubstr("\"threads\":[],"));
+  EXPECT_THAT(page, HasSubstr("\"live\":[]"));
 }
 
 TEST_F(ProfilingTest, SummaryJsonLeaks) {

@@ -417,6 +417,23 @@ TEST_F(Browser, TheChartWithoutUses) {
   EXPECT_THAT(dom, HasSubstr("<select id=\"thread\" disabled"));
 }
 
+// The page of a difference (`diff --as flamegraph`) shows no capture totals nor chart.
+TEST_F(Browser, ADifferenceHasNoCaptureFacts) {
+  ProfileModel m = rsrtest::timed_model();
+  m.kind = "difference";
+  m.timeline.clear();
+  m.uses.clear();
+  const rsrtest::Result r = dump_dom(write("difference.html", html(m)), "");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(script_errors(r.err), testing::IsEmpty());
+  const std::string dom = visible(r.out);
+  EXPECT_THAT(dom, HasSubstr("data-ready=\"1\""));
+  EXPECT_THAT(dom, HasSubstr("this view: </span>2.0 KiB in 30 allocations"));
+  for (const char* fact : {"capture: ", "peak: ", "live at end: ", "threads: ", "started: ", "duration: "})
+    EXPECT_THAT(dom, Not(HasSubstr(std::string(fact) + "</span>"))) << fact;
+  EXPECT_THAT(dom, HasSubstr("<section id=\"time\" hidden"));
+}
+
 // A range dragged across the chart with the mouse, the inverted view, the thread menu.
 constexpr const char* kTimeDriver = R"js(<script>
 (function () {
