@@ -86,6 +86,17 @@ std::optional<pid_t> pid_from_socket_name(std::string_view name) {
   return pid;
 }
 
+namespace {
+
+// A service's directory below the socket directory (README "Fleet set-up", systemd): a directory
+// itself, not a link to one; one that group or others may write holds nothing for this user.
+bool usable_service_dir(const std::string& sub) {
+  struct stat st;
+  return lstat(sub.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 022) == 0;
+}
+
+}  // namespace
+
 std::vector<SocketFile> scan_socket_dir(const std::string& dir) {
   std::vector<SocketFile> out;
   check_trusted(dir);
@@ -101,17 +112,13 @@ std::vector<SocketFile> scan_socket_dir(const std::string& dir) {
     if (auto pid = pid_from_socket_name(e->d_name)) {
       out.push_back({*pid, dir + "/" + e->d_name});
     } else if (e->d_name[0] != '.') {
-      struct stat st;
-      const std::string sub = dir + "/" + e->d_name;
-      if (lstat(sub.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) services.push_back(sub);
+      services.push_back(dir + "/" + e->d_name);
     }
   }
   closedir(d);
-  // One level down: a directory per service (README "Fleet set-up", systemd). One that group or
-  // others may write, or that this user may not read, holds nothing for it.
+  // One level down: a directory per service. One this user may not read holds nothing for it.
   for (const std::string& sub : services) {
-    struct stat st;
-    if (stat(sub.c_str(), &st) != 0 || (st.st_mode & 022) != 0) continue;
+    if (!usable_service_dir(sub)) continue;
     DIR* s = opendir(sub.c_str());
     if (!s) continue;
     while (const dirent* e = readdir(s))
@@ -130,8 +137,13 @@ bool pid_alive(pid_t pid) {
 
 std::string remove_stale_socket(const std::string& dir, const SocketFile& socket) {
   const size_t slash = socket.path.rfind('/');
-  if (slash == std::string::npos || socket.path.substr(0, slash) != dir)
-    return "not in the socket directory " + dir;
+  if (slash == std::string::npos) return "not in the socket directory " + dir;
+  // In the directory, or in a service's directory right below it (as scan_socket_dir finds them).
+  const std::string parent = socket.path.substr(0, slash);
+  const size_t up = parent.rfind('/');
+  const bool in_service_dir = up != std::string::npos && parent.substr(0, up) == dir &&
+                              parent[up + 1] != '.' && usable_service_dir(parent);
+  if (parent != dir && !in_service_dir) return "not in the socket directory " + dir;
   const std::string name = socket.path.substr(slash + 1);
   if (pid_from_socket_name(name) != socket.pid) return "not named <pid>.sock";
   struct stat st;

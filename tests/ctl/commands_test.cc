@@ -279,6 +279,11 @@ TEST_F(CommandsTest, AllReportsEachProcessAndCleansUpStaleSockets) {
   rsrtest::FakeServer sb(socket_for(b), answers({{"health", health_reply(b, false)}}));
   const pid_t dead = 2147480000;
   make_dead_socket(socket_for(dead));
+  // And one in a service's directory below (systemd's RuntimeDirectory=rsrmem/%N).
+  const std::string service_dir = socket_for(dead).substr(0, socket_for(dead).rfind('/')) + "/svc";
+  ASSERT_EQ(mkdir(service_dir.c_str(), 0700), 0);
+  const std::string dead_in_service = service_dir + "/2147480001.sock";
+  make_dead_socket(dead_in_service);
 
   EXPECT_EQ(cmd_health(options(TargetMode::kAll, OutputFormat::kJson), false, io_), kExitNegative);
   const Json out = Json::parse(out_.str());
@@ -288,6 +293,8 @@ TEST_F(CommandsTest, AllReportsEachProcessAndCleansUpStaleSockets) {
   EXPECT_THAT(err_.str(),
               HasSubstr("process 2147480000 is gone; removed stale socket " + socket_for(dead)));
   EXPECT_NE(access(socket_for(dead).c_str(), F_OK), 0);
+  EXPECT_THAT(err_.str(), HasSubstr("removed stale socket " + dead_in_service));
+  EXPECT_NE(access(dead_in_service.c_str(), F_OK), 0);
 }
 
 TEST_F(CommandsTest, AllTextHasOneBlockPerProcess) {

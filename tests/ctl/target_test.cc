@@ -158,6 +158,31 @@ TEST(Cleanup, RemovesOnlyOurSocketsNamedByPid) {
   EXPECT_EQ(remove_stale_socket(dir.path(), {123, stale}), "");
 }
 
+// A service's directory one level down (systemd's RuntimeDirectory=rsrmem/%N) is cleaned as the
+// top one is; deeper, or in a directory others may write, nothing is touched.
+TEST(Cleanup, RemovesStaleSocketsInAServicesDirectory) {
+  rsrtest::TempDir dir;
+  ASSERT_EQ(mkdir((dir.path() + "/svc").c_str(), 0700), 0);
+  const std::string stale = dir.path() + "/svc/123.sock";
+  make_dead_socket(stale);
+  ASSERT_EQ(scan_socket_dir(dir.path()).size(), 1u);
+  EXPECT_EQ(remove_stale_socket(dir.path(), {123, stale}), "");
+  EXPECT_FALSE(exists(stale));
+
+  ASSERT_EQ(mkdir((dir.path() + "/svc/deeper").c_str(), 0700), 0);
+  const std::string deeper = dir.path() + "/svc/deeper/124.sock";
+  make_dead_socket(deeper);
+  EXPECT_THAT(remove_stale_socket(dir.path(), {124, deeper}), HasSubstr("not in the socket directory"));
+  EXPECT_TRUE(exists(deeper));
+
+  ASSERT_EQ(mkdir((dir.path() + "/open").c_str(), 0700), 0);
+  ASSERT_EQ(chmod((dir.path() + "/open").c_str(), 0777), 0);
+  const std::string open = dir.path() + "/open/125.sock";
+  make_dead_socket(open);
+  EXPECT_THAT(remove_stale_socket(dir.path(), {125, open}), HasSubstr("not in the socket directory"));
+  EXPECT_TRUE(exists(open));
+}
+
 TEST(Resolve, PidNamesItsSocket) {
   rsrtest::TempDir dir;
   const pid_t self = getpid();
