@@ -417,6 +417,38 @@ TEST_F(Browser, TheChartWithoutUses) {
   EXPECT_THAT(dom, HasSubstr("<select id=\"thread\" disabled"));
 }
 
+// The process's heap and RSS are read every 100 ms: a span without a reading holds the last one
+// (a line drawn down to zero between readings would show drops that never happened), and
+// nothing is drawn before the first reading.
+TEST_F(Browser, ProcessReadingsHoldBetweenSpans) {
+  ProfileModel m = rsrtest::timed_model();
+  for (size_t i = 0; i < m.timeline.size(); ++i) {
+    m.timeline[i].heap_bytes = i >= 5 && i % 10 == 0 ? 8192 + i : 0;
+    m.timeline[i].rss_bytes = i % 10 == 5 ? 65536 : 0;
+  }
+  const rsrtest::Result r = dump_dom(write("readings.html", html(m)), "");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(script_errors(r.err), testing::IsEmpty());
+  const std::string dom = visible(r.out);
+  for (const std::string name : {"heap", "rss"}) {
+    std::smatch match;
+    ASSERT_TRUE(std::regex_search(dom, match, std::regex("<polyline class=\"" + name + "\" points=\"([^\"]*)\"")))
+        << name;
+    std::istringstream points(match[1].str());
+    double first_x = -1, lowest = 1e9, highest = 0;
+    for (std::string p; points >> p;) {
+      const double x = std::stod(p.substr(0, p.find(','))), y = std::stod(p.substr(p.find(',') + 1));
+      if (first_x < 0) first_x = x;
+      lowest = std::min(lowest, y);
+      highest = std::max(highest, y);
+    }
+    // y grows downwards; the axis (a value of 0) is at 112 (16 above, 18 below a 130-high chart).
+    EXPECT_LT(highest, 111.0) << name << " drawn down to zero between readings: " << match[1];
+    EXPECT_GT(first_x, 0.0) << name << " drawn before its first reading";
+    EXPECT_GE(lowest, 16.0) << name;
+  }
+}
+
 // The page of a difference (`diff --as flamegraph`) shows no capture totals nor chart.
 TEST_F(Browser, ADifferenceHasNoCaptureFacts) {
   ProfileModel m = rsrtest::timed_model();
