@@ -3,8 +3,8 @@
 # system that has never seen rsrmem: an overlay of this machine's root file
 # system (its changes kept in a scratch directory, the machine itself untouched), entered with
 # chroot in a private mount namespace, with the checkout and the build tree hidden. There:
-#   - dpkg installs librsrmem, rsrmem and librsrmem-dev; the exporter's user exists and its unit
-#     is enabled;
+#   - dpkg installs librsrmem, rsrmem and librsrmem-dev; the exporter's user exists, its unit is
+#     enabled, and its command, run as its user with its environment, answers /metrics;
 #   - the installed rsrmemctl runs a program under the installed library (found at its installed
 #     path, nothing else around) and names the function that holds its memory;
 #   - man finds and renders both pages, bash completes rsrmemctl, a C program builds with
@@ -102,6 +102,29 @@ else
   kill -TERM "$pid"
 fi
 wait "$runner" 2>/dev/null
+
+# The exporter as its unit starts it: the unit's user, its Environment= lines and command line
+# (the sandboxing needs a running systemd, which a chroot has not), /run/rsrmem as tmpfiles made
+# it. It answers /metrics.
+unit=$(dpkg -L rsrmem | grep '/systemd/system/rsrmem-exporter.service$')
+[ -d /run/rsrmem ] || fail "/run/rsrmem was not made"
+user=$(sed -n 's/^User=//p' "$unit")
+environment=$(sed -n 's/^Environment=//p' "$unit")
+command=$(sed -n 's/^ExecStart=//p' "$unit")
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# shellcheck disable=SC2086  # the unit's assignments, one word each
+env -i PATH="$PATH" $environment RSRMEM_LISTEN="127.0.0.1:$port" \
+  setpriv --reuid="$user" --regid="$user" --init-groups sh -c "exec $command" >/tmp/exporter.log 2>&1 &
+exporter=$!
+answer=""
+for _ in $(seq 1 50); do
+  answer=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/metrics") && [ "$answer" = 200 ] && break
+  sleep 0.1
+done
+[ "$answer" = 200 ] || fail "the exporter, started as its unit says, did not answer /metrics ($answer): $(cat /tmp/exporter.log)"
+[ "$(ps -o user= -p "$exporter")" = "$user" ] || fail "the exporter does not run as $user"
+kill -TERM "$exporter" 2>/dev/null
+wait "$exporter" 2>/dev/null
 
 # Manual pages, completion, the C API through pkg-config.
 for page in rsrmemctl librsrmem; do
