@@ -85,7 +85,7 @@ bool estimates_ok(char* why, size_t cap) {
   const hot::Totals totals = hot::read_totals();
   const uint64_t live = totals.alloc_bytes > totals.free_bytes ? totals.alloc_bytes - totals.free_bytes : 0;
   const int64_t unattributed = t.overflow.live_bytes.load(std::memory_order_relaxed);
-  const uint64_t samples = t.samples.load(), untracked = t.dropped_samples.load();
+  const uint64_t samples = hot::samples_taken(), untracked = t.dropped_samples.load();
   // Call sites beyond the table's capacity share one unnamed bucket: once it holds a tenth of
   // the live heap, per-site figures and leak naming miss what matters.
   if (unattributed > 0 && live > 0 && static_cast<uint64_t>(unattributed) * 10 >= live) {
@@ -121,7 +121,7 @@ void write_sampling(Writer& w) {
       .field("mode", mode_name())
       .field("interval_bytes", g_cold.config.memory_detailed_tracking ? uint64_t{0} : hot::g_engine.interval)
       .field("stack_depth", hot::g_stack.depth)
-      .field("samples", t.samples.load())
+      .field("samples", hot::samples_taken())
       .field("tracked_blocks", sampled_blocks())
       .field("max_tracked_blocks", t.max_blocks)
       .field("sites", t.site_count.load())

@@ -94,14 +94,14 @@ void write_leaks(Writer& w) {
 }
 
 void write_stack_depth(Writer& w) {
-  const hot::DepthHistogram& h = hot::g_stack_depths;
+  const hot::DepthHistogram h = hot::stack_depths();
   w.key("stack_depth").begin_object();
   w.key("bounds").begin_array();
   for (int b : hot::kDepthBounds) w.value(b);
   w.end_array().key("counts").begin_array();
-  for (const auto& c : h.counts) w.value(c.load(std::memory_order_relaxed));
+  for (const uint64_t c : h.counts) w.value(c);
   w.end_array();
-  w.field("sum", h.sum.load(std::memory_order_relaxed)).field("count", h.count.load(std::memory_order_relaxed));
+  w.field("sum", h.sum).field("count", h.count);
   w.end_object();
 }
 

@@ -22,7 +22,6 @@
 namespace rsr::hot {
 
 constinit StackCapture g_stack;
-constinit DepthHistogram g_stack_depths;
 constinit UnwinderPipe g_unwinder_pipe;
 constinit std::atomic<uint32_t> g_unwinder_state{kUnwinderIdle};
 
@@ -190,16 +189,22 @@ int capture(uintptr_t* out, int depth, bool every_allocation, const CallerFrame*
   return n >= 0 ? n : capture_with_libunwind(out, depth, every_allocation);
 }
 
-// Samples are rare: three relaxed increments each.
-void count_depth(int n) {
-  int b = 0;
-  while (b < kDepthBuckets - 1 && n > kDepthBounds[b]) ++b;
-  g_stack_depths.counts[b].fetch_add(1, std::memory_order_relaxed);
-  g_stack_depths.sum.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
-  g_stack_depths.count.fetch_add(1, std::memory_order_relaxed);
-}
-
 }  // namespace
+
+DepthHistogram stack_depths() {
+  DepthHistogram h{};
+  each_site([&](uint32_t i) {
+    const Site& s = site_at(i);
+    const uint64_t n = s.samples.load(std::memory_order_relaxed);
+    if (n == 0 || s.ready.load(std::memory_order_acquire) == 0 || s.depth == 0) return;
+    int b = 0;
+    while (b < kDepthBuckets - 1 && static_cast<int>(s.depth) > kDepthBounds[b]) ++b;
+    h.counts[b] += n;
+    h.sum += n * s.depth;
+    h.count += n;
+  });
+  return h;
+}
 
 [[gnu::noinline]] void sample_slow(ThreadState& t, void* p, size_t size) {
   const uint64_t interval = g_engine.interval;
@@ -210,11 +215,11 @@ void count_depth(int n) {
   guard_enter();
   auto* frames = static_cast<uintptr_t*>(__builtin_alloca(sizeof(uintptr_t) * static_cast<size_t>(g_stack.depth)));
   const int n = capture(frames, g_stack.depth, interval == 0);
-  if (n > 0) count_depth(n);
   const uint32_t site = site_intern(frames, n);
   const SampleWeight w = sample_weight(usable, size, interval);
   Site& s = site_at(site);
-  g_tables.samples.fetch_add(1, std::memory_order_relaxed);
+  // The site's counters only: totals are summed from the sites when asked (samples_taken,
+  // stack_depths), so a sample (every allocation in detailed mode) shares no other line.
   s.samples.fetch_add(1, std::memory_order_relaxed);
   s.alloc_bytes.fetch_add(w.bytes, std::memory_order_relaxed);
   s.alloc_blocks_fp.fetch_add(w.blocks_fp, std::memory_order_relaxed);

@@ -57,15 +57,17 @@ extern UnwinderPipe g_unwinder_pipe;
 // True when libunwind may unwind now (the pipe is not managed, or still the library's).
 bool unwinder_pipe_intact();
 
-// Depth of every captured stack (frames kept), as in the `metrics` reply: counts per bucket
-// (depth <= bound, above the previous bound), the last one above the top bound.
+// Depth of every sampled stack (frames kept), as in the `metrics` reply: counts per bucket
+// (depth <= bound, above the previous bound), the last one above the top bound. Summed from the
+// call sites when asked (each sample counts on its site, whose stack has that depth), so a sample
+// takes no shared counter for it; samples without a site (the site table full) are not in it.
 inline constexpr int kDepthBounds[] = {1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128};
 inline constexpr int kDepthBuckets = sizeof kDepthBounds / sizeof kDepthBounds[0] + 1;
 struct DepthHistogram {
-  std::atomic<uint64_t> counts[kDepthBuckets];
-  std::atomic<uint64_t> sum, count;
+  uint64_t counts[kDepthBuckets];
+  uint64_t sum, count;
 };
-extern DepthHistogram g_stack_depths;
+DepthHistogram stack_depths();  // cold side
 
 // Fork support: no thread may be inside libunwind when the process forks (see sample.cc).
 void stack_atfork_prepare();

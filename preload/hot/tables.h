@@ -62,7 +62,6 @@ struct Tables {
   std::atomic<uint64_t> pool_used{0};
   std::atomic<uint64_t> site_count{0};
   std::atomic<uint64_t> block_count{0};
-  std::atomic<uint64_t> samples{0};
   std::atomic<uint64_t> dropped_samples{0};
   std::atomic<uint64_t> dropped_sites{0};
   Site overflow{};  // estimates of samples whose site could not be interned
@@ -94,6 +93,14 @@ void each_site(F fn) {
     const uint32_t at = t.site_list[k].load(std::memory_order_acquire);
     if (at != 0) fn(at - 1);  // 0: being added
   }
+}
+
+// Samples taken so far: each counts on its site, those without one on the overflow bucket
+// (cold side: summed when asked, so a sample takes no shared counter for it).
+inline uint64_t samples_taken() {
+  uint64_t n = g_tables.overflow.samples.load(std::memory_order_relaxed);
+  each_site([&](uint32_t i) { n += site_at(i).samples.load(std::memory_order_relaxed); });
+  return n;
 }
 
 bool block_insert(void* p, uint32_t site, SampleWeight w);
