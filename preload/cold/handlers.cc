@@ -80,12 +80,13 @@ uint64_t sampled_blocks() {
 
 }  // namespace
 
-bool estimates_ok(char* why, size_t cap) {
+// `samples`: hot::samples_taken(), summed once by the caller over the sites.
+bool estimates_ok(uint64_t samples, char* why, size_t cap) {
   const hot::Tables& t = hot::g_tables;
   const hot::Totals totals = hot::read_totals();
   const uint64_t live = totals.alloc_bytes > totals.free_bytes ? totals.alloc_bytes - totals.free_bytes : 0;
   const int64_t unattributed = t.overflow.live_bytes.load(std::memory_order_relaxed);
-  const uint64_t samples = hot::samples_taken(), untracked = t.dropped_samples.load();
+  const uint64_t untracked = t.dropped_samples.load();
   // Call sites beyond the table's capacity share one unnamed bucket: once it holds a tenth of
   // the live heap, per-site figures and leak naming miss what matters.
   if (unattributed > 0 && live > 0 && static_cast<uint64_t>(unattributed) * 10 >= live) {
@@ -116,12 +117,13 @@ bool estimates_ok(char* why, size_t cap) {
 void write_sampling(Writer& w) {
   const hot::Tables& t = hot::g_tables;
   char why[512];
-  const bool ok = estimates_ok(why, sizeof why);
+  const uint64_t samples = hot::samples_taken();
+  const bool ok = estimates_ok(samples, why, sizeof why);
   w.key("sampling").begin_object()
       .field("mode", mode_name())
       .field("interval_bytes", g_cold.config.memory_detailed_tracking ? uint64_t{0} : hot::g_engine.interval)
       .field("stack_depth", hot::g_stack.depth)
-      .field("samples", hot::samples_taken())
+      .field("samples", samples)
       .field("tracked_blocks", sampled_blocks())
       .field("max_tracked_blocks", t.max_blocks)
       .field("sites", t.site_count.load())
@@ -218,7 +220,7 @@ void handle_health(Writer& w) {
             g_cold.heap_ok ? "mimalloc loaded" : "libmimalloc.so.2 could not be loaded");
   component(w, "control_socket", "ok", g_cold.socket_path);
   char estimates[512];
-  const bool estimates_good = estimates_ok(estimates, sizeof estimates);
+  const bool estimates_good = estimates_ok(hot::samples_taken(), estimates, sizeof estimates);
   healthy = healthy && estimates_good;
   component(w, "sampling", estimates_good ? "ok" : "degraded", estimates);
   if (g_cold.config.leak_detection_enabled) {
