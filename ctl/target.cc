@@ -88,9 +88,11 @@ std::optional<pid_t> pid_from_socket_name(std::string_view name) {
 
 namespace {
 
-// A service's directory below the socket directory (README "Fleet set-up", systemd): a directory
-// itself, not a link to one; one that group or others may write holds nothing for this user.
+// A service's directory below the socket directory (README "Fleet set-up", systemd): not a hidden
+// name, a directory itself, not a link to one; one that group or others may write holds nothing
+// for this user.
 bool usable_service_dir(const std::string& sub) {
+  if (sub.compare(sub.rfind('/') + 1, 1, ".") == 0) return false;
   struct stat st;
   return lstat(sub.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 022) == 0;
 }
@@ -111,7 +113,7 @@ std::vector<SocketFile> scan_socket_dir(const std::string& dir) {
   while (const dirent* e = readdir(d)) {
     if (auto pid = pid_from_socket_name(e->d_name)) {
       out.push_back({*pid, dir + "/" + e->d_name});
-    } else if (e->d_name[0] != '.') {
+    } else {
       services.push_back(dir + "/" + e->d_name);
     }
   }
@@ -141,8 +143,7 @@ std::string remove_stale_socket(const std::string& dir, const SocketFile& socket
   // In the directory, or in a service's directory right below it (as scan_socket_dir finds them).
   const std::string parent = socket.path.substr(0, slash);
   const size_t up = parent.rfind('/');
-  const bool in_service_dir = up != std::string::npos && parent.substr(0, up) == dir &&
-                              parent[up + 1] != '.' && usable_service_dir(parent);
+  const bool in_service_dir = up != std::string::npos && parent.substr(0, up) == dir && usable_service_dir(parent);
   if (parent != dir && !in_service_dir) return "not in the socket directory " + dir;
   const std::string name = socket.path.substr(slash + 1);
   if (pid_from_socket_name(name) != socket.pid) return "not named <pid>.sock";
