@@ -217,14 +217,17 @@ Exposition::Exposition(ExpositionOptions options)
 
 Exposition::~Exposition() = default;
 
+std::string Exposition::job_for(const Json& reply) const {
+  return options_.job.empty() ? job_of(reply) : options_.job;
+}
+
 std::string Exposition::instance_of(const Json& reply) {
   if (!options_.instance.empty()) return options_.instance;
-  return names_.of(options_.job.empty() ? job_of(reply) : options_.job, static_cast<long long>(num(reply, "pid")));
+  return names_.of(job_for(reply), static_cast<long long>(num(reply, "pid")));
 }
 
 Labels Exposition::base_labels(const Json& reply) {
-  return Labels{{"job", options_.job.empty() ? job_of(reply) : options_.job},
-                {"instance", instance_of(reply)}};
+  return Labels{{"job", job_for(reply)}, {"instance", instance_of(reply)}};
 }
 
 void Exposition::add(const Json& reply) {

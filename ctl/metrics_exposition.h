@@ -94,6 +94,8 @@ class Exposition {
 
  private:
   struct Families;
+  // The job label of a reply's series: options.job, else the reply's own (job_of).
+  std::string job_for(const Json& reply) const;
   std::map<std::string, std::string> base_labels(const Json& reply);
 
   ExpositionOptions options_;
