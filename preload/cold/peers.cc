@@ -31,7 +31,8 @@ struct Peer {
   bool full_access = false;  // the owner or root; RSR_ALLOWED_UIDS peers may only query
   bool denied = false;       // no uid of those: its request is read (and dropped), then refused
   unsigned uid = 0;
-  int64_t since_ms = 0;     // accepted at (eviction takes the oldest)
+  int64_t since_ms = 0;     // accepted at
+  uint64_t order = 0;       // accepted as the nth (eviction takes the oldest: lowest order)
   int64_t deadline_ms = 0;  // of the current phase
   uint8_t header[proto::kHeaderBytes]{};
   uint32_t length = 0;  // of the request body
@@ -43,6 +44,7 @@ struct Peer {
 };
 
 Peer g_peers[kMaxPeers];
+uint64_t g_accepted = 0;  // peers accepted so far: the next one's order
 int g_polled[kMaxPeers];  // slot of each pollfd peers_poll_set() filled
 size_t g_pending_reply_bytes = 0;
 
@@ -177,7 +179,7 @@ void answer(Peer& p, int64_t now_ms) {
   while (p.phase == Phase::kReply && g_pending_reply_bytes > kMaxPendingReplyBytes) {
     Peer* oldest = nullptr;
     for (Peer& q : g_peers)
-      if (&q != &p && q.phase == Phase::kReply && (!oldest || q.since_ms < oldest->since_ms)) oldest = &q;
+      if (&q != &p && q.phase == Phase::kReply && (!oldest || q.order < oldest->order)) oldest = &q;
     if (!oldest) break;
     finish(*oldest);
   }
@@ -257,15 +259,22 @@ void on_writable(Peer& p) {
   }
 }
 
-// The slot for a new peer: a free one, else the oldest still reading (never served yet), else
-// the oldest writing a reply.
-Peer& make_room() {
+// A peer still reading may be closed for a newcomer once its grace is over.
+bool evictable(const Peer& p, int64_t now_ms) {
+  return p.phase != Phase::kReply && now_ms >= p.since_ms + kEvictGraceMs;
+}
+
+// The slot for a new peer (peers_room_at(now_ms) <= now_ms): a free one, else the oldest still
+// reading (never served yet) whose grace is over, else, when none is reading, the oldest writing
+// a reply.
+Peer& make_room(int64_t now_ms) {
   Peer* reading = nullptr;
   Peer* writing = nullptr;
   for (Peer& p : g_peers) {
     if (p.phase == Phase::kFree) return p;
     Peer*& oldest = p.phase == Phase::kReply ? writing : reading;
-    if (!oldest || p.since_ms < oldest->since_ms) oldest = &p;
+    if (p.phase != Phase::kReply && !evictable(p, now_ms)) continue;
+    if (!oldest || p.order < oldest->order) oldest = &p;
   }
   if (reading) {
     refuse(*reading, "too many connections: this one, the oldest without a complete request, was closed");
@@ -278,10 +287,11 @@ Peer& make_room() {
 }  // namespace
 
 void peers_add(OwnedFd fd, int64_t now_ms) {
-  Peer& p = make_room();
+  Peer& p = make_room(now_ms);
   p = Peer{};
   p.fd = fd;
   p.since_ms = now_ms;
+  p.order = g_accepted++;
   ucred cred{};
   socklen_t len = sizeof cred;
   if (getsockopt(p.fd.fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
@@ -327,6 +337,18 @@ void peers_after_poll(const pollfd* fds, int n, int64_t now_ms) {
       on_readable(p, now_ms);
     }
   }
+}
+
+int64_t peers_room_at(int64_t now_ms) {
+  int64_t at = INT64_MAX;
+  bool reading = false;
+  for (const Peer& p : g_peers) {
+    if (p.phase == Phase::kFree || evictable(p, now_ms)) return now_ms;
+    if (p.phase == Phase::kReply) continue;
+    reading = true;
+    at = std::min(at, p.since_ms + kEvictGraceMs);
+  }
+  return reading ? at : now_ms;  // none reading: the oldest writer goes
 }
 
 int64_t peers_expire(int64_t now_ms) {

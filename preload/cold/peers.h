@@ -5,8 +5,11 @@
 // from the accept), answered (handle_request with g_cold.mutex held, the reply on the private
 // heap) and written until done (kReplyMs), then closed. At the cap, a new connection evicts the
 // oldest peer that has not completed a request (the oldest one writing a reply when none is
-// reading), so idle or slow peers can never keep others out. Replies waiting for slow readers
-// are bounded together (kMaxPendingReplyBytes): past that, the oldest such peer is dropped.
+// reading), so idle or slow peers can never keep others out; a peer is safe from that for its
+// first kEvictGraceMs, so that a client preempted between its connect and its write is not taken
+// for an idle one (while every slot is in its grace, new connections wait in the backlog).
+// Replies waiting for slow readers are bounded together (kMaxPendingReplyBytes): past that, the
+// oldest such peer is dropped.
 //
 // Every descriptor here is an OwnedFd, checked before each use: one the program closed or
 // replaced is forgotten, never read, written or closed.
@@ -26,6 +29,7 @@ namespace rsr::cold {
 inline constexpr int kMaxPeers = 32;
 inline constexpr int64_t kRequestMs = 2000;
 inline constexpr int64_t kReplyMs = 5000;
+inline constexpr int64_t kEvictGraceMs = 50;
 inline constexpr size_t kMaxPendingReplyBytes = size_t{32} << 20;
 
 // Starts serving a connection just accepted (adopted, non-blocking): checks its credentials and
@@ -39,6 +43,10 @@ void peers_add(OwnedFd fd, int64_t now_ms);
 int peers_poll_set(pollfd* fds);
 // Acts on what poll() reported for the set peers_poll_set() returned.
 void peers_after_poll(const pollfd* fds, int n, int64_t now_ms);
+
+// When a new connection can be taken: now_ms when a slot is free or may be freed, else when the
+// first grace ends.
+int64_t peers_room_at(int64_t now_ms);
 
 // Closes peers past their deadline; the earliest deadline left (INT64_MAX when none).
 int64_t peers_expire(int64_t now_ms);

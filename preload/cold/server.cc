@@ -253,7 +253,7 @@ void lose_listener(const char* how) {
 
 void accept_burst(short revents, int64_t now_ms) {
   if (revents & POLLNVAL) return lose_listener("was closed by the program");
-  for (int i = 0; i < kAcceptBurst; ++i) {
+  for (int i = 0; i < kAcceptBurst && peers_room_at(now_ms) <= now_ms; ++i) {
     if (!still_ours(g_listen.fd)) return lose_listener("was closed or replaced by the program");
     const int c = accept4(g_listen.fd.fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (c < 0) {
@@ -380,9 +380,10 @@ void* control_main(void*) {
     }
     keep_listener(now);
     int64_t wake = std::min({next_tick, leaks_next_due_ms(), peers_expire(now)});
-    const bool listening = g_listen.fd.valid() && now >= g_listen.accept_paused_until_ms;
+    const int64_t accept_at = std::max(g_listen.accept_paused_until_ms, peers_room_at(now));
+    const bool listening = g_listen.fd.valid() && now >= accept_at;
     if (!g_listen.fd.valid()) wake = std::min(wake, g_listen.retry_at_ms);
-    else if (!listening) wake = std::min(wake, g_listen.accept_paused_until_ms);
+    else if (!listening) wake = std::min(wake, accept_at);
     int n = 0;
     if (listening) fds[n++] = {g_listen.fd.fd, POLLIN, 0};
     const int peers = peers_poll_set(fds + n);

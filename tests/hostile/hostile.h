@@ -132,14 +132,16 @@ struct Latency {
   }
 };
 
-// Sends `request` `n` times, one after the other, each on a fresh connection.
-inline Latency measure(const std::string& sock, const std::string& request, int n, int timeout_ms = 5000) {
+// Sends `request` `n` times, one after the other, each on a fresh connection (`send_after_ms`
+// after connecting).
+inline Latency measure(const std::string& sock, const std::string& request, int n, int timeout_ms = 5000,
+                       int send_after_ms = 0) {
   std::vector<double> ms;
   Latency l;
   l.asked = n;
   for (int i = 0; i < n; ++i) {
     const auto t0 = Clock::now();
-    const rt::Reply r = rt::query(sock, request, timeout_ms);
+    const rt::Reply r = rt::query(sock, request, timeout_ms, send_after_ms);
     ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
     if (r.served()) ++l.served;
   }

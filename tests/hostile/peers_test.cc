@@ -23,6 +23,7 @@ using namespace hostile;
 
 constexpr double kMaxRequestMs = 1000;  // far below 2 s x the listen backlog of the old server
 constexpr int kRequests = 20;
+constexpr int kLateSendMs = 20;  // a client descheduled between connect() and send()
 const char* const kStatus = R"({"cmd":"status"})";
 
 std::string request_frame(const std::string& json) {
@@ -173,6 +174,11 @@ TEST(IdlePeers, DoNotDelayRequests) {
     figure("status_latency.100_idle_peers", loaded.describe());
     figure("idle_peers.connects", std::to_string(idle.connects()) + " connects, " + std::to_string(idle.held()) + " held now");
     expect_prompt(loaded, "status with 100 idle peers");
+    // A client preempted between its connect and its write is not taken for an idle one: the
+    // idle peers' churn must not close it before it had a moment to send.
+    const Latency late = hostile::measure(sock, kStatus, 10, 5000, kLateSendMs);
+    figure("status_latency.100_idle_peers_late_send", late.describe());
+    expect_prompt(late, "status sent " + std::to_string(kLateSendMs) + " ms after connecting, with 100 idle peers");
     const double ctl_ms = ctl_status_ms(dir.path(), p.pid());
     figure("rsrmemctl_status_ms.100_idle_peers", std::to_string(ctl_ms));
     EXPECT_GE(ctl_ms, 0);

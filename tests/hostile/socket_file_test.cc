@@ -169,7 +169,9 @@ TEST(StaleSockets, AreSweptWhenAProcessStarts) {
   EXPECT_TRUE(exists(live)) << "a live pid's socket was removed";
   EXPECT_EQ(rt::read_file(not_socket), "a file\n");
   EXPECT_TRUE(exists(other_name));
-  if (!others.empty()) EXPECT_TRUE(exists(others)) << "another user's socket was removed";
+  if (!others.empty()) {
+    EXPECT_TRUE(exists(others)) << "another user's socket was removed";
+  }
   hostile::quit(p);
 }
 

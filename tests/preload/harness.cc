@@ -393,7 +393,7 @@ std::string Reply::describe() const {
   return s;
 }
 
-Reply query(const std::string& path, const std::string& request, int timeout_ms) {
+Reply query(const std::string& path, const std::string& request, int timeout_ms, int send_after_ms) {
   using namespace rsr::proto;
   Reply r;
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -418,6 +418,7 @@ Reply query(const std::string& path, const std::string& request, int timeout_ms)
   std::string frame(kHeaderBytes, '\0');
   encode_header(Kind::kRequest, static_cast<uint32_t>(request.size()), reinterpret_cast<uint8_t*>(frame.data()));
   frame += request;
+  if (send_after_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(send_after_ms));
   size_t sent = 0;
   while (sent < frame.size()) {
     const ssize_t k = send(fd, frame.data() + sent, frame.size() - sent, MSG_NOSIGNAL);

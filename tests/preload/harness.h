@@ -129,8 +129,10 @@ struct Reply {
   std::string describe() const;
 };
 
-// One request on a fresh connection: header + payload, then one frame back.
-Reply query(const std::string& socket_path, const std::string& request_json, int timeout_ms = 5000);
+// One request on a fresh connection: header + payload (`send_after_ms` after connecting), then
+// one frame back.
+Reply query(const std::string& socket_path, const std::string& request_json, int timeout_ms = 5000,
+            int send_after_ms = 0);
 
 std::string socket_path(const std::string& dir, pid_t pid);
 

@@ -74,7 +74,9 @@ TEST(Prefork, EveryWorkerHasItsOwnSocket) {
     ASSERT_TRUE(sum.served()) << sum.describe();
     EXPECT_EQ(sum.json["pid"].get<int64_t>(), pid);
     // Each worker holds 256 blocks of about (i+1) KiB allocated after the fork.
-    if (pid != parent) EXPECT_GT(heap_field(sum, "live_bytes"), 256 * 1024) << sum.describe();
+    if (pid != parent) {
+      EXPECT_GT(heap_field(sum, "live_bytes"), 256 * 1024) << sum.describe();
+    }
   }
   struct stat st;
   ASSERT_EQ(stat(rt::socket_path(dir.path(), parent).c_str(), &st), 0);
