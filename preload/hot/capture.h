@@ -123,7 +123,7 @@ struct CaptureTls {
   uint32_t tid;
   ScopeBuffer* scope;   // the captured scope open on this thread, if any
   uint64_t rng;
-  struct StackMemo* memo;  // the thread's last captured stacks (unwind.h), on the private heap
+  struct StackMemo* memo;  // the thread's last walked stacks (unwind.h, sample.cc), on the private heap
   uint8_t memo_next;       // the memo a new stack replaces next
 };
 extern __thread CaptureTls t_capture __attribute__((tls_model("initial-exec")));

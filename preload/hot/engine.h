@@ -105,10 +105,12 @@ extern std::atomic<uint8_t> g_filter[size_t{1} << kFilterBits];
 struct CallerFrame;  // unwind.h
 void alloc_slow(ThreadState& t, void* p, const CallerFrame* caller = nullptr);
 void free_slow(ThreadState& t, void* p);
-void sample_slow(ThreadState& t, void* p, size_t size);  // size: counted bytes
+// size: counted bytes; caller: the program's frame the allocation returns to (null: not known).
+void sample_slow(ThreadState& t, void* p, size_t size, const CallerFrame* caller);
 // The countdown ran out on an allocation at `p` of `size` counted bytes (already counted): folds
 // the peak and samples as due, then arms the countdown again.
-void countdown_expired(ThreadState& t, void* p, size_t size);
+void countdown_expired(ThreadState& t, void* p, size_t size, const CallerFrame* caller);
+void countdown_ran_out(ThreadState& t, void* p, uint64_t size, const CallerFrame* caller);  // threads.cc
 bool free_tracked(ThreadState& t, void* p);
 
 // The owner thread is the only writer of its counters; readers load them whole (relaxed). One

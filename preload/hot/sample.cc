@@ -189,56 +189,10 @@ int capture(uintptr_t* out, int depth, bool every_allocation, const CallerFrame*
   return n >= 0 ? n : capture_with_libunwind(out, depth, every_allocation);
 }
 
-}  // namespace
-
-DepthHistogram stack_depths() {
-  DepthHistogram h{};
-  each_site([&](uint32_t i) {
-    const Site& s = site_at(i);
-    const uint64_t n = s.samples.load(std::memory_order_relaxed);
-    if (n == 0 || s.ready.load(std::memory_order_acquire) == 0 || s.depth == 0) return;
-    int b = 0;
-    while (b < kDepthBuckets - 1 && static_cast<int>(s.depth) > kDepthBounds[b]) ++b;
-    h.counts[b] += n;
-    h.sum += n * s.depth;
-    h.count += n;
-  });
-  return h;
-}
-
-[[gnu::noinline]] void sample_slow(ThreadState& t, void* p, size_t size) {
-  const uint64_t interval = g_engine.interval;
-  if (!sampler_redraw(t.sampler, interval, size)) return;
-  const size_t usable = size - kCountedSlack;
-  if (g_engine.mode.load(std::memory_order_acquire) != kActive) return;
-  const KeepErrno keep;
-  guard_enter();
-  auto* frames = static_cast<uintptr_t*>(__builtin_alloca(sizeof(uintptr_t) * static_cast<size_t>(g_stack.depth)));
-  const int n = capture(frames, g_stack.depth, interval == 0);
-  const uint32_t site = site_intern(frames, n);
-  const SampleWeight w = sample_weight(usable, size, interval);
-  Site& s = site_at(site);
-  // The site's counters only: totals are summed from the sites when asked (samples_taken,
-  // stack_depths), so a sample (every allocation in detailed mode) shares no other line.
-  s.samples.fetch_add(1, std::memory_order_relaxed);
-  s.alloc_bytes.fetch_add(w.bytes, std::memory_order_relaxed);
-  s.alloc_blocks_fp.fetch_add(w.blocks_fp, std::memory_order_relaxed);
-  if (block_insert(p, site, w)) {
-    s.live_bytes.fetch_add(static_cast<int64_t>(w.bytes), std::memory_order_relaxed);
-    s.live_blocks_fp.fetch_add(static_cast<int64_t>(w.blocks_fp), std::memory_order_relaxed);
-    s.live_samples.fetch_add(1, std::memory_order_relaxed);
-  } else {
-    g_tables.dropped_samples.fetch_add(1, std::memory_order_relaxed);
-  }
-  guard_leave();
-}
-
-namespace {
-
-// The calling thread's stack memos (unwind.h), made at its first captured event; null when the
-// private heap cannot give them. A few: the one whose first frame is the caller the hook passed
-// on (same return address and stack pointer), else the next in turn, so a loop that allocates
-// at a few places keeps each place's stack.
+// The calling thread's stack memos (unwind.h), made at its first stack walked for a capture or
+// in detailed mode; null when the private heap cannot give them. A few: the one whose first
+// frame is the caller the hook passed on (same return address and stack pointer), else the next
+// in turn, so a loop that allocates at a few places keeps each place's stack.
 constexpr int kMemoWays = 4;
 
 StackMemo* memo_way(unsigned i) {
@@ -272,8 +226,8 @@ StackMemo* thread_memo(const CallerFrame* caller) {
   return memo_way(tls.memo_next);
 }
 
-// A capture's usual case: the program allocates where it allocated before, from the same
-// stack, whose site the memo kept. Checked without the guard and without walking.
+// The usual case where every allocation is walked: the program allocates where it allocated
+// before, from the same stack, whose site the memo kept. Checked without walking.
 bool memo_site(const CallerFrame* caller, uint32_t* site) {
   if (!walk_from(caller)) return false;
   const StackMemo* m = find_memo(*caller);
@@ -282,31 +236,73 @@ bool memo_site(const CallerFrame* caller, uint32_t* site) {
   return true;
 }
 
-}  // namespace
+// The site of the allocation's stack, walked afresh (or found by the walk in the memo, whose
+// site was not yet known), with the guard held. `every_allocation` (detailed mode, captures):
+// the thread's memo keeps the stack and its site for the next time.
+uint32_t walked_site(const CallerFrame* caller, bool every_allocation) {
+  const int depth = g_stack.depth;
+  auto* frames = static_cast<uintptr_t*>(__builtin_alloca(sizeof(uintptr_t) * static_cast<size_t>(depth)));
+  StackMemo* memo = every_allocation ? thread_memo(caller) : nullptr;
+  bool reused = false;
+  const int n = capture(frames, depth, every_allocation, caller, memo, &reused);
+  if (reused && memo->site != kMemoNoSite) return memo->site;
+  const uint32_t site = site_intern(frames, n);
+  if (memo) memo->site = site;  // the memo holds these frames, or none (unwind.h)
+  return site;
+}
 
-namespace {
-
-// The stack walked afresh (or found by the walk in the memo, whose site was not yet known).
 [[gnu::noinline]] uint32_t walked_stack_id(const CallerFrame* caller) {
   const KeepErrno keep;  // libunwind and the private heap may make system calls
   guard_enter();
-  const int depth = g_stack.depth;
-  auto* frames = static_cast<uintptr_t*>(__builtin_alloca(sizeof(uintptr_t) * static_cast<size_t>(depth)));
-  StackMemo* memo = thread_memo(caller);
-  bool reused = false;
-  const int n = capture(frames, depth, true, caller, memo, &reused);
-  uint32_t site;
-  if (reused && memo->site != kMemoNoSite) {
-    site = memo->site;
-  } else {
-    site = site_intern(frames, n);
-    if (memo) memo->site = site;  // the memo holds these frames, or none (unwind.h)
-  }
+  const uint32_t site = walked_site(caller, true);
   guard_leave();
   return site == kNoSite ? 0 : site + 1;
 }
 
 }  // namespace
+
+DepthHistogram stack_depths() {
+  DepthHistogram h{};
+  each_site([&](uint32_t i) {
+    const Site& s = site_at(i);
+    const uint64_t n = s.samples.load(std::memory_order_relaxed);
+    if (n == 0 || s.ready.load(std::memory_order_acquire) == 0 || s.depth == 0) return;
+    int b = 0;
+    while (b < kDepthBuckets - 1 && static_cast<int>(s.depth) > kDepthBounds[b]) ++b;
+    h.counts[b] += n;
+    h.sum += n * s.depth;
+    h.count += n;
+  });
+  return h;
+}
+
+[[gnu::noinline]] void sample_slow(ThreadState& t, void* p, size_t size, const CallerFrame* caller) {
+  const uint64_t interval = g_engine.interval;
+  if (!sampler_redraw(t.sampler, interval, size)) return;
+  const size_t usable = size - kCountedSlack;
+  if (g_engine.mode.load(std::memory_order_acquire) != kActive) return;
+  const KeepErrno keep;
+  guard_enter();
+  // Detailed mode samples every allocation: the stack memo spares most walks, as for captures.
+  const bool every_allocation = interval == 0;
+  uint32_t site;
+  if (!every_allocation || !memo_site(caller, &site)) site = walked_site(caller, every_allocation);
+  const SampleWeight w = sample_weight(usable, size, interval);
+  Site& s = site_at(site);
+  // The site's counters only: totals are summed from the sites when asked (samples_taken,
+  // stack_depths), so a sample (every allocation in detailed mode) shares no other line.
+  s.samples.fetch_add(1, std::memory_order_relaxed);
+  s.alloc_bytes.fetch_add(w.bytes, std::memory_order_relaxed);
+  s.alloc_blocks_fp.fetch_add(w.blocks_fp, std::memory_order_relaxed);
+  if (block_insert(p, site, w)) {
+    s.live_bytes.fetch_add(static_cast<int64_t>(w.bytes), std::memory_order_relaxed);
+    s.live_blocks_fp.fetch_add(static_cast<int64_t>(w.blocks_fp), std::memory_order_relaxed);
+    s.live_samples.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    g_tables.dropped_samples.fetch_add(1, std::memory_order_relaxed);
+  }
+  guard_leave();
+}
 
 uint32_t capture_stack_id(const CallerFrame* caller) {
   if (g_engine.mode.load(std::memory_order_acquire) != kActive) return 0;

@@ -172,14 +172,14 @@ void count_global(int64_t delta) {
   fold_live(delta);
 }
 
-// The countdown ran out on an allocation of `size` counted bytes at `p`, returning to `caller`
-// (0: not known): a pending start may be due, then the peak's fold and the sample.
-void countdown_ran_out(ThreadState& t, void* p, uint64_t size, uintptr_t caller) {
-  if (launch_pending() && caller) [[unlikely]] launch_from_allocation(caller);
-  countdown_expired(t, p, size);
-}
-
 }  // namespace
+
+// The countdown ran out on an allocation of `size` counted bytes at `p`, returning to `caller`
+// (null: not known): a pending start may be due, then the peak's fold and the sample.
+void countdown_ran_out(ThreadState& t, void* p, uint64_t size, const CallerFrame* caller) {
+  if (launch_pending() && caller) [[unlikely]] launch_from_allocation(caller->pc);
+  countdown_expired(t, p, size, caller);
+}
 
 // The capture path (`fast` is kFastCapture): what alloc_slow and free_slow do for a registered
 // thread without the guard, on glibc's heap, with the tests that this state answers left out.
@@ -187,7 +187,7 @@ void alloc_captured(ThreadState& t, void* p, const CallerFrame* caller) {
   const size_t usable = real::glibc_usable_size(p);
   tally_alloc(t, usable);
   const uint64_t size = counted(usable);
-  if ((t.countdown.left -= static_cast<int64_t>(size)) < 0) countdown_ran_out(t, p, size, caller ? caller->pc : 0);
+  if ((t.countdown.left -= static_cast<int64_t>(size)) < 0) countdown_ran_out(t, p, size, caller);
   if (capture_wanted()) [[likely]] capture_event(t, kEventAlloc, p, usable, caller);
   else set_fast(t);  // the capture ended
 }
@@ -209,7 +209,7 @@ void alloc_slow(ThreadState& t, void* p, const CallerFrame* caller) {
   else count_global(static_cast<int64_t>(usable));
   const uint64_t size = counted(usable);
   if (field(t.guard) == 0 && (t.countdown.left -= static_cast<int64_t>(size)) < 0)
-    countdown_ran_out(t, p, size, caller ? caller->pc : 0);
+    countdown_ran_out(t, p, size, caller);
   if (capture_wanted()) [[unlikely]] capture_event(t, kEventAlloc, p, usable, caller);
   else if (field(t.guard) == 0 && field(t.registered) == kRegistered) set_fast(t);  // a capture ended
 }
@@ -235,6 +235,15 @@ extern "C" [[gnu::visibility("hidden"), gnu::used]] void* rsr_alloc_slow_from(rs
   return p;
 }
 
+// alloc_countdown_ret's second half, likewise.
+extern "C" [[gnu::visibility("hidden"), gnu::used]] void* rsr_alloc_countdown_from(rsr::hot::ThreadState& t,
+                                                                                   void* p, size_t size, uintptr_t pc,
+                                                                                   uintptr_t sp, uintptr_t bp) {
+  const rsr::hot::CallerFrame caller{pc, sp, bp};
+  rsr::hot::countdown_ran_out(t, p, size, &caller);
+  return p;
+}
+
 namespace rsr::hot {
 
 // Reached by a tail call from an allocation hook (engine.h, on_alloc): the hook's frame is gone,
@@ -250,11 +259,14 @@ namespace rsr::hot {
       "jmp rsr_alloc_slow_from\n\t");
 }
 
-// Reached by a tail call from an allocation hook, like alloc_slow_ret: the return address is
-// the program's (or, when the call was not a tail call, the library's, which launching skips).
-void* alloc_countdown_ret(ThreadState& t, void* p, size_t size) {
-  countdown_ran_out(t, p, size, reinterpret_cast<uintptr_t>(__builtin_return_address(0)));
-  return p;
+// Reached by a tail call from an allocation hook, like alloc_slow_ret, whose way of passing the
+// caller's registers on it shares.
+[[gnu::naked]] void* alloc_countdown_ret(ThreadState&, void*, size_t) {
+  __asm__(
+      "movq (%rsp), %rcx\n\t"
+      "leaq 8(%rsp), %r8\n\t"
+      "movq %rbp, %r9\n\t"
+      "jmp rsr_alloc_countdown_from\n\t");
 }
 
 constinit Launch g_launch;
@@ -324,14 +336,14 @@ void free_slow_then_next(ThreadState& t, void* p) {
   real::fn.free(p);
 }
 
-void countdown_expired(ThreadState& t, void* p, size_t size) {
+void countdown_expired(ThreadState& t, void* p, size_t size, const CallerFrame* caller) {
   if (countdown_charge(t.countdown, t.sampler, kPeakFlushBytes)) {
     const int64_t net = net_of(t);
     const int64_t delta = net - t.flushed_net;
     t.flushed_net = net;
     fold_live(delta);
   }
-  if (t.sampler.bytes_until_sample < 0) sample_slow(t, p, size);
+  if (t.sampler.bytes_until_sample < 0) sample_slow(t, p, size, caller);
   countdown_arm(t.countdown, t.sampler);
 }
 

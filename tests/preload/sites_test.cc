@@ -62,25 +62,39 @@ void expect_close(double estimate, double truth, double sd, const char* what) {
                                           << ", sd " << sd;
 }
 
-TEST(SiteEstimates, MatchWhatEachCallSiteHolds) {
-  rt::TempDir dir;
-  rt::Spawn s;
-  s.argv = {rt::program("sites")};
-  s.socket_dir = dir.path();
-  s.env["RSR_SAMPLE_INTERVAL_BYTES"] = "16384";
-  rt::Process p(s);
-  ASSERT_TRUE(p.started());
+// The "held <site> <bytes> <blocks>" lines a program prints before "ready".
+std::map<std::string, Held> read_held(rt::Process& p) {
   std::map<std::string, Held> held;
   for (;;) {
     auto line = p.read_line(kLineMs);
-    ASSERT_TRUE(line) << p.describe();
-    if (*line == "ready") break;
+    if (!line) {
+      ADD_FAILURE() << p.describe();
+      return held;
+    }
+    if (*line == "ready") return held;
     std::istringstream in(*line);
     std::string word, site;
     Held h;
     in >> word >> site >> h.bytes >> h.blocks;
     held[site] = h;
   }
+}
+
+// One of the test programs under the preload, its socket in `dir`, with one setting.
+rt::Spawn program_in(const rt::TempDir& dir, const char* program, const char* setting, const char* value) {
+  rt::Spawn s;
+  s.argv = {rt::program(program)};
+  s.socket_dir = dir.path();
+  s.env[setting] = value;
+  return s;
+}
+
+TEST(SiteEstimates, MatchWhatEachCallSiteHolds) {
+  rt::TempDir dir;
+  rt::Process p(program_in(dir, "sites", "RSR_SAMPLE_INTERVAL_BYTES", "16384"));
+  ASSERT_TRUE(p.started());
+  const std::map<std::string, Held> held = read_held(p);
+  ASSERT_EQ(held.size(), 2u);
   ASSERT_TRUE(rt::wait_for_socket(dir.path(), p.pid(), kLineMs));
 
   nlohmann::json summary = ctl_summary(dir.path(), p.pid());
@@ -116,6 +130,37 @@ TEST(SiteEstimates, MatchWhatEachCallSiteHolds) {
   EXPECT_GT(sampling.at("unwind_rules").get<int64_t>(), 3);
   EXPECT_EQ(sampling.at("stacks_left_to_libunwind").get<int64_t>(), 0);
   EXPECT_FALSE(rt::maps_contain(p.pid(), "libunwind")) << "libunwind loaded though no stack needed it";
+}
+
+// Detailed mode counts every allocation at its stack. One allocating function reached from two
+// callers at the same stack pointer: the thread's stack memo (a stack seen before is not walked
+// again) must tell the paths apart by what lies further up the stack.
+TEST(SiteEstimates, DetailedModeKeepsStacksThatDifferOnlyFurtherUpApart) {
+  rt::TempDir dir;
+  rt::Process p(program_in(dir, "two_paths", "RSR_MEMORY_DETAILED_TRACKING", "true"));
+  ASSERT_TRUE(p.started());
+  ASSERT_TRUE(rt::wait_for_socket(dir.path(), p.pid(), kLineMs));
+  ASSERT_TRUE(p.write("go\n"));
+  const std::map<std::string, Held> held = read_held(p);
+  ASSERT_EQ(held.size(), 2u);
+  const nlohmann::json summary = ctl_summary(dir.path(), p.pid());
+  ASSERT_FALSE(summary.is_discarded());
+  for (const char* fn : {"path_a", "path_b"}) {
+    Held seen;  // over every stack through `fn` (main may call it from more than one place)
+    for (const auto& site : summary.at("top_live")) {
+      for (const auto& frame : site.at("frames")) {
+        if (frame.value("function", "") != fn) continue;
+        seen.blocks += site.at("live_blocks").get<double>();
+        seen.bytes += site.at("live_bytes").get<double>();
+        break;
+      }
+    }
+    const Held& h = held.at(fn);
+    EXPECT_EQ(seen.blocks, h.blocks) << fn << ": " << summary.dump().substr(0, 3000);
+    EXPECT_EQ(seen.bytes, h.bytes) << fn << ": " << summary.dump().substr(0, 3000);
+  }
+  p.write("exit\n");
+  EXPECT_TRUE(p.wait(kLineMs));
 }
 
 // A stack the walker leaves to libunwind (a signal handler's, across the kernel's signal frame)
