@@ -97,7 +97,7 @@ std::string describe_sites(const std::string& dir, pid_t pid, const std::string&
 // False alarms of a leak-free program, as the check's budget makes them. Each check may name a
 // site that does not grow with a small probability (alpha, per check: protocol.md); over a young
 // process's many overlapping checks that adds up to a brief episode now and then (1-2% of the
-// test programs' runs in the simulation: CachesTurningOverAreNotNamedInTheirFirstMinute). A
+// test programs' runs in the simulation: CachesTurningOverAreRarelyNamedInTheirFirstMinute). A
 // leak-free program may therefore show one episode (consecutive polls with indicators) of at
 // most two check intervals, counted by at most three background checks; anything longer or
 // repeated is a false positive the budget does not explain.

@@ -310,7 +310,7 @@ TEST(Simulation, SawtoothCacheAndStartupSetNotNamedOnceSeen) {
   }
 }
 
-TEST(Simulation, CachesTurningOverAreNotNamedInTheirFirstMinute) {
+TEST(Simulation, CachesTurningOverAreRarelyNamedInTheirFirstMinute) {
   // The leak-free program of tests/leaks (steady): two full caches turning over at its pace
   // (8 MB replaced at 533 KB/s, 5 MB at 26 KB/s) beside churn; 1 s checks, 16 KiB sampling,
   // judged from 5 s on, as that test judges. Their sampled counts wander (a few percent of the
