@@ -264,24 +264,33 @@ bool evictable(const Peer& p, int64_t now_ms) {
   return p.phase != Phase::kReply && now_ms >= p.since_ms + kEvictGraceMs;
 }
 
-// The slot for a new peer (peers_room_at(now_ms) <= now_ms): a free one, else the oldest still
-// reading (never served yet) whose grace is over, else, when none is reading, the oldest writing
-// a reply.
-Peer& make_room(int64_t now_ms) {
+// The slot a new peer would take now: a free one, else the oldest still reading (never served
+// yet) whose grace is over, else, when none is reading, the oldest writing a reply; null while
+// the only peers that could go are reading and in their grace.
+Peer* slot_for_newcomer(int64_t now_ms) {
   Peer* reading = nullptr;
   Peer* writing = nullptr;
+  bool young = false;
   for (Peer& p : g_peers) {
-    if (p.phase == Phase::kFree) return p;
-    Peer*& oldest = p.phase == Phase::kReply ? writing : reading;
-    if (p.phase != Phase::kReply && !evictable(p, now_ms)) continue;
-    if (!oldest || p.order < oldest->order) oldest = &p;
+    if (p.phase == Phase::kFree) return &p;
+    if (p.phase == Phase::kReply) {
+      if (!writing || p.order < writing->order) writing = &p;
+    } else if (!evictable(p, now_ms)) {
+      young = true;
+    } else if (!reading || p.order < reading->order) {
+      reading = &p;
+    }
   }
-  if (reading) {
-    refuse(*reading, "too many connections: this one, the oldest without a complete request, was closed");
-    return *reading;
-  }
-  finish(*writing);
-  return *writing;
+  return reading ? reading : young ? nullptr : writing;
+}
+
+// The slot for a new peer (peers_room_at(now_ms) <= now_ms), emptied.
+Peer& make_room(int64_t now_ms) {
+  Peer& p = *slot_for_newcomer(now_ms);
+  if (p.phase == Phase::kReply) finish(p);
+  else if (p.phase != Phase::kFree)
+    refuse(p, "too many connections: this one, the oldest without a complete request, was closed");
+  return p;
 }
 
 }  // namespace
@@ -340,15 +349,11 @@ void peers_after_poll(const pollfd* fds, int n, int64_t now_ms) {
 }
 
 int64_t peers_room_at(int64_t now_ms) {
-  int64_t at = INT64_MAX;
-  bool reading = false;
-  for (const Peer& p : g_peers) {
-    if (p.phase == Phase::kFree || evictable(p, now_ms)) return now_ms;
-    if (p.phase == Phase::kReply) continue;
-    reading = true;
-    at = std::min(at, p.since_ms + kEvictGraceMs);
-  }
-  return reading ? at : now_ms;  // none reading: the oldest writer goes
+  if (slot_for_newcomer(now_ms)) return now_ms;
+  int64_t at = INT64_MAX;  // every reading peer is in its grace: the first to leave it
+  for (const Peer& p : g_peers)
+    if (p.phase != Phase::kFree && p.phase != Phase::kReply) at = std::min(at, p.since_ms + kEvictGraceMs);
+  return at;
 }
 
 int64_t peers_expire(int64_t now_ms) {
