@@ -32,15 +32,25 @@ double sigma(const Held& h) {
   return std::sqrt(h.blocks * s * s * (1 - p) / p);
 }
 
-// The site whose stack has `function` among its frames (its own or inlined), from
+// The sites whose stacks have `function` among their frames (their own or inlined), from
 // `rsrmemctl memory-summary --format json`.
-const nlohmann::json* find_site(const nlohmann::json& summary, const std::string& function) {
+std::vector<const nlohmann::json*> sites_with(const nlohmann::json& summary, const std::string& function) {
+  std::vector<const nlohmann::json*> sites;
   for (const auto& site : summary.at("top_live")) {
     for (const auto& frame : site.at("frames")) {
-      if (frame.value("function", "").find(function) != std::string::npos) return &site;
+      if (frame.value("function", "").find(function) != std::string::npos) {
+        sites.push_back(&site);
+        break;
+      }
     }
   }
-  return nullptr;
+  return sites;
+}
+
+// The first of them.
+const nlohmann::json* find_site(const nlohmann::json& summary, const std::string& function) {
+  const std::vector<const nlohmann::json*> sites = sites_with(summary, function);
+  return sites.empty() ? nullptr : sites.front();
 }
 
 nlohmann::json ctl_summary(const std::string& dir, pid_t pid) {
@@ -147,13 +157,9 @@ TEST(SiteEstimates, DetailedModeKeepsStacksThatDifferOnlyFurtherUpApart) {
   ASSERT_FALSE(summary.is_discarded());
   for (const char* fn : {"path_a", "path_b"}) {
     Held seen;  // over every stack through `fn` (main may call it from more than one place)
-    for (const auto& site : summary.at("top_live")) {
-      for (const auto& frame : site.at("frames")) {
-        if (frame.value("function", "") != fn) continue;
-        seen.blocks += site.at("live_blocks").get<double>();
-        seen.bytes += site.at("live_bytes").get<double>();
-        break;
-      }
+    for (const nlohmann::json* site : sites_with(summary, fn)) {
+      seen.blocks += site->at("live_blocks").get<double>();
+      seen.bytes += site->at("live_bytes").get<double>();
     }
     const Held& h = held.at(fn);
     EXPECT_EQ(seen.blocks, h.blocks) << fn << ": " << summary.dump().substr(0, 3000);
